@@ -1,0 +1,121 @@
+"""Settings from the environment and an optional TOML config file; built by `load_settings`, never at import."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sigsci_iga.errors import ConfigError
+
+DEFAULT_API_URL = "https://dashboard.signalsciences.net"
+CONFIG_ENV = "SIGSCI_IGA_CONFIG"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything sigsci-iga needs to reach one corp and its repository."""
+
+    model_config = SettingsConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+    api_url: str = Field(
+        default=DEFAULT_API_URL, validation_alias=_env("SIGSCI_API_URL", "api_url")
+    )
+    email: str | None = Field(default=None, validation_alias=_env("SIGSCI_EMAIL", "email"))
+    token: SecretStr | None = Field(default=None, validation_alias=_env("SIGSCI_TOKEN", "token"))
+    corp: str | None = Field(default=None, validation_alias=_env("SIGSCI_CORP", "corp"))
+    password: SecretStr | None = Field(
+        default=None, validation_alias=_env("SIGSCI_PASSWORD", "password")
+    )
+    database_url: str = Field(
+        default="sqlite:///sigsci-iga.db",
+        validation_alias=_env("SIGSCI_IGA_DATABASE_URL", "database_url"),
+    )
+    rate_limit_per_minute: float = Field(
+        default=600.0,
+        gt=0,
+        validation_alias=_env("SIGSCI_IGA_RATE_LIMIT", "rate_limit_per_minute"),
+    )
+    max_concurrency: int = Field(
+        default=4, ge=1, le=64, validation_alias=_env("SIGSCI_IGA_MAX_CONCURRENCY", "max_concurrency")
+    )
+    timeout_seconds: float = Field(
+        default=30.0, gt=0, validation_alias=_env("SIGSCI_IGA_TIMEOUT", "timeout_seconds")
+    )
+    read_attempts: int = Field(
+        default=5, ge=1, le=20, validation_alias=_env("SIGSCI_IGA_READ_ATTEMPTS", "read_attempts")
+    )
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url_is_http(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str | None) -> str | None:
+        return value.strip().lower() if value else value
+
+    def require_credentials(self) -> tuple[str, str]:
+        """Return (email, corp) or raise ConfigError naming what is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("SIGSCI_EMAIL", self.email),
+                ("SIGSCI_CORP", self.corp),
+            )
+            if not value
+        ]
+        if self.token is None and self.password is None:
+            missing.append("SIGSCI_TOKEN (or SIGSCI_PASSWORD)")
+        if missing:
+            raise ConfigError("missing settings: " + ", ".join(missing))
+        assert self.email is not None
+        assert self.corp is not None
+        return self.email, self.corp
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings: explicit overrides, then the environment, then the config file, then defaults.
+
+    The config file is TOML with the field names as keys (`api_url`, `corp`, ...); its path comes
+    from `config_file` or the SIGSCI_IGA_CONFIG environment variable.
+    """
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    file_values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    env_names = {
+        name: [a for a in field.validation_alias.choices if isinstance(a, str)][0]
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.validation_alias, AliasChoices)
+    }
+    merged: dict[str, Any] = dict(file_values)
+    for name, env_name in env_names.items():
+        if env_name in os.environ:
+            merged[name] = os.environ[env_name]
+    merged.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
+        source = f" (config file {path})" if path else ""
+        raise ConfigError(f"invalid settings{source}: {problems}") from None
