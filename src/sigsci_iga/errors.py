@@ -53,8 +53,10 @@ class ApiError(SigsciIgaError):
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only __init__ needs help to survive pickling (e.g. across processes).
-        return (_rebuild_api_error, (type(self), self.method, self.path, self.status,
-                                     self.message, self.retry_after))
+        return (
+            _rebuild_api_error,
+            (type(self), self.method, self.path, self.status, self.message, self.retry_after),
+        )
 
 
 def _rebuild_api_error(

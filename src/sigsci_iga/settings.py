@@ -44,7 +44,10 @@ class Settings(BaseSettings):
         validation_alias=_env("SIGSCI_IGA_RATE_LIMIT", "rate_limit_per_minute"),
     )
     max_concurrency: int = Field(
-        default=4, ge=1, le=64, validation_alias=_env("SIGSCI_IGA_MAX_CONCURRENCY", "max_concurrency")
+        default=4,
+        ge=1,
+        le=64,
+        validation_alias=_env("SIGSCI_IGA_MAX_CONCURRENCY", "max_concurrency"),
     )
     timeout_seconds: float = Field(
         default=30.0, gt=0, validation_alias=_env("SIGSCI_IGA_TIMEOUT", "timeout_seconds")
@@ -101,7 +104,7 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     env_names = {
-        name: [a for a in field.validation_alias.choices if isinstance(a, str)][0]
+        name: next(a for a in field.validation_alias.choices if isinstance(a, str))
         for name, field in Settings.model_fields.items()
         if isinstance(field.validation_alias, AliasChoices)
     }

@@ -1,0 +1,1 @@
+"""The `sigsci-iga` command line."""

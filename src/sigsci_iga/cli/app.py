@@ -1,0 +1,78 @@
+"""The `sigsci-iga` command: a thin edge that parses input, calls services and renders output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from sigsci_iga.cli.check import check, describe_token_policy
+from sigsci_iga.cli.output import fail, stdout
+from sigsci_iga.errors import SigsciIgaError
+from sigsci_iga.settings import Settings, load_settings
+
+app = typer.Typer(
+    name="sigsci-iga",
+    help="Identity governance for Signal Sciences (Fastly Next-Gen WAF).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+class _State:
+    config_file: Path | None = None
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings(_State.config_file)
+    except SigsciIgaError as exc:
+        fail(exc)
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML config file (keys: api_url, email, corp, database_url, ...). "
+            "Environment variables win over it.",
+            envvar="SIGSCI_IGA_CONFIG",
+        ),
+    ] = None,
+) -> None:
+    _State.config_file = config
+
+
+@app.command("check")
+def check_command() -> None:
+    """Verify the credentials against the corp and show role, sites and token policy."""
+    settings = _settings()
+    try:
+        report = check(settings)
+    except SigsciIgaError as exc:
+        fail(exc)
+    out = stdout()
+    out.print(Text.assemble(("corp      ", "bold"), f"{report.corp_name} ({report.corp_display_name})"))
+    out.print(Text.assemble(("caller    ", "bold"), f"{report.email} ({report.role})"))
+    out.print(Text.assemble(("sites     ", "bold"), f"{report.sites_visible} visible"))
+    policy, warn = describe_token_policy(report.api_token_max_age)
+    style = "yellow" if warn else ""
+    out.print(Text.assemble(("tokens    ", "bold"), (("warning: " if warn else "") + policy, style)))
+    out.print(Text("ok", style="green"))
+
+
+def _mount_subcommands() -> None:
+    from sigsci_iga.sim.cli import sim_app  # noqa: PLC0415  (keeps the simulator off the import path of other commands)
+
+    app.add_typer(sim_app, name="sim", help="Run the local Signal Sciences simulator.")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    _mount_subcommands()
+    app()

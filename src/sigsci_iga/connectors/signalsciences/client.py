@@ -1,0 +1,567 @@
+"""Async client for the Signal Sciences API v0: the endpoints identity governance needs.
+
+Reads are retried with exponential backoff and jitter; writes are sent once (the task queue owns
+their retries). Redirects are never followed. Every status code is interpreted in `responses`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import parse_qsl, urlsplit
+
+import httpx
+import stamina
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from sigsci_iga.connectors.signalsciences.limits import RequestLimiter
+from sigsci_iga.connectors.signalsciences.models import (
+    ActivityEvent,
+    Corp,
+    Membership,
+    Page,
+    Role,
+    Site,
+    SiteMember,
+    User,
+    normalize_role,
+)
+from sigsci_iga.connectors.signalsciences.paths import (
+    API_PREFIX,
+    api_path,
+    check_segment,
+    normalize_email,
+)
+from sigsci_iga.connectors.signalsciences.responses import (
+    decode_json,
+    error_for_response,
+    error_for_transport,
+    expect_shape,
+    scrub,
+)
+from sigsci_iga.errors import (
+    ApiError,
+    AuthError,
+    ConfigError,
+    InvalidInputError,
+    RateLimitedError,
+    UnexpectedResponseError,
+)
+from sigsci_iga.settings import Settings
+
+USER_AGENT = "sigsci-iga/0.1"
+DEFAULT_SITE_PAGE_SIZE = 100
+DEFAULT_ACTIVITY_PAGE_SIZE = 1000
+_MAX_PAGES = 100_000
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP call as observers (journal, statistics) see it: no headers, no bodies."""
+
+    method: str
+    path: str
+    status: int | None
+    seconds: float
+    error: str | None
+
+
+CallObserver = Callable[[CallRecord], None]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _role_for_write(role: str) -> str:
+    normalized = normalize_role(role)
+    if normalized not in {r.value for r in Role}:
+        raise InvalidInputError(f"role {role!r} is not one of {', '.join(r.value for r in Role)}")
+    return normalized
+
+
+def _template(path: str) -> str:
+    """A path with its corp, user and site names replaced, for per-endpoint counters."""
+    parts = path.split("?", 1)[0].split("/")
+    names = {"corps": "{corp}", "users": "{email}", "sites": "{site}", "members": "{email}"}
+    out: list[str] = []
+    for index, part in enumerate(parts):
+        previous = parts[index - 1] if index else ""
+        out.append(names.get(previous, part))
+    return "/".join(out)
+
+
+class SigSciClient:
+    """One corp's API, reached with an access token (or a password session as a fallback)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        corp: str,
+        email: str,
+        token: SecretStr | None = None,
+        password: SecretStr | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        rate_limit_per_minute: float = 600.0,
+        max_concurrency: int = 4,
+        read_attempts: int = 5,
+        retry_wait_initial: float = 0.5,
+        retry_wait_max: float = 30.0,
+        observers: Sequence[CallObserver] = (),
+    ) -> None:
+        if token is None and password is None:
+            raise ConfigError("an API token (or a password for session login) is required")
+        self.corp = _checked_corp(corp)
+        self.email = normalize_email(email)
+        self._token = token
+        self._password = password
+        self._session_token: SecretStr | None = None
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+        self._limiter = RequestLimiter(rate_limit_per_minute, max_concurrency)
+        self._read_attempts = read_attempts
+        self._wait_initial = retry_wait_initial
+        self._wait_max = retry_wait_max
+        self.observers: list[CallObserver] = list(observers)
+        #: Calls sent, by "METHOD /path/template"; retries count as separate calls.
+        self.calls: Counter[str] = Counter()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        **overrides: Any,
+    ) -> Self:
+        """Build a client from settings; raises ConfigError naming anything missing."""
+        email, corp = settings.require_credentials()
+        options: dict[str, Any] = {
+            "base_url": settings.api_url,
+            "corp": corp,
+            "email": email,
+            "token": settings.token,
+            "password": settings.password,
+            "transport": transport,
+            "timeout": settings.timeout_seconds,
+            "rate_limit_per_minute": settings.rate_limit_per_minute,
+            "max_concurrency": settings.max_concurrency,
+            "read_attempts": settings.read_attempts,
+        }
+        options.update(overrides)
+        return cls(**options)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def total_calls(self) -> int:
+        return sum(self.calls.values())
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _secrets(self) -> tuple[str, ...]:
+        values = (self._token, self._password, self._session_token)
+        return tuple(v.get_secret_value() for v in values if v is not None)
+
+    def _auth_headers(self) -> dict[str, str]:
+        if self._token is not None:
+            return {"x-api-user": self.email, "x-api-token": self._token.get_secret_value()}
+        if self._session_token is not None:
+            return {"Authorization": f"Bearer {self._session_token.get_secret_value()}"}
+        return {}
+
+    def _notify(self, record: CallRecord) -> None:
+        self.calls[f"{record.method} {_template(record.path)}"] += 1
+        for observer in self.observers:
+            observer(record)
+
+    async def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        authenticated: bool = True,
+    ) -> httpx.Response:
+        shown = path
+        if params:
+            shown = path + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+        headers = self._auth_headers() if authenticated else {}
+        started = time.monotonic()
+        async with self._limiter:
+            try:
+                response = await self._http.request(
+                    method, path, params=params, json=json_body, data=form, headers=headers
+                )
+            except httpx.TransportError as exc:
+                error = error_for_transport(method, shown, exc, self._secrets())
+                self._notify(
+                    CallRecord(method, shown, None, time.monotonic() - started, error.message)
+                )
+                raise error from None
+        failure = error_for_response(method, shown, response, self._secrets())
+        self._notify(
+            CallRecord(
+                method,
+                shown,
+                response.status_code,
+                time.monotonic() - started,
+                failure.message if failure else None,
+            )
+        )
+        if failure is not None:
+            raise failure
+        return response
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json_body: Any = None,
+    ) -> httpx.Response:
+        """Send one call, logging in first for a password session and once more if it expired."""
+        if self._token is None and self._session_token is None:
+            await self.login()
+        try:
+            return await self._send_once(method, path, params=params, json_body=json_body)
+        except AuthError:
+            if self._token is not None or self._password is None:
+                raise
+            # Session tokens can expire early; log in again once, as the official sample does.
+            await self.login()
+            return await self._send_once(method, path, params=params, json_body=json_body)
+
+    def _backoff(self, exc: Exception) -> bool | float:
+        if isinstance(exc, ApiError) and exc.retryable:
+            if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
+                return exc.retry_after
+            return True
+        return False
+
+    async def _read(
+        self, path: str, *, params: Mapping[str, str | int] | None = None, shape: str = "object"
+    ) -> Any:
+        """GET with retries; returns the parsed body checked against the expected envelope."""
+        async for attempt in stamina.retry_context(
+            on=self._backoff,
+            attempts=self._read_attempts,
+            timeout=None,
+            wait_initial=self._wait_initial,
+            wait_max=self._wait_max,
+        ):
+            with attempt:
+                response = await self._request("GET", path, params=params)
+                shown = path + (
+                    "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
+                )
+                body = decode_json("GET", shown, response)
+                return expect_shape("GET", shown, response.status_code, body, shape)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _write(self, method: str, path: str, json_body: Any = None) -> Any:
+        """Send a write once; returns the parsed body, or None for 204/empty."""
+        response = await self._request(method, path, json_body=json_body)
+        return decode_json(method, path, response)
+
+    def _parse(self, model: type[M], data: Any, method: str, path: str) -> M:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors(include_input=False, include_url=False)[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise UnexpectedResponseError(
+                method=method,
+                path=path,
+                status=200,
+                message=f"{model.__name__} payload invalid at {where or 'top'}: {first['msg']}",
+            ) from None
+
+    def _parse_list(self, model: type[M], body: Any, method: str, path: str) -> list[M]:
+        return [self._parse(model, item, method, path) for item in body["data"]]
+
+    # -- auth --------------------------------------------------------------------------------
+
+    async def login(self) -> None:
+        """Exchange email and password for a session token (POST /auth, form-encoded)."""
+        if self._password is None:
+            raise ConfigError("session login needs SIGSCI_PASSWORD")
+        path = API_PREFIX + "/auth"
+        response = await self._send_once(
+            "POST",
+            path,
+            form={"email": self.email, "password": self._password.get_secret_value()},
+            authenticated=False,
+        )
+        body = expect_shape(
+            "POST", path, response.status_code, decode_json("POST", path, response), "object"
+        )
+        token = body.get("token")
+        if not isinstance(token, str) or not token:
+            raise UnexpectedResponseError(
+                method="POST",
+                path=path,
+                status=response.status_code,
+                message="login answered without a token",
+            )
+        self._session_token = SecretStr(token)
+
+    # -- corps -------------------------------------------------------------------------------
+
+    def _corp_path(self, *rest: tuple[str, str] | str) -> str:
+        return api_path("corps", (self.corp, "corp name"), *rest)
+
+    async def list_corps(self) -> list[Corp]:
+        path = api_path("corps")
+        return self._parse_list(Corp, await self._read(path, shape="list"), "GET", path)
+
+    async def get_corp(self) -> Corp:
+        path = self._corp_path()
+        return self._parse(Corp, await self._read(path), "GET", path)
+
+    # -- users -------------------------------------------------------------------------------
+
+    async def list_users(self, *, expand_memberships: bool = True) -> list[User]:
+        """All corp users in one call (the endpoint is not paginated)."""
+        path = self._corp_path("users")
+        params = {"expand": "memberships"} if expand_memberships else None
+        body = await self._read(path, params=params, shape="list")
+        return self._parse_list(User, body, "GET", path)
+
+    async def get_user(self, email: str, *, expand_memberships: bool = True) -> User:
+        path = self._corp_path("users", (normalize_email(email), "email"))
+        params = {"expand": "memberships"} if expand_memberships else None
+        return self._parse(User, await self._read(path, params=params), "GET", path)
+
+    async def get_user_memberships(self, email: str) -> list[Membership]:
+        path = self._corp_path("users", (normalize_email(email), "email"), "memberships")
+        body = await self._read(path, shape="list")
+        return self._parse_list(Membership, body, "GET", path)
+
+    @staticmethod
+    def _memberships_body(sites: Iterable[str]) -> dict[str, Any]:
+        names = sorted({_checked_site(s) for s in sites})
+        return {"data": [{"site": {"name": name}} for name in names]}
+
+    async def invite_user(self, email: str, *, role: str, sites: Iterable[str]) -> User | None:
+        """Invite a new corp user with a role and sites; returns the pending user if echoed."""
+        path = self._corp_path("users", (normalize_email(email), "email"), "invite")
+        body = {"role": _role_for_write(role), "memberships": self._memberships_body(sites)}
+        data = await self._write("POST", path, body)
+        return self._parse(User, data, "POST", path) if isinstance(data, dict) else None
+
+    async def update_user(
+        self,
+        email: str,
+        *,
+        role: str | None = None,
+        sites: Iterable[str] | None = None,
+        api_user: bool | None = None,
+    ) -> User | None:
+        """PATCH a corp user. `sites`, when given, REPLACES the whole membership set."""
+        path = self._corp_path("users", (normalize_email(email), "email"))
+        body: dict[str, Any] = {}
+        if role is not None:
+            body["role"] = _role_for_write(role)
+        if sites is not None:
+            body["memberships"] = self._memberships_body(sites)
+        if api_user is not None:
+            body["apiUser"] = api_user
+        if not body:
+            raise InvalidInputError("update_user needs at least one of role, sites, api_user")
+        data = await self._write("PATCH", path, body)
+        return self._parse(User, data, "PATCH", path) if isinstance(data, dict) else None
+
+    async def delete_user(self, email: str) -> None:
+        await self._write("DELETE", self._corp_path("users", (normalize_email(email), "email")))
+
+    # -- sites -------------------------------------------------------------------------------
+
+    async def sites_page(self, page: int, limit: int = DEFAULT_SITE_PAGE_SIZE) -> Page[Site]:
+        """One page of sites; `page` is 1-based."""
+        path = self._corp_path("sites")
+        body = await self._read(path, params={"page": page, "limit": limit}, shape="list")
+        return Page[Site](
+            items=self._parse_list(Site, body, "GET", path),
+            next_uri=_next_uri(body),
+            total_count=body.get("totalCount") if isinstance(body.get("totalCount"), int) else None,
+        )
+
+    async def iter_site_pages(
+        self, *, limit: int = DEFAULT_SITE_PAGE_SIZE
+    ) -> AsyncIterator[Page[Site]]:
+        """Every page of sites: follow `next.uri` when given, else page on until a short page."""
+        seen: set[str] = set()
+        page_number = 1
+        next_uri: str | None = None
+        for _ in range(_MAX_PAGES):
+            if next_uri:
+                path, params = self._split_next(next_uri, "sites")
+                body = await self._read(path, params=params, shape="list")
+                page = Page[Site](
+                    items=self._parse_list(Site, body, "GET", path), next_uri=_next_uri(body)
+                )
+            else:
+                page = await self.sites_page(page_number, limit)
+            names = [s.name for s in page.items]
+            repeated = seen.intersection(names)
+            if repeated:
+                raise UnexpectedResponseError(
+                    method="GET",
+                    path=self._corp_path("sites"),
+                    status=200,
+                    message=f"page {page_number} repeats site {sorted(repeated)[0]!r}; "
+                    "paging would not end",
+                )
+            seen.update(names)
+            yield page
+            page_number += 1
+            next_uri = page.next_uri
+            if not next_uri and len(page.items) < limit:
+                return
+            if not page.items:
+                return
+        raise UnexpectedResponseError(
+            method="GET",
+            path=self._corp_path("sites"),
+            status=200,
+            message=f"more than {_MAX_PAGES} pages of sites",
+        )
+
+    async def list_sites(self, *, limit: int = DEFAULT_SITE_PAGE_SIZE) -> list[Site]:
+        return [site async for page in self.iter_site_pages(limit=limit) for site in page.items]
+
+    async def get_site(self, site: str) -> Site:
+        path = self._corp_path("sites", (_checked_site(site), "site name"))
+        return self._parse(Site, await self._read(path), "GET", path)
+
+    async def list_site_members(self, site: str) -> list[SiteMember]:
+        path = self._corp_path("sites", (_checked_site(site), "site name"), "members")
+        return self._parse_list(SiteMember, await self._read(path, shape="list"), "GET", path)
+
+    async def add_site_members(self, site: str, emails: Iterable[str]) -> list[SiteMember]:
+        """Add existing corp users to a site in one call (never touches their other sites)."""
+        members = sorted({normalize_email(e) for e in emails})
+        if not members:
+            raise InvalidInputError("add_site_members needs at least one email")
+        path = self._corp_path("sites", (_checked_site(site), "site name"), "members")
+        data = await self._write("POST", path, {"members": members})
+        if isinstance(data, dict) and isinstance(data.get("data"), list):
+            return self._parse_list(SiteMember, data, "POST", path)
+        return []
+
+    async def invite_site_member(self, site: str, email: str, *, role: str) -> SiteMember | None:
+        path = self._corp_path(
+            "sites",
+            (_checked_site(site), "site name"),
+            "members",
+            (normalize_email(email), "email"),
+            "invite",
+        )
+        data = await self._write("POST", path, {"role": _role_for_write(role)})
+        return self._parse(SiteMember, data, "POST", path) if isinstance(data, dict) else None
+
+    async def remove_site_member(self, site: str, email: str) -> None:
+        path = self._corp_path(
+            "sites",
+            (_checked_site(site), "site name"),
+            "members",
+            (normalize_email(email), "email"),
+        )
+        await self._write("DELETE", path)
+
+    # -- activity ----------------------------------------------------------------------------
+
+    async def iter_activity_pages(
+        self,
+        *,
+        site: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        sort: str = "asc",
+        limit: int = DEFAULT_ACTIVITY_PAGE_SIZE,
+    ) -> AsyncIterator[Page[ActivityEvent]]:
+        """Pages of the corp (or one site's) activity feed, following `next.uri` until empty."""
+        if sort not in ("asc", "desc"):
+            raise InvalidInputError(f"sort must be asc or desc, not {sort!r}")
+        if site is None:
+            path = self._corp_path("activity")
+        else:
+            path = self._corp_path("sites", (_checked_site(site), "site name"), "activity")
+        params: dict[str, str | int] = {"sort": sort, "limit": limit, "page": 1}
+        if since is not None:
+            params["from"] = int(since.timestamp())
+        if until is not None:
+            params["until"] = int(until.timestamp())
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
+            body = await self._read(path, params=params, shape="list")
+            events = self._parse_list(ActivityEvent, body, "GET", path)
+            fresh = [e for e in events if e.id not in seen]
+            if events and not fresh:
+                raise UnexpectedResponseError(
+                    method="GET",
+                    path=path,
+                    status=200,
+                    message="activity page repeats only events already seen; paging would not end",
+                )
+            seen.update(e.id for e in fresh)
+            yield Page[ActivityEvent](items=fresh, next_uri=_next_uri(body))
+            next_uri = _next_uri(body)
+            if not next_uri or not events:
+                return
+            path, params = self._split_next(next_uri, "activity")
+        raise UnexpectedResponseError(
+            method="GET", path=path, status=200, message=f"more than {_MAX_PAGES} activity pages"
+        )
+
+    def _split_next(self, uri: str, what: str) -> tuple[str, dict[str, str | int]]:
+        """Check a `next.uri` stays on this API before following it (tokens never go elsewhere)."""
+        parts = urlsplit(uri)
+        if parts.scheme or parts.netloc or not parts.path.startswith(API_PREFIX + "/"):
+            raise UnexpectedResponseError(
+                method="GET",
+                path=self._corp_path(what),
+                status=200,
+                message=f"next link {scrub(parts.path, self._secrets())!r} leaves the API",
+            )
+        return parts.path, dict(parse_qsl(parts.query))
+
+
+def _next_uri(body: Mapping[str, Any]) -> str | None:
+    nxt = body.get("next")
+    if isinstance(nxt, dict) and isinstance(nxt.get("uri"), str) and nxt["uri"]:
+        return str(nxt["uri"])
+    return None
+
+
+def _checked_corp(corp: str) -> str:
+    return check_segment(corp, "corp name")
+
+
+def _checked_site(site: str) -> str:
+    return check_segment(site, "site name")

@@ -1,0 +1,155 @@
+"""The one place that turns HTTP responses and transport failures into the error tree.
+
+Nothing else in the project inspects status codes. Messages carry the method, path, status and the
+server's short message; never headers, bodies beyond `message`, or credentials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from sigsci_iga.errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    ConflictError,
+    NotFoundError,
+    RateLimitedError,
+    TransientError,
+    UnexpectedResponseError,
+)
+
+_MAX_MESSAGE = 200
+RATE_LIMIT_TEXT = "rate limit exceeded"
+_NOT_FOUND_HINTS = ("not found", "does not exist", "no such")
+_CONFLICT_HINTS = ("already exists", "already a member", "already invited")
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """Remove any secret that a server (or exception) might echo back."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def _server_message(response: httpx.Response) -> str:
+    """The `message` of a `{"message": ...}` body, or a description of what came instead."""
+    content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return f"non-JSON body ({content_type}, {len(response.content)} bytes)"
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return _short(body["message"])
+    return f"JSON body without a message ({content_type})"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def error_for_response(
+    method: str, path: str, response: httpx.Response, secrets: Iterable[str] = ()
+) -> ApiError | None:
+    """Return the error a non-2xx response means, or None for success."""
+    status = response.status_code
+    if 200 <= status < 300:
+        return None
+    secrets = tuple(secrets)
+
+    def make(cls: type[ApiError], message: str, retry_after: float | None = None) -> ApiError:
+        return cls(
+            method=method,
+            path=path,
+            status=status,
+            message=scrub(message, secrets),
+            retry_after=retry_after,
+        )
+
+    if 300 <= status < 400:
+        # Redirects are never followed: an API call answered by a login page is not data.
+        location = response.headers.get("location", "")
+        target = urlsplit(location).path if location else "(no location)"
+        return make(UnexpectedResponseError, f"redirect to {target} refused")
+    message = _server_message(response)
+    lowered = message.lower()
+    if status == 429 or (status == 400 and RATE_LIMIT_TEXT in lowered):
+        return make(RateLimitedError, message, _retry_after(response))
+    if status in (401, 403):
+        return make(AuthError, message)
+    if status == 404 or (status == 400 and any(h in lowered for h in _NOT_FOUND_HINTS)):
+        return make(NotFoundError, message)
+    if status == 409 or (status == 400 and any(h in lowered for h in _CONFLICT_HINTS)):
+        return make(ConflictError, message)
+    if status >= 500:
+        return make(TransientError, message, _retry_after(response))
+    return make(BadRequestError, message)
+
+
+def error_for_transport(
+    method: str, path: str, exc: httpx.TransportError, secrets: Iterable[str] = ()
+) -> ApiError:
+    """Timeouts, refused or dropped connections and incomplete bodies are all worth retrying."""
+    if isinstance(exc, httpx.TimeoutException):
+        what = "timed out"
+    elif isinstance(exc, httpx.RemoteProtocolError):
+        what = "connection dropped or response incomplete"
+    elif isinstance(exc, httpx.ConnectError):
+        what = "cannot connect"
+    else:
+        what = f"transport error ({type(exc).__name__})"
+    return TransientError(method=method, path=path, status=None, message=scrub(what, secrets))
+
+
+def decode_json(method: str, path: str, response: httpx.Response) -> Any:
+    """Parse a 2xx body; None for 204 or an empty body; a broken body is a transient error."""
+    if response.status_code == 204 or not response.content:
+        return None
+    try:
+        return json.loads(response.content)
+    except ValueError:
+        content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
+        raise TransientError(
+            method=method,
+            path=path,
+            status=response.status_code,
+            message=f"truncated or non-JSON body ({content_type}, {len(response.content)} bytes)",
+        ) from None
+
+
+def expect_shape(method: str, path: str, status: int, body: Any, shape: str) -> Any:
+    """Check the envelope: `object` is a dict, `list` is {"data": [...]}; else it cannot be trusted."""
+    if shape == "object" and isinstance(body, dict):
+        return body
+    if shape == "list" and isinstance(body, dict) and isinstance(body.get("data"), list):
+        return body
+    found = type(body).__name__ if not isinstance(body, dict) else "object without a data list"
+    raise UnexpectedResponseError(
+        method=method, path=path, status=status, message=f"expected {shape}, got {found}"
+    )

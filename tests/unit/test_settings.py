@@ -1,0 +1,79 @@
+"""Settings come from the environment and a config file, and never show secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sigsci_iga.errors import ConfigError
+from sigsci_iga.settings import DEFAULT_API_URL, load_settings
+
+ENV = [
+    "SIGSCI_API_URL", "SIGSCI_EMAIL", "SIGSCI_TOKEN", "SIGSCI_CORP", "SIGSCI_PASSWORD",
+    "SIGSCI_IGA_DATABASE_URL", "SIGSCI_IGA_CONFIG", "SIGSCI_IGA_RATE_LIMIT",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults_point_at_the_real_dashboard_and_a_local_sqlite_file() -> None:
+    settings = load_settings()
+    assert settings.api_url == DEFAULT_API_URL
+    assert settings.database_url == "sqlite:///sigsci-iga.db"
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGSCI_API_URL", "http://127.0.0.1:8765/")
+    monkeypatch.setenv("SIGSCI_EMAIL", "Owner@Example.com")
+    monkeypatch.setenv("SIGSCI_TOKEN", "tok-secret-value")
+    monkeypatch.setenv("SIGSCI_CORP", "testcorp")
+    monkeypatch.setenv("SIGSCI_IGA_DATABASE_URL", "sqlite:///x.db")
+    settings = load_settings()
+    assert settings.api_url == "http://127.0.0.1:8765"
+    assert settings.email == "owner@example.com"
+    assert settings.corp == "testcorp"
+    assert settings.database_url == "sqlite:///x.db"
+    assert settings.token is not None
+    assert settings.token.get_secret_value() == "tok-secret-value"
+
+
+def test_secrets_never_appear_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGSCI_TOKEN", "tok-secret-value")
+    monkeypatch.setenv("SIGSCI_PASSWORD", "pw-secret-value")
+    settings = load_settings()
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert "tok-secret-value" not in text
+        assert "pw-secret-value" not in text
+
+
+def test_config_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "iga.toml"
+    config.write_text('corp = "filecorp"\nemail = "file@example.com"\nrate_limit_per_minute = 120\n')
+    monkeypatch.setenv("SIGSCI_CORP", "envcorp")
+    settings = load_settings(config)
+    assert settings.corp == "envcorp"
+    assert settings.email == "file@example.com"
+    assert settings.rate_limit_per_minute == 120
+
+
+def test_unknown_keys_in_the_config_file_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "iga.toml"
+    config.write_text('corpp = "typo"\n')
+    with pytest.raises(ConfigError, match="corpp"):
+        load_settings(config)
+
+
+def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGSCI_API_URL", "ftp://example.com")
+    with pytest.raises(ConfigError, match="api_url"):
+        load_settings()
+
+
+def test_missing_credentials_are_named() -> None:
+    with pytest.raises(ConfigError, match="SIGSCI_EMAIL, SIGSCI_CORP, SIGSCI_TOKEN"):
+        load_settings().require_credentials()
