@@ -61,6 +61,38 @@ _MAX_PAGES = 100_000
 
 
 @dataclass(frozen=True)
+class SiteCursor:
+    """Where the next page of sites is: a page number, or the server's own next link."""
+
+    page: int = 1
+    uri: str | None = None
+
+
+class RepeatGuard:
+    """Stops paging that would never end: a page that repeats keys already seen, or too many pages."""
+
+    def __init__(self, what: str, max_pages: int = _MAX_PAGES) -> None:
+        self.what = what
+        self.max_pages = max_pages
+        self.pages = 0
+        self.seen: set[str] = set()
+
+    def check(self, keys: Sequence[str], path: str) -> None:
+        self.pages += 1
+        repeated = self.seen.intersection(keys)
+        if repeated or self.pages > self.max_pages:
+            reason = (
+                f"page {self.pages} repeats {self.what} {sorted(repeated)[0]!r}"
+                if repeated
+                else f"more than {self.max_pages} pages"
+            )
+            raise UnexpectedResponseError(
+                method="GET", path=path, status=200, message=f"{reason}; paging would not end"
+            )
+        self.seen.update(keys)
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """One HTTP call as observers (journal, statistics) see it: no headers, no bodies."""
 
@@ -411,46 +443,39 @@ class SigSciClient:
             total_count=body.get("totalCount") if isinstance(body.get("totalCount"), int) else None,
         )
 
+    async def site_page_at(
+        self, cursor: SiteCursor, *, limit: int = DEFAULT_SITE_PAGE_SIZE
+    ) -> tuple[Page[Site], SiteCursor | None]:
+        """Read the page a cursor names and say where the next one is (None: this was the last).
+
+        The next page is the server's `next.uri` when it gives one; otherwise the following page
+        number, unless this page came back shorter than `limit` (the API's own end-of-list sign).
+        """
+        if cursor.uri:
+            path, params = self._split_next(cursor.uri, "sites")
+            body = await self._read(path, params=params, shape="list")
+            page = Page[Site](
+                items=self._parse_list(Site, body, "GET", path), next_uri=_next_uri(body)
+            )
+        else:
+            page = await self.sites_page(cursor.page, limit)
+        following = cursor.page + 1
+        if page.next_uri:
+            return page, SiteCursor(page=following, uri=page.next_uri)
+        if cursor.uri is None and len(page.items) >= limit and page.items:
+            return page, SiteCursor(page=following)
+        return page, None
+
     async def iter_site_pages(
         self, *, limit: int = DEFAULT_SITE_PAGE_SIZE
     ) -> AsyncIterator[Page[Site]]:
-        """Every page of sites: follow `next.uri` when given, else page on until a short page."""
-        seen: set[str] = set()
-        page_number = 1
-        next_uri: str | None = None
-        for _ in range(_MAX_PAGES):
-            if next_uri:
-                path, params = self._split_next(next_uri, "sites")
-                body = await self._read(path, params=params, shape="list")
-                page = Page[Site](
-                    items=self._parse_list(Site, body, "GET", path), next_uri=_next_uri(body)
-                )
-            else:
-                page = await self.sites_page(page_number, limit)
-            names = [s.name for s in page.items]
-            repeated = seen.intersection(names)
-            if repeated:
-                raise UnexpectedResponseError(
-                    method="GET",
-                    path=self._corp_path("sites"),
-                    status=200,
-                    message=f"page {page_number} repeats site {sorted(repeated)[0]!r}; "
-                    "paging would not end",
-                )
-            seen.update(names)
+        """Every page of sites, refusing a server that repeats itself instead of ending."""
+        guard = RepeatGuard("site")
+        cursor: SiteCursor | None = SiteCursor()
+        while cursor is not None:
+            page, cursor = await self.site_page_at(cursor, limit=limit)
+            guard.check([s.name for s in page.items], self._corp_path("sites"))
             yield page
-            page_number += 1
-            next_uri = page.next_uri
-            if not next_uri and len(page.items) < limit:
-                return
-            if not page.items:
-                return
-        raise UnexpectedResponseError(
-            method="GET",
-            path=self._corp_path("sites"),
-            status=200,
-            message=f"more than {_MAX_PAGES} pages of sites",
-        )
 
     async def list_sites(self, *, limit: int = DEFAULT_SITE_PAGE_SIZE) -> list[Site]:
         return [site async for page in self.iter_site_pages(limit=limit) for site in page.items]

@@ -1,0 +1,76 @@
+"""The connector contract: what the importer and the provisioning worker may ask of any target.
+
+Connectors talk to targets and return typed pages; they never touch the repository. The engine
+(importer) drives paging by handing back the cursor it was given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
+
+from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PageResult(Generic[T]):
+    """One page of items and the opaque cursor of the next page (None: no more pages)."""
+
+    items: Sequence[T]
+    next_cursor: str | None
+    #: Keys that identify the items, so the engine can refuse a page that repeats earlier ones.
+    keys: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One activity-feed event reduced to what an incremental import needs."""
+
+    id: str
+    kind: str
+    created: datetime
+    email: str | None = None
+    site: str | None = None
+    #: The event says the account was removed (a re-read must still confirm it).
+    removes_account: bool = False
+    #: The event says the site was deleted (a re-read must still confirm it).
+    removes_site: bool = False
+
+
+@dataclass(frozen=True)
+class ChangeBatch:
+    """Events since a point in time, oldest first, de-duplicated by id."""
+
+    events: Sequence[ChangeEvent]
+    emails: frozenset[str] = field(default_factory=frozenset)
+    sites: frozenset[str] = field(default_factory=frozenset)
+
+
+class Connector(Protocol):
+    """Reading side of a target; provisioning operations are added by the provisioning issue."""
+
+    kind: str
+
+    async def accounts_page(self, cursor: str | None) -> PageResult[AccountSnapshot]:
+        """A page of accounts with their site memberships; cursor None asks for the first."""
+        ...
+
+    async def sites_page(self, cursor: str | None) -> PageResult[SiteSnapshot]:
+        """A page of sites; cursor None asks for the first."""
+        ...
+
+    async def read_account(self, email: str) -> AccountSnapshot | None:
+        """Re-read one account; None only when the target says it does not exist."""
+        ...
+
+    async def read_site(self, name: str) -> SiteSnapshot | None:
+        """Re-read one site; None only when the target says it does not exist."""
+        ...
+
+    async def changes_since(self, since: datetime) -> ChangeBatch:
+        """Activity since `since`; raises if the feed cannot be read completely."""
+        ...

@@ -1,0 +1,119 @@
+"""The native Signal Sciences connector: the connector contract on top of `SigSciClient`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sigsci_iga.connectors.base import ChangeBatch, ChangeEvent, PageResult
+from sigsci_iga.connectors.signalsciences.client import (
+    DEFAULT_SITE_PAGE_SIZE,
+    SigSciClient,
+    SiteCursor,
+)
+from sigsci_iga.connectors.signalsciences.models import ActivityEvent, Site, User, UserStatus
+from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
+from sigsci_iga.errors import NotFoundError, UnexpectedResponseError
+
+#: Event types whose meaning is "this user is gone" (a re-read must still confirm it).
+USER_REMOVED_EVENTS = frozenset({"userRemoved", "corpUserRemoved", "userDeleted"})
+SITE_REMOVED_EVENTS = frozenset({"deleteSite", "siteDeleted"})
+
+
+def account_from_user(user: User) -> AccountSnapshot:
+    """The repository's view of a corp user; details the diff does not compare go to `extra`."""
+    extra: dict[str, object] = {
+        "api_user": user.api_user,
+        "sso_provisioned": user.sso_provisioned,
+        "raw_status": user.raw_status,
+    }
+    if user.auth_status is not None:
+        extra["auth_status"] = user.auth_status
+    if user.corp_auth_type is not None:
+        extra["corp_auth_type"] = user.corp_auth_type
+    return AccountSnapshot(
+        email=user.email,
+        name=user.name,
+        role=user.role,
+        status="active" if user.status is UserStatus.ACTIVE else "pending",
+        mfa_enabled=user.mfa_enabled,
+        created=user.created,
+        sites=frozenset(m.site.name for m in user.memberships.data),
+        extra=extra,
+    )
+
+
+def site_from_api(site: Site) -> SiteSnapshot:
+    return SiteSnapshot(name=site.name, display_name=site.display_name)
+
+
+def change_from_event(event: ActivityEvent) -> ChangeEvent:
+    data = event.msg_data
+    email = data.get("email") or data.get("userEmail")
+    site = data.get("siteName") or data.get("site")
+    return ChangeEvent(
+        id=event.id,
+        kind=event.event_type,
+        created=event.created,
+        email=str(email).lower() if isinstance(email, str) and email else None,
+        site=str(site) if isinstance(site, str) and site else None,
+        removes_account=event.event_type in USER_REMOVED_EVENTS,
+        removes_site=event.event_type in SITE_REMOVED_EVENTS,
+    )
+
+
+class SignalSciencesConnector:
+    """Full reads cost 1 + ceil(sites / page size) calls: users with memberships, then site pages."""
+
+    kind = "signalsciences"
+
+    def __init__(self, client: SigSciClient, *, site_page_size: int = DEFAULT_SITE_PAGE_SIZE) -> None:
+        self.client = client
+        self.site_page_size = site_page_size
+
+    async def accounts_page(self, cursor: str | None) -> PageResult[AccountSnapshot]:
+        if cursor is not None:
+            raise UnexpectedResponseError(
+                method="GET", path="users", status=None,
+                message="the users list is not paginated; no cursor expected",
+            )
+        users = await self.client.list_users(expand_memberships=True)
+        accounts = [account_from_user(u) for u in users]
+        return PageResult(accounts, None, [a.email for a in accounts])
+
+    async def sites_page(self, cursor: str | None) -> PageResult[SiteSnapshot]:
+        at = SiteCursor() if cursor is None else SiteCursor(**json.loads(cursor))
+        page, following = await self.client.site_page_at(at, limit=self.site_page_size)
+        sites = [site_from_api(s) for s in page.items]
+        next_cursor = (
+            json.dumps({"page": following.page, "uri": following.uri}) if following else None
+        )
+        return PageResult(sites, next_cursor, [s.name for s in sites])
+
+    async def read_account(self, email: str) -> AccountSnapshot | None:
+        try:
+            return account_from_user(await self.client.get_user(email, expand_memberships=True))
+        except NotFoundError:
+            return None
+
+    async def read_site(self, name: str) -> SiteSnapshot | None:
+        try:
+            return site_from_api(await self.client.get_site(name))
+        except NotFoundError:
+            return None
+
+    async def changes_since(self, since: datetime) -> ChangeBatch:
+        events: list[ChangeEvent] = []
+        seen: set[str] = set()
+        async for page in self.client.iter_activity_pages(since=since, sort="asc"):
+            for item in page.items:
+                if item.id in seen:
+                    continue
+                seen.add(item.id)
+                events.append(change_from_event(item))
+        events.sort(key=lambda e: (e.created, e.id))
+        return ChangeBatch(
+            events=events,
+            emails=frozenset(e.email for e in events if e.email),
+            sites=frozenset(e.site for e in events if e.site),
+        )

@@ -1,0 +1,51 @@
+"""A local, deterministic simulator of the Signal Sciences API v0 (standalone: imports no other
+part of sigsci_iga).
+
+Build an app with `create_app(SimConfig(...))`; reach it in-process with `inprocess_transport(app)`
+or over loopback with `serve_in_thread(app)`. `app.state.sim` holds the state, faults and counters.
+"""
+
+from sigsci_iga.sim.app import create_app
+from sigsci_iga.sim.config import (
+    API_PREFIX,
+    DEMO_CORP,
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    DEMO_TOKEN,
+    OBSERVER_EMAIL,
+    OBSERVER_PASSWORD,
+    OBSERVER_TOKEN,
+    SimConfig,
+    demo_headers,
+    observer_headers,
+)
+from sigsci_iga.sim.faults import FaultController, FaultKind, FaultRule, parse_fault_spec
+from sigsci_iga.sim.runtime import SimRuntime
+from sigsci_iga.sim.server import run_server, serve_in_thread
+from sigsci_iga.sim.state import SimError, SimState
+from sigsci_iga.sim.transport import inprocess_transport
+
+__all__ = [
+    "API_PREFIX",
+    "DEMO_CORP",
+    "DEMO_EMAIL",
+    "DEMO_PASSWORD",
+    "DEMO_TOKEN",
+    "OBSERVER_EMAIL",
+    "OBSERVER_PASSWORD",
+    "OBSERVER_TOKEN",
+    "FaultController",
+    "FaultKind",
+    "FaultRule",
+    "SimConfig",
+    "SimError",
+    "SimRuntime",
+    "SimState",
+    "create_app",
+    "demo_headers",
+    "inprocess_transport",
+    "observer_headers",
+    "parse_fault_spec",
+    "run_server",
+    "serve_in_thread",
+]

@@ -1,0 +1,81 @@
+"""`sigsci-iga sim serve`: run the simulator on a local port."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from sigsci_iga.sim.config import (
+    DEMO_EMAIL,
+    DEMO_PASSWORD,
+    DEMO_TOKEN,
+    OBSERVER_EMAIL,
+    OBSERVER_TOKEN,
+    SimConfig,
+)
+from sigsci_iga.sim.faults import parse_fault_spec
+from sigsci_iga.sim.server import run_server
+
+sim_app = typer.Typer(help="A local, fake Signal Sciences API for tests and demos.")
+
+
+@sim_app.callback()
+def _group() -> None:
+    """A local, fake Signal Sciences API for tests and demos."""
+
+
+@sim_app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    seed: Annotated[int, typer.Option(help="Seed for the generated corp.")] = 1,
+    users: Annotated[int, typer.Option(help="Users, including the two demo users.")] = 200,
+    sites: Annotated[int, typer.Option(help="Sites.")] = 20,
+    memberships_per_user: Annotated[
+        float, typer.Option(help="Average sites per non-owner user.")
+    ] = 3.0,
+    corp: Annotated[str, typer.Option(help="Corp short name.")] = "testcorp",
+    pending_status: Annotated[
+        str, typer.Option(help="Status string of invited users (e.g. pending, invited).")
+    ] = "pending",
+    not_found_status: Annotated[
+        int, typer.Option(help="Status for an unknown user: 400 or 404.")
+    ] = 400,
+    token_expiry: Annotated[
+        int, typer.Option(help="API token lifetime in seconds from start; 0 = never.")
+    ] = 0,
+    rate_limit: Annotated[int, typer.Option(help="Requests per minute; 0 = unlimited.")] = 0,
+    rate_limit_status: Annotated[
+        int, typer.Option(help="Status when the rate limit is hit: 429 or 400.")
+    ] = 429,
+    latency_ms: Annotated[int, typer.Option(help="Delay added to every API call.")] = 0,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(help="KIND[:PROB], repeatable (throttle_429, drop, truncate, ...)."),
+    ] = None,
+) -> None:
+    """Serve a seeded fake corp until Ctrl-C."""
+    try:
+        config = SimConfig(
+            corp=corp,
+            seed=seed,
+            users=users,
+            sites=sites,
+            memberships_per_user=memberships_per_user,
+            pending_status=pending_status,
+            not_found_status=not_found_status,
+            token_expiry_seconds=token_expiry,
+            rate_limit_per_minute=rate_limit,
+            rate_limit_status=rate_limit_status,
+            latency_ms=latency_ms,
+            faults=[parse_fault_spec(spec) for spec in fault or []],
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    typer.echo(f"Signal Sciences simulator: http://{host}:{port}  (API under /api/v0)")
+    typer.echo(f"  corp:        {corp}")
+    typer.echo(f"  owner:       {DEMO_EMAIL}  token {DEMO_TOKEN}  password {DEMO_PASSWORD}")
+    typer.echo(f"  observer:    {OBSERVER_EMAIL}  token {OBSERVER_TOKEN}")
+    typer.echo(f"  admin API:   http://{host}:{port}/_sim/health (no auth; loopback only)")
+    run_server(config, host, port)

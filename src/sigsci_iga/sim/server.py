@@ -1,0 +1,78 @@
+"""Running the simulator as a real HTTP server: blocking, or in a background thread for tests."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from sigsci_iga.sim.app import create_app
+from sigsci_iga.sim.config import SimConfig
+
+
+def run_server(
+    config: SimConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    log_level: str = "info",
+) -> None:
+    """Serve a fresh simulator until interrupted."""
+    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
+
+
+def _bound_socket(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+@contextmanager
+def serve_in_thread(
+    app_or_config: FastAPI | SimConfig | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    startup_timeout: float = 10.0,
+) -> Iterator[str]:
+    """Serve on loopback in a daemon thread; yields the base URL (port 0 picks a free port)."""
+    app = app_or_config if isinstance(app_or_config, FastAPI) else create_app(app_or_config)
+    # Binding here, not in uvicorn, is what lets port 0 report the port it got.
+    sock = _bound_socket(host, port)
+    bound_port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            # A stalled `timeout` fault must not hold up shutdown for its full 30 s.
+            timeout_graceful_shutdown=1,
+        )
+    )
+    thread = threading.Thread(
+        target=server.run,
+        kwargs={"sockets": [sock]},
+        name=f"sigsci-sim-{bound_port}",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"simulator failed to start on {host}:{bound_port}")
+            time.sleep(0.01)
+        shown = f"[{host}]" if ":" in host else host
+        yield f"http://{shown}:{bound_port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
