@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 
 import httpx
 import pytest
@@ -153,8 +154,6 @@ def test_a_list_endpoint_without_a_data_list_cannot_be_trusted() -> None:
 
 
 def test_api_errors_survive_pickling() -> None:
-    import pickle
-
     error = mapped(429, {"message": "slow"})
     assert error is not None
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301  (our own object, round-tripped in-process)

@@ -8,10 +8,12 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from sigsci_iga.cli import context
 from sigsci_iga.cli.check import check, describe_token_policy
+from sigsci_iga.cli.imports import db_app, import_app, runs_app
+from sigsci_iga.cli.inventory import accounts_app, entitlements_app, identities_app
 from sigsci_iga.cli.output import fail, stdout
 from sigsci_iga.errors import SigsciIgaError
-from sigsci_iga.settings import Settings, load_settings
 
 app = typer.Typer(
     name="sigsci-iga",
@@ -20,17 +22,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-
-class _State:
-    config_file: Path | None = None
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings(_State.config_file)
-    except SigsciIgaError as exc:
-        fail(exc)
 
 
 @app.callback()
@@ -45,25 +36,37 @@ def _root(
         ),
     ] = None,
 ) -> None:
-    _State.config_file = config
+    context.CliState.config_file = config
 
 
 @app.command("check")
 def check_command() -> None:
     """Verify the credentials against the corp and show role, sites and token policy."""
-    settings = _settings()
+    settings = context.settings()
     try:
         report = check(settings)
     except SigsciIgaError as exc:
         fail(exc)
     out = stdout()
-    out.print(Text.assemble(("corp      ", "bold"), f"{report.corp_name} ({report.corp_display_name})"))
+    out.print(
+        Text.assemble(("corp      ", "bold"), f"{report.corp_name} ({report.corp_display_name})")
+    )
     out.print(Text.assemble(("caller    ", "bold"), f"{report.email} ({report.role})"))
     out.print(Text.assemble(("sites     ", "bold"), f"{report.sites_visible} visible"))
     policy, warn = describe_token_policy(report.api_token_max_age)
     style = "yellow" if warn else ""
-    out.print(Text.assemble(("tokens    ", "bold"), (("warning: " if warn else "") + policy, style)))
+    out.print(
+        Text.assemble(("tokens    ", "bold"), (("warning: " if warn else "") + policy, style))
+    )
     out.print(Text("ok", style="green"))
+
+
+app.add_typer(import_app, name="import")
+app.add_typer(runs_app, name="runs")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(entitlements_app, name="entitlements")
+app.add_typer(identities_app, name="identities")
+app.add_typer(db_app, name="db")
 
 
 def _mount_subcommands() -> None:

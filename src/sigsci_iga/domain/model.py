@@ -1,0 +1,193 @@
+"""Pure snapshot and state types: what an import read, and what the repository currently holds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+#: JSON-compatible value as stored in extra attributes, history and serialised diffs.
+JsonValue = Any
+
+
+class AccountStatus(StrEnum):
+    """Account status in the repository; `suspended` means "gone from the target at import"."""
+
+    ACTIVE = "active"
+    PENDING = "pending"
+    SUSPENDED = "suspended"
+
+
+class EntitlementStatus(StrEnum):
+    """Entitlement values are never deleted, only inactivated when the target drops them."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+
+
+class EntitlementType(StrEnum):
+    """The entitlement types a Signal Sciences endpoint governs."""
+
+    SITE = "Site"
+    CORP_ROLE = "CorpRole"
+
+
+#: Fields of an account that the diff compares and the history records.
+ACCOUNT_FIELDS: tuple[str, ...] = ("name", "role", "status", "mfa_enabled", "created", "extra")
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC, so equal instants serialise equally whatever offset the source used."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+def parse_iso(value: str | None) -> datetime | None:
+    """Inverse of `iso`; naive input is read as UTC."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    """One account as the target reported it; `status` is `active` or `pending`."""
+
+    email: str
+    name: str = ""
+    role: str = "user"
+    status: str = AccountStatus.ACTIVE.value
+    mfa_enabled: bool = False
+    created: datetime | None = None
+    sites: frozenset[str] = frozenset()
+    extra: Mapping[str, JsonValue] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.status not in (AccountStatus.ACTIVE, AccountStatus.PENDING):
+            raise ValueError(f"account {self.email}: status must be active or pending")
+
+    def field_values(self) -> dict[str, JsonValue]:
+        """The compared fields as JSON-compatible values (dates as UTC ISO strings)."""
+        return {
+            "name": self.name,
+            "role": self.role,
+            "status": str(self.status),
+            "mfa_enabled": self.mfa_enabled,
+            "created": iso(self.created),
+            "extra": dict(self.extra),
+        }
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {"email": self.email, **self.field_values(), "sites": sorted(self.sites)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, JsonValue]) -> AccountSnapshot:
+        return cls(
+            email=data["email"],
+            name=data.get("name", ""),
+            role=data.get("role", "user"),
+            status=data.get("status", AccountStatus.ACTIVE.value),
+            mfa_enabled=bool(data.get("mfa_enabled", False)),
+            created=parse_iso(data.get("created")),
+            sites=frozenset(data.get("sites", ())),
+            extra=dict(data.get("extra") or {}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSnapshot:
+    """One site as the target reported it."""
+
+    name: str
+    display_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CorpSnapshot:
+    """Everything a full import read from one corp."""
+
+    accounts: tuple[AccountSnapshot, ...]
+    sites: tuple[SiteSnapshot, ...]
+
+    def __post_init__(self) -> None:
+        emails = [a.email for a in self.accounts]
+        if len(set(emails)) != len(emails):
+            raise ValueError("corp snapshot lists an account email twice")
+        names = [s.name for s in self.sites]
+        if len(set(names)) != len(names):
+            raise ValueError("corp snapshot lists a site name twice")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """One account as the repository holds it; `sites`/`roles` are its current links."""
+
+    email: str
+    name: str
+    role: str
+    status: str
+    mfa_enabled: bool
+    created: datetime | None
+    extra: Mapping[str, JsonValue] = field(default_factory=dict, hash=False)
+    sites: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+
+    def field_values(self) -> dict[str, JsonValue]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "status": str(self.status),
+            "mfa_enabled": self.mfa_enabled,
+            "created": iso(self.created),
+            "extra": dict(self.extra),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementState:
+    """One entitlement value as the repository holds it."""
+
+    type: str
+    value: str
+    display_name: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentCounts:
+    """Sizes the thresholds compare removals against."""
+
+    accounts: int
+    links: int
+    sites: int
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryView:
+    """The current state of one endpoint, read for a diff; `version` bumps on every apply."""
+
+    accounts: Mapping[str, AccountState]
+    sites: Mapping[str, EntitlementState]
+    roles: Mapping[str, EntitlementState]
+    version: int = 0
+
+    @classmethod
+    def empty(cls) -> RepositoryView:
+        return cls(accounts={}, sites={}, roles={}, version=0)
+
+    def counts(self) -> CurrentCounts:
+        """Non-suspended accounts, all links, active sites."""
+        accounts = 0
+        links = 0
+        for account in self.accounts.values():
+            if account.status != AccountStatus.SUSPENDED:
+                accounts += 1
+            links += len(account.sites) + len(account.roles)
+        sites = sum(1 for s in self.sites.values() if s.status == EntitlementStatus.ACTIVE)
+        return CurrentCounts(accounts=accounts, links=links, sites=sites)

@@ -1,0 +1,93 @@
+"""Thresholds that hold an import for approval when it would remove too much at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sigsci_iga.domain.diff import Diff
+from sigsci_iga.domain.model import CurrentCounts, EntitlementType
+from sigsci_iga.errors import SigsciIgaError
+
+
+class ThresholdExceededError(SigsciIgaError):
+    """An import would remove more than the thresholds allow; it is held until approved."""
+
+    exit_code = 7
+
+    def __init__(self, reasons: list[str], run_id: int | None = None) -> None:
+        self.reasons = list(reasons)
+        self.run_id = run_id
+        where = f"run {run_id} held" if run_id is not None else "held"
+        super().__init__(f"{where}: " + "; ".join(self.reasons))
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reasons, self.run_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """Hold when removals exceed `absolute` OR `percent` of what exists; `None` disables one."""
+
+    absolute: int | None = 10
+    percent: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        if self.absolute is not None and self.absolute < 0:
+            raise ValueError("absolute limit must be >= 0")
+        if self.percent is not None and not 0 <= self.percent <= 100:
+            raise ValueError("percent limit must be between 0 and 100")
+
+    def exceeded(self, removed: int, existing: int) -> str | None:
+        """Why `removed` of `existing` is too many, or None."""
+        if removed == 0:
+            return None
+        if self.absolute is not None and removed > self.absolute:
+            return f"{removed} > {self.absolute}"
+        if self.percent is not None and existing > 0:
+            share = removed * 100.0 / existing
+            if share > self.percent:
+                return f"{removed} of {existing} ({share:.1f}% > {self.percent:g}%)"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """Per-kind limits; defaults hold above 10 items or 10% of existing ones."""
+
+    accounts_suspended: Limit = field(default_factory=Limit)
+    links_removed: Limit = field(default_factory=Limit)
+    sites_inactivated: Limit = field(default_factory=Limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether a diff is held, and why (one reason per exceeded limit)."""
+
+    held: bool
+    reasons: list[str]
+
+
+def evaluate_thresholds(
+    diff: Diff, current_counts: CurrentCounts, thresholds: Thresholds | None = None
+) -> Verdict:
+    """Compare the removals in `diff` with the limits, relative to the current counts."""
+    limits = thresholds or Thresholds()
+    sites_inactivated = sum(
+        1 for e in diff.entitlements_inactivated if e.type == EntitlementType.SITE
+    )
+    checks = (
+        (
+            "accounts to suspend",
+            limits.accounts_suspended,
+            len(diff.accounts_suspended),
+            current_counts.accounts,
+        ),
+        ("links to remove", limits.links_removed, len(diff.links_removed), current_counts.links),
+        ("sites to inactivate", limits.sites_inactivated, sites_inactivated, current_counts.sites),
+    )
+    reasons = []
+    for label, limit, removed, existing in checks:
+        why = limit.exceeded(removed, existing)
+        if why is not None:
+            reasons.append(f"{label}: {why}")
+    return Verdict(held=bool(reasons), reasons=reasons)

@@ -1,0 +1,1 @@
+"""Import: read targets into the repository, safely (full and incremental runs)."""

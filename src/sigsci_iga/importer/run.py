@@ -1,0 +1,298 @@
+"""Import runs: read a corp through a connector, diff it against the repository, then apply, hold or refuse.
+
+A run reads everything it needs first and validates it; a failed or suspicious read never reaches
+the apply step, and the apply is one transaction. Incremental runs re-read only what the activity
+feed names, and infer nothing from absence except a removal the feed reports and a re-read confirms.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Literal, TypeVar
+
+from sigsci_iga.connectors.base import ChangeEvent, Connector, PageResult
+from sigsci_iga.domain.diff import Diff, compute_diff, compute_partial_diff
+from sigsci_iga.domain.model import AccountSnapshot, CorpSnapshot, SiteSnapshot
+from sigsci_iga.domain.thresholds import Thresholds, Verdict, evaluate_thresholds
+from sigsci_iga.errors import ApiError, SigsciIgaError, UnexpectedResponseError
+from sigsci_iga.store import Checkpoint, Repository, RunRecord
+
+ImportMode = Literal["auto", "full", "incremental"]
+#: The activity feed keeps 30 days; a checkpoint older than this (with margin) cannot be trusted.
+FEED_RETENTION = timedelta(days=30)
+RETENTION_MARGIN = timedelta(hours=1)
+#: Re-read this much before the checkpoint so events written while we read are not missed.
+DEFAULT_OVERLAP = timedelta(minutes=5)
+MAX_PAGES = 100_000
+
+T = TypeVar("T")
+Progress = Callable[[str, int, int | None], None]
+
+
+def _no_progress(_stage: str, _done: int, _total: int | None) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    mode: ImportMode = "auto"
+    dry_run: bool = False
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    overlap: timedelta = DEFAULT_OVERLAP
+    correlation_rule: str = "email"
+    #: The token owner must be in the users list; its absence means the list is not the corp's.
+    required_account: str | None = None
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    run: RunRecord
+    mode: Literal["full", "incremental"]
+    diff: Diff
+    verdict: Verdict
+    fallback_reason: str | None = None
+    accounts_read: int = 0
+    sites_read: int = 0
+    events_read: int = 0
+
+
+class IncompleteReadError(UnexpectedResponseError):
+    """What the target returned cannot be the whole corp (for example an empty users list)."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _read_all(
+    fetch: Callable[[str | None], Awaitable[PageResult[T]]],
+    what: str,
+    progress: Progress,
+) -> list[T]:
+    """Drive a connector's paging to the end, refusing pages that repeat earlier keys."""
+    items: list[T] = []
+    seen: set[str] = set()
+    cursor: str | None = None
+    for page_number in range(1, MAX_PAGES + 1):
+        page = await fetch(cursor)
+        repeated = seen.intersection(page.keys)
+        if repeated:
+            raise IncompleteReadError(
+                method="GET",
+                path=what,
+                status=None,
+                message=f"page {page_number} repeats {sorted(repeated)[0]!r}; paging would not end",
+            )
+        seen.update(page.keys)
+        items.extend(page.items)
+        progress(what, len(items), None)
+        if page.next_cursor is None:
+            return items
+        if page.next_cursor == cursor:
+            raise IncompleteReadError(
+                method="GET", path=what, status=None, message="next page cursor did not move"
+            )
+        cursor = page.next_cursor
+    raise IncompleteReadError(
+        method="GET", path=what, status=None, message=f"more than {MAX_PAGES} pages"
+    )
+
+
+async def read_corp(
+    connector: Connector, *, required_account: str | None, progress: Progress = _no_progress
+) -> CorpSnapshot:
+    """Read every account and site; raise rather than return anything partial or implausible."""
+    accounts: list[AccountSnapshot] = await _read_all(connector.accounts_page, "accounts", progress)
+    sites: list[SiteSnapshot] = await _read_all(connector.sites_page, "sites", progress)
+    if not accounts:
+        # A corp always has at least the token owner: an empty list is a glitch, not "nobody".
+        raise IncompleteReadError(
+            method="GET",
+            path="users",
+            status=200,
+            message="the users list is empty; a corp always lists at least its owners",
+        )
+    if required_account is not None and required_account not in {a.email for a in accounts}:
+        raise IncompleteReadError(
+            method="GET",
+            path="users",
+            status=200,
+            message=f"the users list does not include the token owner {required_account}",
+        )
+    return CorpSnapshot(accounts=tuple(accounts), sites=tuple(sites))
+
+
+class Importer:
+    """Runs imports for one endpoint of the repository through one connector."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        endpoint: str,
+        connector: Connector,
+        *,
+        clock: Callable[[], datetime] = _now,
+        progress: Progress = _no_progress,
+    ) -> None:
+        self.repository = repository
+        self.endpoint = endpoint
+        self.connector = connector
+        self.clock = clock
+        self.progress = progress
+
+    async def run(self, options: ImportOptions | None = None) -> ImportResult:
+        """Run a full or incremental import; `auto` is incremental once a usable checkpoint exists."""
+        options = options or ImportOptions()
+        mode = options.mode
+        fallback: str | None = None
+        if mode in ("auto", "incremental"):
+            fallback = self._why_not_incremental()
+            mode = "full" if fallback else "incremental"
+        if mode == "incremental":
+            try:
+                return await self._incremental(options)
+            except _FeedUnavailableError as exc:
+                fallback = f"activity feed unavailable ({exc.cause}); fell back to a full import"
+        return await self._full(options, fallback)
+
+    def _why_not_incremental(self) -> str | None:
+        checkpoint = self.repository.get_endpoint(self.endpoint).checkpoint
+        if checkpoint.last_activity is None:
+            return "no checkpoint yet; ran a full import"
+        if self.clock() - checkpoint.last_activity > FEED_RETENTION - RETENTION_MARGIN:
+            return "checkpoint older than the activity feed's 30-day retention; ran a full import"
+        return None
+
+    async def _full(self, options: ImportOptions, fallback: str | None) -> ImportResult:
+        run_id = self.repository.start_run(self.endpoint, mode="full", dry_run=options.dry_run)
+        try:
+            started = self.clock()
+            snapshot = await read_corp(
+                self.connector, required_account=options.required_account, progress=self.progress
+            )
+            view = self.repository.load_view(self.endpoint)
+            diff = compute_diff(view, snapshot, mode="full")
+            verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
+            checkpoint = Checkpoint(last_activity=started - options.overlap, event_ids=())
+            run = self._conclude(run_id, diff, verdict, view.version, checkpoint, options)
+        except BaseException as exc:
+            self._fail(run_id, exc)
+            raise
+        return ImportResult(
+            run=run,
+            mode="full",
+            diff=diff,
+            verdict=verdict,
+            fallback_reason=fallback,
+            accounts_read=len(snapshot.accounts),
+            sites_read=len(snapshot.sites),
+        )
+
+    async def _incremental(self, options: ImportOptions) -> ImportResult:
+        checkpoint = self.repository.get_endpoint(self.endpoint).checkpoint
+        assert checkpoint.last_activity is not None
+        since = checkpoint.last_activity - options.overlap
+        try:
+            batch = await self.connector.changes_since(since)
+        except ApiError as exc:
+            raise _FeedUnavailableError(str(exc)) from exc
+        run_id = self.repository.start_run(
+            self.endpoint, mode="incremental", dry_run=options.dry_run
+        )
+        try:
+            known = set(checkpoint.event_ids)
+            events = [e for e in batch.events if e.id not in known]
+            self.progress("events", len(events), len(events))
+            emails = sorted({e.email for e in events if e.email})
+            # A membership event names a user and a site; re-reading the user (with its
+            # memberships) covers it. Sites are re-read only for events about the site itself.
+            sites = sorted({e.site for e in events if e.site and (not e.email or e.removes_site)})
+            removed_emails = {e.email for e in events if e.removes_account and e.email}
+            removed_sites = {e.site for e in events if e.removes_site and e.site}
+            changed_accounts: dict[str, AccountSnapshot | None] = {}
+            for done, email in enumerate(emails, 1):
+                account = await self.connector.read_account(email)
+                if account is not None:
+                    changed_accounts[email] = account
+                elif email in removed_emails:
+                    changed_accounts[email] = None  # the feed says removed and a re-read agrees
+                self.progress("accounts", done, len(emails))
+            changed_sites: dict[str, SiteSnapshot | None] = {}
+            for done, name in enumerate(sites, 1):
+                site = await self.connector.read_site(name)
+                if site is not None:
+                    changed_sites[name] = site
+                elif name in removed_sites:
+                    changed_sites[name] = None
+                self.progress("sites", done, len(sites))
+            view = self.repository.load_view(self.endpoint)
+            diff = compute_partial_diff(view, changed_accounts, changed_sites)
+            verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
+            new_checkpoint = _advance(checkpoint, batch.events, options.overlap)
+            run = self._conclude(run_id, diff, verdict, view.version, new_checkpoint, options)
+        except BaseException as exc:
+            self._fail(run_id, exc)
+            raise
+        return ImportResult(
+            run=run,
+            mode="incremental",
+            diff=diff,
+            verdict=verdict,
+            accounts_read=len(changed_accounts),
+            sites_read=len(changed_sites),
+            events_read=len(events),
+        )
+
+    def _conclude(
+        self,
+        run_id: int,
+        diff: Diff,
+        verdict: Verdict,
+        base_version: int,
+        checkpoint: Checkpoint,
+        options: ImportOptions,
+    ) -> RunRecord:
+        if options.dry_run:
+            counts = {**diff.summary(), "held": verdict.held, "reasons": verdict.reasons}
+            return self.repository.finish_run(
+                run_id, status="succeeded", counts=counts, reason="dry run: nothing applied"
+            )
+        if verdict.held:
+            return self.repository.hold_run(
+                run_id, diff=diff, base_version=base_version, reasons=verdict.reasons
+            )
+        run = self.repository.apply_run(
+            run_id, diff, base_version=base_version, checkpoint=checkpoint
+        )
+        self.repository.correlate(self.endpoint, options.correlation_rule)
+        return run
+
+    def _fail(self, run_id: int, exc: BaseException) -> None:
+        reason = str(exc) if isinstance(exc, SigsciIgaError) else f"{type(exc).__name__}: {exc}"
+        # If the run already ended (e.g. held), the original error is what matters.
+        with contextlib.suppress(SigsciIgaError):
+            self.repository.finish_run(run_id, status="failed", reason=reason or type(exc).__name__)
+
+
+class _FeedUnavailableError(Exception):
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+def _advance(
+    checkpoint: Checkpoint, events: Sequence[ChangeEvent], overlap: timedelta
+) -> Checkpoint:
+    """Move the checkpoint to the newest event, remembering the ids the next overlap will re-read."""
+    if not events:
+        return checkpoint
+    newest = max(e.created for e in events)
+    if checkpoint.last_activity is not None:
+        newest = max(newest, checkpoint.last_activity)
+    window = newest - overlap
+    # Every event the next read can return again was in this batch too (same feed, later start).
+    keep = {e.id for e in events if e.created >= window}
+    return Checkpoint(last_activity=newest, event_ids=tuple(sorted(keep)))

@@ -1,0 +1,322 @@
+"""Apply a diff to one endpoint in bulk, recording every change in the history.
+
+Callers own the transaction; every statement here is a set operation or an executemany, never a
+per-row SELECT, so a 50k-account / 500k-link initial import stays a matter of seconds.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sigsci_iga.domain.diff import AccountChange, Diff, EntitlementChange, FieldChange
+from sigsci_iga.domain.model import EntitlementStatus, EntitlementType, parse_iso
+from sigsci_iga.store.errors import RepositoryChangedError
+from sigsci_iga.store.tables import (
+    UTCDateTime,
+    account_entitlements,
+    accounts,
+    endpoints,
+    entitlement_types,
+    entitlement_values,
+    history,
+)
+
+ENTITLEMENT_TYPES = (EntitlementType.SITE.value, EntitlementType.CORP_ROLE.value)
+_ACCOUNT_COLUMNS = frozenset({"name", "role", "status", "mfa_enabled", "created", "extra"})
+_ENTITLEMENT_COLUMNS = frozenset({"display_name", "status"})
+
+
+def dump(value: Any) -> str | None:
+    """History values are JSON text; None stays SQL NULL."""
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def _insert_tuples(
+    conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert driver-ready tuples without per-row SQLAlchemy parameter processing.
+
+    PostgreSQL gets COPY, SQLite a plain executemany: for hundreds of thousands of link and
+    history rows this is several times faster than Core's executemany.
+    """
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    marks = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608  # names are ours
+    conn.exec_driver_sql(sql, rows)
+
+
+def _delete_links(conn: Connection, pairs: list[tuple[int, int]]) -> None:
+    if not pairs:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(
+            "DELETE FROM account_entitlements AS l USING unnest(%s::int[], %s::int[]) AS d(a, v)"
+            " WHERE l.account_id = d.a AND l.value_id = d.v",
+            ([a for a, _ in pairs], [v for _, v in pairs]),
+        )
+        return
+    conn.exec_driver_sql(
+        "DELETE FROM account_entitlements WHERE account_id = ? AND value_id = ?", pairs
+    )
+
+
+def bump_version(conn: Connection, endpoint_id: int, expected_version: int) -> int:
+    """Advance the endpoint's version, or fail if it is no longer `expected_version`."""
+    result = conn.execute(
+        endpoints.update()
+        .where(endpoints.c.id == endpoint_id, endpoints.c.version == expected_version)
+        .values(version=endpoints.c.version + 1)
+    )
+    if result.rowcount != 1:
+        actual = conn.execute(
+            sa.select(endpoints.c.version).where(endpoints.c.id == endpoint_id)
+        ).scalar_one()
+        raise RepositoryChangedError(
+            f"the repository changed since the diff was computed (version {expected_version}, "
+            f"now {actual}); run the import again"
+        )
+    return expected_version + 1
+
+
+def ensure_types(conn: Connection, endpoint_id: int) -> dict[str, int]:
+    """Entitlement type ids by name, creating `Site` and `CorpRole` if missing."""
+    query = sa.select(entitlement_types.c.name, entitlement_types.c.id).where(
+        entitlement_types.c.endpoint_id == endpoint_id
+    )
+    types: dict[str, int] = {name: id_ for name, id_ in conn.execute(query)}
+    missing = [t for t in ENTITLEMENT_TYPES if t not in types]
+    if missing:
+        conn.execute(
+            entitlement_types.insert(),
+            [{"endpoint_id": endpoint_id, "name": name} for name in missing],
+        )
+        types = {name: id_ for name, id_ in conn.execute(query)}
+    return types
+
+
+def _column_value(field: str, value: Any) -> Any:
+    if field == "created":
+        return parse_iso(value)
+    if field == "extra":
+        return dict(value or {})
+    return value
+
+
+def _grouped_updates(
+    conn: Connection,
+    table: sa.Table,
+    where: list[sa.ColumnElement[bool]],
+    items: Iterable[tuple[Mapping[str, Any], Iterable[FieldChange]]],
+    allowed: frozenset[str],
+) -> None:
+    """One executemany per distinct set of changed fields; `items` are (key columns, changes)."""
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+    for keys, changes in items:
+        values = {c.field: _column_value(c.field, c.new) for c in changes}
+        unknown = set(values) - allowed
+        if unknown:
+            raise ValueError(f"diff changes unknown field(s) {sorted(unknown)} of {table.name}")
+        if values:
+            row = {f"k_{k}": v for k, v in keys.items()}
+            row.update({f"v_{f}": v for f, v in values.items()})
+            groups[(tuple(sorted(keys)), tuple(sorted(values)))].append(row)
+    for (key_columns, fields), rows in groups.items():
+        # Bind names differ from column names: SQLAlchemy reserves those for the SET clause.
+        stmt = (
+            table.update()
+            .where(*where, *(table.c[k] == sa.bindparam(f"k_{k}") for k in key_columns))
+            .values({f: sa.bindparam(f"v_{f}") for f in fields})
+        )
+        conn.execute(stmt, rows)
+
+
+_HISTORY_COLUMNS = (
+    "run_id",
+    "endpoint_id",
+    "object_type",
+    "object_key",
+    "field",
+    "old_value",
+    "new_value",
+    "changed_at",
+)
+
+
+class _History:
+    """Accumulates history rows for one apply, inserted in one bulk operation."""
+
+    def __init__(self, conn: Connection, endpoint_id: int, run_id: int | None, now: datetime):
+        self.rows: list[tuple[Any, ...]] = []
+        self._endpoint_id = endpoint_id
+        self._run_id = run_id
+        # Convert the shared timestamp once, the way the column type would for this dialect.
+        processor = history.c.changed_at.type.dialect_impl(conn.dialect).bind_processor(
+            conn.dialect
+        )
+        bound = UTCDateTime().process_bind_param(now, conn.dialect)
+        self._now = processor(bound) if processor is not None else bound
+
+    def add(self, object_type: str, key: str, field: str | None, old: Any, new: Any) -> None:
+        self.rows.append(
+            (self._run_id, self._endpoint_id, object_type, key, field, old, new, self._now)
+        )
+
+    def flush(self, conn: Connection) -> None:
+        _insert_tuples(conn, history, _HISTORY_COLUMNS, self.rows)
+
+
+def apply_diff(
+    conn: Connection,
+    endpoint_id: int,
+    diff: Diff,
+    *,
+    run_id: int | None,
+    expected_version: int,
+    now: datetime,
+) -> int:
+    """Apply `diff` inside the caller's transaction; returns the endpoint's new version."""
+    version = bump_version(conn, endpoint_id, expected_version)
+    types = ensure_types(conn, endpoint_id)
+    record = _History(conn, endpoint_id, run_id, now)
+    _apply_entitlements(conn, diff, types, record)
+    _apply_accounts(conn, endpoint_id, diff, record)
+    _apply_links(conn, endpoint_id, diff, types, record)
+    record.flush(conn)
+    return version
+
+
+def _apply_entitlements(
+    conn: Connection, diff: Diff, types: Mapping[str, int], record: _History
+) -> None:
+    if diff.entitlements_added:
+        conn.execute(
+            entitlement_values.insert(),
+            [
+                {
+                    "type_id": types[e.type],
+                    "value": e.value,
+                    "display_name": e.display_name,
+                    "status": EntitlementStatus.ACTIVE.value,
+                }
+                for e in diff.entitlements_added
+            ],
+        )
+        for e in diff.entitlements_added:
+            new = {"display_name": e.display_name, "status": EntitlementStatus.ACTIVE.value}
+            record.add("entitlement", f"{e.type}:{e.value}", None, None, dump(new))
+    changes: list[EntitlementChange] = [
+        *diff.entitlements_changed,
+        *diff.entitlements_inactivated,
+        *diff.entitlements_reactivated,
+    ]
+    _grouped_updates(
+        conn,
+        entitlement_values,
+        [],
+        (({"type_id": types[e.type], "value": e.value}, e.changes) for e in changes),
+        _ENTITLEMENT_COLUMNS,
+    )
+    for change in changes:
+        key = f"{change.type}:{change.value}"
+        for c in change.changes:
+            record.add("entitlement", key, c.field, dump(c.old), dump(c.new))
+
+
+def _apply_accounts(conn: Connection, endpoint_id: int, diff: Diff, record: _History) -> None:
+    if diff.accounts_added:
+        conn.execute(
+            accounts.insert(),
+            [
+                {
+                    "endpoint_id": endpoint_id,
+                    "email": a.email,
+                    "name": a.name,
+                    "role": a.role,
+                    "status": str(a.status),
+                    "mfa_enabled": a.mfa_enabled,
+                    "created": a.created,
+                    "extra": dict(a.extra),
+                }
+                for a in diff.accounts_added
+            ],
+        )
+        for a in diff.accounts_added:
+            record.add("account", a.email, None, None, dump(a.field_values()))
+    changes: list[AccountChange] = [
+        *diff.accounts_changed,
+        *diff.accounts_suspended,
+        *diff.accounts_reactivated,
+    ]
+    _grouped_updates(
+        conn,
+        accounts,
+        [accounts.c.endpoint_id == endpoint_id],
+        (({"email": a.email}, a.changes) for a in changes),
+        _ACCOUNT_COLUMNS,
+    )
+    for change in changes:
+        for c in change.changes:
+            record.add("account", change.email, c.field, dump(c.old), dump(c.new))
+
+
+def _apply_links(
+    conn: Connection, endpoint_id: int, diff: Diff, types: Mapping[str, int], record: _History
+) -> None:
+    if not diff.links_added and not diff.links_removed:
+        return
+    account_ids: dict[str, int] = {
+        email: id_
+        for email, id_ in conn.execute(
+            sa.select(accounts.c.email, accounts.c.id).where(accounts.c.endpoint_id == endpoint_id)
+        )
+    }
+    type_names = {id_: name for name, id_ in types.items()}
+    value_ids: dict[tuple[str, str], int] = {
+        (type_names[type_id], value): id_
+        for id_, type_id, value in conn.execute(
+            sa.select(
+                entitlement_values.c.id, entitlement_values.c.type_id, entitlement_values.c.value
+            ).where(entitlement_values.c.type_id.in_(list(types.values())))
+        )
+    }
+    if diff.links_removed:
+        _delete_links(
+            conn,
+            [
+                (account_ids[link.email], value_ids[(link.type, link.value)])
+                for link in diff.links_removed
+            ],
+        )
+        for link in diff.links_removed:
+            record.add("link", link.email, link.type, dump(link.value), None)
+    if diff.links_added:
+        _insert_tuples(
+            conn,
+            account_entitlements,
+            ("account_id", "value_id"),
+            [
+                (account_ids[link.email], value_ids[(link.type, link.value)])
+                for link in diff.links_added
+            ],
+        )
+        for link in diff.links_added:
+            record.add("link", link.email, link.type, None, dump(link.value))

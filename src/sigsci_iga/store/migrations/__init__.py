@@ -1,0 +1,1 @@
+"""Alembic migrations of the repository, run programmatically by `sigsci_iga.store.db.upgrade`."""

@@ -1,0 +1,155 @@
+"""Plain records the repository returns to the importer and the CLI (never ORM objects)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sigsci_iga.domain.model import iso
+
+
+def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: iso(v) if isinstance(v, datetime) else v for k, v in data.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where the next incremental import starts: last activity seen and the ids at that time."""
+
+    last_activity: datetime | None
+    event_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointInfo:
+    """One governed endpoint; `settings` never holds secrets."""
+
+    id: int
+    name: str
+    connector: str
+    api_url: str
+    corp: str
+    email: str | None
+    settings: dict[str, Any]
+    checkpoint: Checkpoint
+    version: int
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        data = _jsonable(asdict(self))
+        data["checkpoint"] = {
+            "last_activity": iso(self.checkpoint.last_activity),
+            "event_ids": list(self.checkpoint.event_ids),
+        }
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """An account for listing and detail; `sites` are sorted names of active site links."""
+
+    endpoint: str
+    email: str
+    name: str
+    role: str
+    status: str
+    mfa_enabled: bool
+    created: datetime | None
+    sites: list[str]
+    identity: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class EntitlementRecord:
+    """One entitlement value with the number of accounts holding it."""
+
+    endpoint: str
+    type: str
+    value: str
+    display_name: str
+    status: str
+    holders: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRecord:
+    """One identity from the identity source."""
+
+    username: str
+    email: str
+    first_name: str | None = None
+    last_name: str | None = None
+    department: str | None = None
+    manager: str | None = None
+    status: str = "active"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One import run; `has_diff` says whether a held diff is stored."""
+
+    id: int
+    endpoint: str
+    mode: str
+    dry_run: bool
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, Any] | None
+    reason: str | None
+    base_version: int | None
+    applied_version: int | None
+    has_diff: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """One recorded change; values are decoded JSON."""
+
+    id: int
+    run_id: int | None
+    endpoint: str | None
+    object_type: str
+    object_key: str
+    field: str | None
+    old_value: Any
+    new_value: Any
+    changed_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityLoadResult:
+    """What loading an identity file did."""
+
+    created: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelationResult:
+    """What a correlation pass did: links made, changed or cleared, and accounts left unmatched."""
+
+    rule: str
+    matched: int
+    changed: int
+    unmatched: int
+    ambiguous: list[str]

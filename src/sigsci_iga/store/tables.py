@@ -1,0 +1,227 @@
+"""Repository tables (SQLAlchemy Core); `migrations/versions` creates exactly these."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive, in UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        parsed = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def json_type() -> sa.types.TypeEngine[Any]:
+    """JSON everywhere, JSONB on PostgreSQL (smaller, comparable)."""
+    return sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+def big_id() -> sa.types.TypeEngine[int]:
+    """64-bit ids on PostgreSQL; SQLite needs plain INTEGER to alias the rowid."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+ACCOUNT_STATUSES = ("active", "pending", "suspended")
+ENTITLEMENT_STATUSES = ("active", "inactive")
+CONNECTOR_KINDS = ("signalsciences", "rest")
+RUN_MODES = ("full", "incremental")
+RUN_STATUSES = ("running", "succeeded", "failed", "held", "approved", "refused")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+identities = sa.Table(
+    "identities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(255), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("first_name", sa.String(255)),
+    sa.Column("last_name", sa.String(255)),
+    sa.Column("department", sa.String(255)),
+    sa.Column("manager", sa.String(255)),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("extra", json_type(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+endpoints = sa.Table(
+    "endpoints",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("connector", sa.String(32), nullable=False),
+    sa.Column("api_url", sa.String(500), nullable=False),
+    sa.Column("corp", sa.String(200), nullable=False),
+    sa.Column("email", sa.String(320)),
+    # Non-secret connection settings only: tokens and passwords come from the environment.
+    sa.Column("settings", json_type(), nullable=False),
+    sa.Column("checkpoint_at", UTCDateTime()),
+    sa.Column("checkpoint_event_ids", json_type(), nullable=False),
+    # Bumped by every apply; a held run may be approved only against the version it was diffed on.
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint(_in("connector", CONNECTOR_KINDS), name="connector"),
+)
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "endpoint_id",
+        sa.Integer,
+        sa.ForeignKey("endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("name", sa.String(500), nullable=False),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("mfa_enabled", sa.Boolean, nullable=False),
+    sa.Column("created", UTCDateTime()),
+    sa.Column("extra", json_type(), nullable=False),
+    sa.Column(
+        "identity_id",
+        sa.Integer,
+        sa.ForeignKey("identities.id", ondelete="SET NULL"),
+        index=True,
+    ),
+    sa.UniqueConstraint("endpoint_id", "email"),
+    sa.CheckConstraint(_in("status", ACCOUNT_STATUSES), name="status"),
+)
+
+entitlement_types = sa.Table(
+    "entitlement_types",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "endpoint_id",
+        sa.Integer,
+        sa.ForeignKey("endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.UniqueConstraint("endpoint_id", "name"),
+)
+
+entitlement_values = sa.Table(
+    "entitlement_values",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "type_id",
+        sa.Integer,
+        sa.ForeignKey("entitlement_types.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("value", sa.String(500), nullable=False),
+    sa.Column("display_name", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.UniqueConstraint("type_id", "value"),
+    sa.CheckConstraint(_in("status", ENTITLEMENT_STATUSES), name="status"),
+)
+
+account_entitlements = sa.Table(
+    "account_entitlements",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column(
+        "value_id",
+        sa.Integer,
+        sa.ForeignKey("entitlement_values.id", ondelete="CASCADE"),
+        primary_key=True,
+        index=True,
+    ),
+)
+
+import_runs = sa.Table(
+    "import_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "endpoint_id",
+        sa.Integer,
+        sa.ForeignKey("endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("counts", json_type()),
+    sa.Column("reason", sa.Text),
+    sa.Column("diff", json_type()),
+    sa.Column("base_version", sa.Integer),
+    sa.Column("applied_version", sa.Integer),
+    sa.CheckConstraint(_in("mode", RUN_MODES), name="mode"),
+    sa.CheckConstraint(_in("status", RUN_STATUSES), name="status"),
+)
+
+history = sa.Table(
+    "history",
+    metadata,
+    sa.Column("id", big_id(), primary_key=True),
+    sa.Column(
+        "run_id",
+        sa.Integer,
+        sa.ForeignKey("import_runs.id", ondelete="SET NULL"),
+        index=True,
+    ),
+    sa.Column(
+        "endpoint_id",
+        sa.Integer,
+        sa.ForeignKey("endpoints.id", ondelete="CASCADE"),
+    ),
+    sa.Column("object_type", sa.String(32), nullable=False),
+    sa.Column("object_key", sa.String(1000), nullable=False),
+    sa.Column("field", sa.String(64)),
+    # JSON-encoded text: one column type for strings, booleans, dates and dicts on both backends.
+    sa.Column("old_value", sa.Text),
+    sa.Column("new_value", sa.Text),
+    sa.Column("changed_at", UTCDateTime(), nullable=False),
+    sa.Index(
+        "ix_history_endpoint_id_object_type_object_key", "endpoint_id", "object_type", "object_key"
+    ),
+    sa.Index("ix_history_changed_at", "changed_at"),
+)

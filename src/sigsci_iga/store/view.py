@@ -1,0 +1,91 @@
+"""Read the current state of one endpoint as a pure `RepositoryView`, in three bulk queries."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sigsci_iga.domain.model import (
+    AccountState,
+    EntitlementState,
+    EntitlementType,
+    RepositoryView,
+)
+from sigsci_iga.store.tables import (
+    account_entitlements,
+    accounts,
+    endpoints,
+    entitlement_types,
+    entitlement_values,
+)
+
+
+def load_view(conn: Connection, endpoint_id: int) -> RepositoryView:
+    """The endpoint's accounts, links and entitlement values; call inside one transaction."""
+    version = conn.execute(
+        sa.select(endpoints.c.version).where(endpoints.c.id == endpoint_id)
+    ).scalar_one()
+    values: dict[int, EntitlementState] = {}
+    sites: dict[str, EntitlementState] = {}
+    roles: dict[str, EntitlementState] = {}
+    value_rows = conn.execute(
+        sa.select(
+            entitlement_values.c.id,
+            entitlement_types.c.name,
+            entitlement_values.c.value,
+            entitlement_values.c.display_name,
+            entitlement_values.c.status,
+        )
+        .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+        .where(entitlement_types.c.endpoint_id == endpoint_id)
+    )
+    for id_, type_name, value, display_name, status in value_rows:
+        state = EntitlementState(type_name, value, display_name, status)
+        values[id_] = state
+        if type_name == EntitlementType.SITE:
+            sites[value] = state
+        elif type_name == EntitlementType.CORP_ROLE:
+            roles[value] = state
+
+    held_sites: dict[int, set[str]] = defaultdict(set)
+    held_roles: dict[int, set[str]] = defaultdict(set)
+    link_rows = conn.execute(
+        sa.select(account_entitlements.c.account_id, account_entitlements.c.value_id)
+        .join(accounts, accounts.c.id == account_entitlements.c.account_id)
+        .where(accounts.c.endpoint_id == endpoint_id)
+    )
+    for account_id, value_id in link_rows:
+        held = values[value_id]
+        target = held_sites if held.type == EntitlementType.SITE else held_roles
+        target[account_id].add(held.value)
+
+    account_rows = conn.execute(
+        sa.select(
+            accounts.c.id,
+            accounts.c.email,
+            accounts.c.name,
+            accounts.c.role,
+            accounts.c.status,
+            accounts.c.mfa_enabled,
+            accounts.c.created,
+            accounts.c.extra,
+        ).where(accounts.c.endpoint_id == endpoint_id)
+    )
+    empty: frozenset[str] = frozenset()
+    account_states = {
+        email: AccountState(
+            email=email,
+            name=name,
+            role=role,
+            status=status,
+            mfa_enabled=bool(mfa),
+            created=created,
+            extra=extra or {},
+            sites=frozenset(held_sites[id_]) if id_ in held_sites else empty,
+            roles=frozenset(held_roles[id_]) if id_ in held_roles else empty,
+        )
+        for id_, email, name, role, status, mfa, created, extra in account_rows
+    }
+    return RepositoryView(accounts=account_states, sites=sites, roles=roles, version=version)

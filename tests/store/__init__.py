@@ -1,0 +1,1 @@
+"""Repository tests (SQLite file and PostgreSQL)."""

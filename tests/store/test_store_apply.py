@@ -1,0 +1,178 @@
+"""Applying diffs: bulk writes, history, suspension, inactivation, reactivation."""
+
+from __future__ import annotations
+
+import pytest
+
+from sigsci_iga.domain import compute_diff
+from sigsci_iga.store import Repository, RepositoryChangedError
+
+from .helpers import CREATED, account, add_endpoint, corp, import_full
+
+ALICE = account("alice@example.com", "www", "api", role="admin", extra={"api_user": False})
+BOB = account("bob@example.com", "www")
+
+
+def test_a_full_import_stores_accounts_sites_roles_and_links(repo: Repository) -> None:
+    add_endpoint(repo)
+
+    run = import_full(repo, corp(ALICE, BOB))
+
+    assert run.status == "succeeded"
+    assert run.counts is not None
+    assert run.counts["accounts"]["added"] == 2
+    detail = repo.get_account("prod", "ALICE@example.com")
+    assert detail.to_json() | {"created": None} == {
+        "endpoint": "prod",
+        "email": "alice@example.com",
+        "name": "Alice",
+        "role": "admin",
+        "status": "active",
+        "mfa_enabled": False,
+        "created": None,
+        "sites": ["api", "www"],
+        "identity": None,
+        "extra": {"api_user": False},
+    }
+    assert detail.created == CREATED
+    assert [(e.type, e.value, e.status, e.holders) for e in repo.list_entitlements("prod")] == [
+        ("CorpRole", "admin", "active", 1),
+        ("CorpRole", "user", "active", 1),
+        ("Site", "api", "active", 1),
+        ("Site", "www", "active", 2),
+    ]
+
+
+def test_the_reloaded_view_equals_what_was_imported(repo: Repository) -> None:
+    add_endpoint(repo)
+    import_full(repo, corp(ALICE, BOB))
+
+    view = repo.load_view("prod")
+
+    assert compute_diff(view, corp(ALICE, BOB)).is_empty
+    assert view.version == 1
+
+
+def test_every_change_is_recorded_in_the_history_with_its_run(repo: Repository) -> None:
+    add_endpoint(repo)
+    first = import_full(repo, corp(ALICE, BOB))
+    second = import_full(
+        repo, corp(account("alice@example.com", "www", role="user", extra={"api_user": False}), BOB)
+    )
+
+    changes = repo.list_history(endpoint="prod", run_id=second.id)
+
+    assert {(h.object_type, h.object_key, h.field, h.old_value, h.new_value) for h in changes} == {
+        ("account", "alice@example.com", "role", "admin", "user"),
+        ("link", "alice@example.com", "Site", "api", None),
+        ("link", "alice@example.com", "CorpRole", "admin", None),
+        ("link", "alice@example.com", "CorpRole", None, "user"),
+    }
+    assert len(repo.list_history(run_id=first.id, limit=None)) == 2 + 4 + 5
+    assert all(h.changed_at.tzinfo is not None for h in changes)
+
+
+def test_a_vanished_account_is_suspended_not_deleted_and_loses_its_links(
+    repo: Repository,
+) -> None:
+    add_endpoint(repo)
+    import_full(repo, corp(ALICE, BOB))
+
+    import_full(repo, corp(BOB))
+
+    alice = repo.get_account("prod", "alice@example.com")
+    assert alice.status == "suspended"
+    assert alice.sites == []
+    assert [a.email for a in repo.list_accounts("prod", status="suspended")] == [alice.email]
+
+
+def test_a_returning_account_is_reactivated_with_its_links(repo: Repository) -> None:
+    add_endpoint(repo)
+    import_full(repo, corp(ALICE, BOB))
+    import_full(repo, corp(BOB))
+
+    run = import_full(repo, corp(ALICE, BOB))
+
+    assert run.counts is not None
+    assert run.counts["accounts"]["reactivated"] == 1
+    assert repo.get_account("prod", "alice@example.com").sites == ["api", "www"]
+
+
+def test_a_vanished_site_is_inactivated_and_comes_back_when_listed_again(
+    repo: Repository,
+) -> None:
+    add_endpoint(repo)
+    import_full(repo, corp(ALICE, BOB))
+
+    import_full(
+        repo,
+        corp(
+            account("alice@example.com", "www", role="admin", extra={"api_user": False}),
+            BOB,
+            sites=("www",),
+        ),
+    )
+    inactive = repo.list_entitlements("prod", type="Site", status="inactive")
+    import_full(repo, corp(ALICE, BOB))
+
+    assert [e.value for e in inactive] == ["api"]
+    assert repo.list_entitlements("prod", type="Site", status="inactive") == []
+    assert repo.get_account("prod", "alice@example.com").sites == ["api", "www"]
+
+
+def test_applying_against_a_stale_version_changes_nothing(repo: Repository) -> None:
+    add_endpoint(repo)
+    import_full(repo, corp(BOB))
+    stale = repo.load_view("prod")
+    import_full(repo, corp(BOB, ALICE))
+    run_id = repo.start_run("prod")
+
+    with pytest.raises(RepositoryChangedError, match="run the import again"):
+        repo.apply_run(run_id, compute_diff(stale, corp()), base_version=stale.version)
+
+    assert repo.get_account("prod", "bob@example.com").status == "active"
+    assert repo.get_run(run_id).status == "running"
+
+
+def test_a_dry_run_writes_only_the_run_record(repo: Repository) -> None:
+    add_endpoint(repo)
+    run_id = repo.start_run("prod", dry_run=True)
+    diff = compute_diff(repo.load_view("prod"), corp(ALICE))
+
+    run = repo.finish_run(run_id, status="succeeded", counts=diff.summary())
+
+    assert run.dry_run
+    assert run.counts == diff.summary()
+    assert repo.list_accounts("prod") == []
+    assert repo.list_history() == []
+    assert repo.load_view("prod").version == 0
+
+
+def test_two_endpoints_keep_the_same_email_apart(repo: Repository) -> None:
+    add_endpoint(repo, "prod")
+    add_endpoint(repo, "staging")
+    import_full(repo, corp(ALICE, BOB), endpoint="prod")
+    import_full(repo, corp(account("alice@example.com", "lab"), sites=("lab",)), endpoint="staging")
+
+    import_full(repo, corp(BOB), endpoint="prod")
+
+    assert repo.get_account("prod", "alice@example.com").status == "suspended"
+    staging = repo.get_account("staging", "alice@example.com")
+    assert (staging.status, staging.sites, staging.role) == ("active", ["lab"], "user")
+    assert [e.value for e in repo.list_entitlements("staging", type="Site")] == ["lab"]
+    assert repo.load_view("staging").version == 1
+    assert repo.load_view("prod").version == 2
+
+
+def test_a_failed_run_records_its_reason(repo: Repository) -> None:
+    add_endpoint(repo)
+    run_id = repo.start_run("prod", mode="incremental")
+
+    run = repo.finish_run(run_id, status="failed", reason="GET /corps/x/users: 503: busy")
+
+    assert (run.status, run.mode, run.reason) == (
+        "failed",
+        "incremental",
+        "GET /corps/x/users: 503: busy",
+    )
+    assert run.finished_at is not None
