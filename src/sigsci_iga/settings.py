@@ -56,6 +56,22 @@ class Settings(BaseSettings):
         default=5, ge=1, le=20, validation_alias=_env("SIGSCI_IGA_READ_ATTEMPTS", "read_attempts")
     )
 
+    instant_provisioning: bool = Field(
+        default=True,
+        validation_alias=_env("SIGSCI_IGA_INSTANT_PROVISIONING", "instant_provisioning"),
+    )
+    task_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=100,
+        validation_alias=_env("SIGSCI_IGA_TASK_MAX_ATTEMPTS", "task_max_attempts"),
+    )
+    retry_base_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias=_env("SIGSCI_IGA_RETRY_BASE_SECONDS", "retry_base_seconds"),
+    )
+
     @field_validator("api_url")
     @classmethod
     def _api_url_is_http(cls, value: str) -> str:

@@ -74,3 +74,71 @@ class Connector(Protocol):
     async def changes_since(self, since: datetime) -> ChangeBatch:
         """Activity since `since`; raises if the feed cannot be read completely."""
         ...
+
+
+# -- provisioning -----------------------------------------------------------------------------
+# The provisioning worker plans a task as a list of steps; a connector describes and executes them.
+
+
+@dataclass(frozen=True)
+class Invite:
+    """Create an account (a pending invitee) with a role and its sites."""
+
+    email: str
+    role: str
+    sites: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SetRole:
+    """Change only the account's role."""
+
+    email: str
+    role: str
+
+
+@dataclass(frozen=True)
+class AddToSite:
+    """Grant one site to one or more accounts in a single call, leaving their other sites alone."""
+
+    site: str
+    emails: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RemoveFromSite:
+    """Take one site away from one account."""
+
+    site: str
+    email: str
+
+
+@dataclass(frozen=True)
+class DeleteAccount:
+    """Remove the account from the target."""
+
+    email: str
+
+
+Step = Invite | SetRole | AddToSite | RemoveFromSite | DeleteAccount
+
+
+@dataclass(frozen=True)
+class PlannedCall:
+    """The exact HTTP call a step sends (for dry runs and the journal); never carries secrets."""
+
+    method: str
+    path: str
+    body: object = None
+
+
+class ProvisioningConnector(Connector, Protocol):
+    """A connector that can also change the target."""
+
+    def describe(self, step: Step) -> PlannedCall:
+        """The call `execute(step)` would send."""
+        ...
+
+    async def execute(self, step: Step) -> None:
+        """Send the step's call once; raises from the error tree on failure."""
+        ...

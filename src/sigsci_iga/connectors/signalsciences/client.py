@@ -93,6 +93,14 @@ class RepeatGuard:
 
 
 @dataclass(frozen=True)
+class Reply:
+    """A successful call: its status and decoded JSON body (None for 204 or an empty body)."""
+
+    status: int
+    body: Any
+
+
+@dataclass(frozen=True)
 class CallRecord:
     """One HTTP call as observers (journal, statistics) see it: no headers, no bodies."""
 
@@ -237,7 +245,7 @@ class SigSciClient:
         json_body: Any = None,
         form: Mapping[str, str] | None = None,
         authenticated: bool = True,
-    ) -> httpx.Response:
+    ) -> Reply:
         shown = path
         if params:
             shown = path + "?" + "&".join(f"{k}={v}" for k, v in params.items())
@@ -255,6 +263,13 @@ class SigSciClient:
                 )
                 raise error from None
         failure = error_for_response(method, shown, response, self._secrets())
+        body: Any = None
+        if failure is None:
+            # A truncated or non-JSON 2xx is a failed call too, for observers as for callers.
+            try:
+                body = decode_json(method, shown, response)
+            except ApiError as exc:
+                failure = exc
         self._notify(
             CallRecord(
                 method,
@@ -266,7 +281,7 @@ class SigSciClient:
         )
         if failure is not None:
             raise failure
-        return response
+        return Reply(response.status_code, body)
 
     async def _request(
         self,
@@ -275,7 +290,7 @@ class SigSciClient:
         *,
         params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
-    ) -> httpx.Response:
+    ) -> Reply:
         """Send one call, logging in first for a password session and once more if it expired."""
         if self._token is None and self._session_token is None:
             await self.login()
@@ -307,18 +322,16 @@ class SigSciClient:
             wait_max=self._wait_max,
         ):
             with attempt:
-                response = await self._request("GET", path, params=params)
+                reply = await self._request("GET", path, params=params)
                 shown = path + (
                     "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
                 )
-                body = decode_json("GET", shown, response)
-                return expect_shape("GET", shown, response.status_code, body, shape)
+                return expect_shape("GET", shown, reply.status, reply.body, shape)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 
     async def _write(self, method: str, path: str, json_body: Any = None) -> Any:
         """Send a write once; returns the parsed body, or None for 204/empty."""
-        response = await self._request(method, path, json_body=json_body)
-        return decode_json(method, path, response)
+        return (await self._request(method, path, json_body=json_body)).body
 
     def _parse(self, model: type[M], data: Any, method: str, path: str) -> M:
         try:
@@ -343,21 +356,19 @@ class SigSciClient:
         if self._password is None:
             raise ConfigError("session login needs SIGSCI_PASSWORD")
         path = API_PREFIX + "/auth"
-        response = await self._send_once(
+        reply = await self._send_once(
             "POST",
             path,
             form={"email": self.email, "password": self._password.get_secret_value()},
             authenticated=False,
         )
-        body = expect_shape(
-            "POST", path, response.status_code, decode_json("POST", path, response), "object"
-        )
+        body = expect_shape("POST", path, reply.status, reply.body, "object")
         token = body.get("token")
         if not isinstance(token, str) or not token:
             raise UnexpectedResponseError(
                 method="POST",
                 path=path,
-                status=response.status_code,
+                status=reply.status,
                 message="login answered without a token",
             )
         self._session_token = SecretStr(token)
@@ -399,11 +410,28 @@ class SigSciClient:
         names = sorted({_checked_site(s) for s in sites})
         return {"data": [{"site": {"name": name}} for name in names]}
 
+    def user_path(self, email: str, *rest: str) -> str:
+        """Path of a corp user (checked and encoded), optionally with literal words after it."""
+        return self._corp_path("users", (normalize_email(email), "email"), *rest)
+
+    def site_path(self, site: str, *rest: str) -> str:
+        """Path of a site (checked and encoded), optionally with literal words after it."""
+        return self._corp_path("sites", (_checked_site(site), "site name"), *rest)
+
+    def site_member_path(self, site: str, email: str, *rest: str) -> str:
+        """Path of one site member (checked and encoded)."""
+        return self._corp_path(
+            "sites", (_checked_site(site), "site name"), "members", (normalize_email(email), "email"),
+            *rest,
+        )
+
+    def invite_body(self, *, role: str, sites: Iterable[str]) -> dict[str, Any]:
+        return {"role": _role_for_write(role), "memberships": self._memberships_body(sites)}
+
     async def invite_user(self, email: str, *, role: str, sites: Iterable[str]) -> User | None:
         """Invite a new corp user with a role and sites; returns the pending user if echoed."""
-        path = self._corp_path("users", (normalize_email(email), "email"), "invite")
-        body = {"role": _role_for_write(role), "memberships": self._memberships_body(sites)}
-        data = await self._write("POST", path, body)
+        path = self.user_path(email, "invite")
+        data = await self._write("POST", path, self.invite_body(role=role, sites=sites))
         return self._parse(User, data, "POST", path) if isinstance(data, dict) else None
 
     async def update_user(
@@ -429,7 +457,7 @@ class SigSciClient:
         return self._parse(User, data, "PATCH", path) if isinstance(data, dict) else None
 
     async def delete_user(self, email: str) -> None:
-        await self._write("DELETE", self._corp_path("users", (normalize_email(email), "email")))
+        await self._write("DELETE", self.user_path(email))
 
     # -- sites -------------------------------------------------------------------------------
 
@@ -493,7 +521,7 @@ class SigSciClient:
         members = sorted({normalize_email(e) for e in emails})
         if not members:
             raise InvalidInputError("add_site_members needs at least one email")
-        path = self._corp_path("sites", (_checked_site(site), "site name"), "members")
+        path = self.site_path(site, "members")
         data = await self._write("POST", path, {"members": members})
         if isinstance(data, dict) and isinstance(data.get("data"), list):
             return self._parse_list(SiteMember, data, "POST", path)

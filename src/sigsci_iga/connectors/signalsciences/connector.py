@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sigsci_iga.connectors.base import ChangeBatch, ChangeEvent, PageResult
+from sigsci_iga.connectors.base import (
+    AddToSite,
+    ChangeBatch,
+    ChangeEvent,
+    DeleteAccount,
+    Invite,
+    PageResult,
+    PlannedCall,
+    RemoveFromSite,
+    SetRole,
+    Step,
+)
 from sigsci_iga.connectors.signalsciences.client import (
     DEFAULT_SITE_PAGE_SIZE,
     SigSciClient,
@@ -66,6 +77,8 @@ class SignalSciencesConnector:
     """Full reads cost 1 + ceil(sites / page size) calls: users with memberships, then site pages."""
 
     kind = "signalsciences"
+    #: Owners are members of every site without a membership event; a new site changes them too.
+    all_sites_roles: frozenset[str] = frozenset({"owner"})
 
     def __init__(self, client: SigSciClient, *, site_page_size: int = DEFAULT_SITE_PAGE_SIZE) -> None:
         self.client = client
@@ -84,6 +97,15 @@ class SignalSciencesConnector:
     async def sites_page(self, cursor: str | None) -> PageResult[SiteSnapshot]:
         at = SiteCursor() if cursor is None else SiteCursor(**json.loads(cursor))
         page, following = await self.client.site_page_at(at, limit=self.site_page_size)
+        if (
+            following is not None
+            and following.uri is None
+            and page.total_count is not None
+            and at.page * self.site_page_size >= page.total_count
+        ):
+            # A full page without a next link: the server's totalCount says it was the last one,
+            # so do not spend a call on an empty page.
+            following = None
         sites = [site_from_api(s) for s in page.items]
         next_cursor = (
             json.dumps({"page": following.page, "uri": following.uri}) if following else None
@@ -117,3 +139,41 @@ class SignalSciencesConnector:
             emails=frozenset(e.email for e in events if e.email),
             sites=frozenset(e.site for e in events if e.site),
         )
+
+    # -- provisioning ------------------------------------------------------------------------
+
+    def describe(self, step: Step) -> PlannedCall:
+        client = self.client
+        match step:
+            case Invite(email=email, role=role, sites=sites):
+                return PlannedCall(
+                    "POST",
+                    client.user_path(email, "invite"),
+                    client.invite_body(role=role, sites=sites),
+                )
+            case SetRole(email=email, role=role):
+                return PlannedCall("PATCH", client.user_path(email), {"role": role})
+            case AddToSite(site=site, emails=emails):
+                return PlannedCall(
+                    "POST", client.site_path(site, "members"), {"members": sorted(emails)}
+                )
+            case RemoveFromSite(site=site, email=email):
+                return PlannedCall("DELETE", client.site_member_path(site, email))
+            case DeleteAccount(email=email):
+                return PlannedCall("DELETE", client.user_path(email))
+        raise AssertionError(f"unknown step {step!r}")  # pragma: no cover
+
+    async def execute(self, step: Step) -> None:
+        client = self.client
+        match step:
+            case Invite(email=email, role=role, sites=sites):
+                await client.invite_user(email, role=role, sites=sites)
+            case SetRole(email=email, role=role):
+                # Only the role: memberships in a PATCH would replace the user's whole site set.
+                await client.update_user(email, role=role)
+            case AddToSite(site=site, emails=emails):
+                await client.add_site_members(site, emails)
+            case RemoveFromSite(site=site, email=email):
+                await client.remove_site_member(site, email)
+            case DeleteAccount(email=email):
+                await client.delete_user(email)
