@@ -1,28 +1,73 @@
 #!/usr/bin/env bash
-# The main job, end to end on this machine: start the local Signal Sciences simulator and point
-# sigsci-iga at it.
+# The main job, end to end on this machine (SQLite): start the local Signal Sciences simulator,
+# import the corp, request a joiner and a mover, run the retry job, and show the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 PORT="${SIGSCI_IGA_DEMO_PORT:-8765}"
-mkdir -p .demo
-.venv/bin/sigsci-iga sim serve --host 127.0.0.1 --port "$PORT" --seed 1 --users 200 --sites 20 \
-    > .demo/sim.log 2>&1 &
+IGA=.venv/bin/sigsci-iga
+rm -rf .demo && mkdir -p .demo
+$IGA sim serve --host 127.0.0.1 --port "$PORT" --seed 1 --users 200 --sites 20 > .demo/sim.log 2>&1 &
 SIM_PID=$!
 trap 'kill $SIM_PID 2>/dev/null || true; wait $SIM_PID 2>/dev/null || true' EXIT
+SIM="http://127.0.0.1:$PORT"
 for _ in $(seq 1 100); do
-    if .venv/bin/python -c "import httpx,sys; sys.exit(httpx.get('http://127.0.0.1:$PORT/_sim/health').status_code != 200)" 2>/dev/null; then
-        break
-    fi
+    .venv/bin/python -c "import httpx,sys; sys.exit(httpx.get('$SIM/_sim/health').status_code != 200)" \
+        2>/dev/null && break
     sleep 0.1
 done
 
 # The simulator's documented demo credentials (fake; see README).
-export SIGSCI_API_URL="http://127.0.0.1:$PORT"
+export SIGSCI_API_URL="$SIM"
 export SIGSCI_EMAIL="owner@testcorp.example"
 export SIGSCI_TOKEN="sim-demo-token"
 export SIGSCI_CORP="testcorp"
 export SIGSCI_IGA_DATABASE_URL="sqlite:///.demo/sigsci-iga.db"
+export SIGSCI_IGA_RETRY_BASE_SECONDS=1
+export COLUMNS="${COLUMNS:-120}"
 
-echo "== sigsci-iga check"
-.venv/bin/sigsci-iga check
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "sigsci-iga check"
+$IGA check
+
+step "sigsci-iga import   (full: the users list with memberships, then the site pages)"
+$IGA import
+
+read -r SITE_A SITE_B < <($IGA entitlements list --type Site --json \
+    | .venv/bin/python -c "import json,sys; s=[e['value'] for e in json.load(sys.stdin)]; print(s[0], s[1])")
+JOINER="new.hire@example.com"
+
+step "sigsci-iga request create-account   (joiner: role user, site $SITE_A)"
+$IGA request create-account --email "$JOINER" --role user --site "$SITE_A" \
+    --justification "joins the $SITE_A team"
+
+step "the simulator fails the next site-members call once (a 500), to show the retry job"
+.venv/bin/python -c "import httpx; httpx.post('$SIM/_sim/faults', json={'kind': 'error_500', 'method': 'POST', 'path': '/members$', 'count': 1}).raise_for_status()"
+
+step "sigsci-iga request add-access   (mover: also $SITE_B)"
+$IGA request add-access --email "$JOINER" --site "$SITE_B" --justification "moves to $SITE_B"
+
+step "sigsci-iga request remove-access   (mover: no longer $SITE_A; queued behind the add)"
+$IGA request remove-access --email "$JOINER" --site "$SITE_A" --justification "left $SITE_A"
+
+step "sigsci-iga provision run --dry-run"
+$IGA provision run --dry-run
+
+step "sigsci-iga provision run --until-done   (the retry job)"
+$IGA provision run --until-done --max-wait 30
+
+step "sigsci-iga tasks list"
+$IGA tasks list
+
+step "sigsci-iga accounts show $JOINER"
+$IGA accounts show "$JOINER"
+
+step "sigsci-iga import   (incremental: only what the activity feed names; no drift expected)"
+$IGA import
+
+step "sigsci-iga accounts list --site $SITE_B"
+$IGA accounts list --site "$SITE_B"
+
+step "sigsci-iga journal list --email $JOINER"
+$IGA journal list --email "$JOINER"

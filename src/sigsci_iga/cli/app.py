@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,13 @@ from sigsci_iga.cli.check import check, describe_token_policy
 from sigsci_iga.cli.imports import db_app, import_app, runs_app
 from sigsci_iga.cli.inventory import accounts_app, entitlements_app, identities_app
 from sigsci_iga.cli.output import fail, stdout
+from sigsci_iga.cli.provision import (
+    journal_app,
+    provision_app,
+    request_app,
+    restore_command,
+    tasks_app,
+)
 from sigsci_iga.errors import SigsciIgaError
 
 app = typer.Typer(
@@ -37,6 +45,11 @@ def _root(
     ] = None,
 ) -> None:
     context.CliState.config_file = config
+    # stamina logs each scheduled retry as a warning; with logging unconfigured, Python's
+    # last-resort handler would print it to stderr and break the one-line error contract.
+    retries = logging.getLogger("stamina")
+    if not retries.handlers:
+        retries.addHandler(logging.NullHandler())
 
 
 @app.command("check")
@@ -67,6 +80,11 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(entitlements_app, name="entitlements")
 app.add_typer(identities_app, name="identities")
 app.add_typer(db_app, name="db")
+app.add_typer(request_app, name="request")
+app.add_typer(provision_app, name="provision")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(journal_app, name="journal")
+app.command("restore")(restore_command)
 
 
 def _mount_subcommands() -> None:

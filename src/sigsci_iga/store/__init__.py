@@ -2,10 +2,12 @@
 
 from sigsci_iga.store.db import create_engine_for, normalize_url, open_repository, upgrade
 from sigsci_iga.store.errors import (
+    LeaseLostError,
     RecordNotFoundError,
     RepositoryChangedError,
     RunStateError,
     StoreError,
+    TaskStateError,
 )
 from sigsci_iga.store.records import (
     AccountRecord,
@@ -16,7 +18,10 @@ from sigsci_iga.store.records import (
     HistoryRecord,
     IdentityLoadResult,
     IdentityRecord,
+    JournalEntry,
+    JournalRecord,
     RunRecord,
+    TaskRecord,
 )
 from sigsci_iga.store.repository import Repository
 
@@ -29,12 +34,17 @@ __all__ = [
     "HistoryRecord",
     "IdentityLoadResult",
     "IdentityRecord",
+    "JournalEntry",
+    "JournalRecord",
+    "LeaseLostError",
     "RecordNotFoundError",
     "Repository",
     "RepositoryChangedError",
     "RunRecord",
     "RunStateError",
     "StoreError",
+    "TaskRecord",
+    "TaskStateError",
     "create_engine_for",
     "normalize_url",
     "open_repository",

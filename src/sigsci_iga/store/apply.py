@@ -158,16 +158,28 @@ _HISTORY_COLUMNS = (
     "old_value",
     "new_value",
     "changed_at",
+    "task_id",
 )
+# Up to this many accounts, links are resolved with an IN list instead of reading every account
+# of the endpoint: a provisioning task touches one account of perhaps 50k.
+_SMALL_LINK_SET = 500
 
 
 class _History:
     """Accumulates history rows for one apply, inserted in one bulk operation."""
 
-    def __init__(self, conn: Connection, endpoint_id: int, run_id: int | None, now: datetime):
+    def __init__(
+        self,
+        conn: Connection,
+        endpoint_id: int,
+        run_id: int | None,
+        now: datetime,
+        task_id: int | None = None,
+    ):
         self.rows: list[tuple[Any, ...]] = []
         self._endpoint_id = endpoint_id
         self._run_id = run_id
+        self._task_id = task_id
         # Convert the shared timestamp once, the way the column type would for this dialect.
         processor = history.c.changed_at.type.dialect_impl(conn.dialect).bind_processor(
             conn.dialect
@@ -177,7 +189,17 @@ class _History:
 
     def add(self, object_type: str, key: str, field: str | None, old: Any, new: Any) -> None:
         self.rows.append(
-            (self._run_id, self._endpoint_id, object_type, key, field, old, new, self._now)
+            (
+                self._run_id,
+                self._endpoint_id,
+                object_type,
+                key,
+                field,
+                old,
+                new,
+                self._now,
+                self._task_id,
+            )
         )
 
     def flush(self, conn: Connection) -> None:
@@ -192,11 +214,15 @@ def apply_diff(
     run_id: int | None,
     expected_version: int,
     now: datetime,
+    task_id: int | None = None,
 ) -> int:
-    """Apply `diff` inside the caller's transaction; returns the endpoint's new version."""
+    """Apply `diff` inside the caller's transaction; returns the endpoint's new version.
+
+    History rows carry `run_id` for imports and `task_id` for a provisioning task's outcome.
+    """
     version = bump_version(conn, endpoint_id, expected_version)
     types = ensure_types(conn, endpoint_id)
-    record = _History(conn, endpoint_id, run_id, now)
+    record = _History(conn, endpoint_id, run_id, now, task_id)
     _apply_entitlements(conn, diff, types, record)
     _apply_accounts(conn, endpoint_id, diff, record)
     _apply_links(conn, endpoint_id, diff, types, record)
@@ -283,12 +309,13 @@ def _apply_links(
 ) -> None:
     if not diff.links_added and not diff.links_removed:
         return
-    account_ids: dict[str, int] = {
-        email: id_
-        for email, id_ in conn.execute(
-            sa.select(accounts.c.email, accounts.c.id).where(accounts.c.endpoint_id == endpoint_id)
-        )
-    }
+    wanted = {link.email for link in (*diff.links_added, *diff.links_removed)}
+    account_query = sa.select(accounts.c.email, accounts.c.id).where(
+        accounts.c.endpoint_id == endpoint_id
+    )
+    if len(wanted) <= _SMALL_LINK_SET:
+        account_query = account_query.where(accounts.c.email.in_(sorted(wanted)))
+    account_ids: dict[str, int] = {email: id_ for email, id_ in conn.execute(account_query)}
     type_names = {id_: name for name, id_ in types.items()}
     value_ids: dict[tuple[str, str], int] = {
         (type_names[type_id], value): id_

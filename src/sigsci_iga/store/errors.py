@@ -23,3 +23,14 @@ class RepositoryChangedError(StoreError):
     """The repository changed since the diff was computed; run the import again."""
 
     exit_code = 8
+
+
+class TaskStateError(StoreError):
+    """The task is not in a state that allows this (e.g. retrying a task that completed)."""
+
+
+class LeaseLostError(StoreError):
+    """This worker no longer holds the task: its lease expired and another worker took it over.
+
+    Stop working on the task; whatever it still had to do is the new holder's job.
+    """

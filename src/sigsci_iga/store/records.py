@@ -130,6 +130,8 @@ class HistoryRecord:
     old_value: Any
     new_value: Any
     changed_at: datetime
+    #: The provisioning task whose outcome made the change (`run_id` is None then).
+    task_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -153,3 +155,86 @@ class CorrelationResult:
     changed: int
     unmatched: int
     ambiguous: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One provisioning task: what to do to which account, and how far it got."""
+
+    id: int
+    endpoint: str
+    operation: str
+    email: str
+    params: dict[str, Any]
+    state: str
+    attempts: int
+    max_attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    request_id: str
+    requester: str | None
+    justification: str | None
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    lease_owner: str | None
+    lease_until: datetime | None
+    write_sent: bool
+
+    @property
+    def is_open(self) -> bool:
+        """Still to run or running; later tasks of the same account wait for it."""
+        return self.state in ("new", "in_progress")
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JournalEntry:
+    """One journal line to append; `at` None means now, and secrets are refused in `detail`.
+
+    Inside `record_intent`, `finish_task` and `reschedule_task`, fields left None (task_id,
+    request_id, operation, target, attempt) are filled in from the task.
+    """
+
+    endpoint: str
+    kind: str
+    task_id: int | None = None
+    request_id: str | None = None
+    operation: str | None = None
+    target: str | None = None
+    attempt: int | None = None
+    state_before: str | None = None
+    state_after: str | None = None
+    method: str | None = None
+    path: str | None = None
+    status: int | None = None
+    error: str | None = None
+    detail: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """One journal line as stored; the journal is append-only."""
+
+    id: int
+    at: datetime
+    endpoint: str
+    task_id: int | None
+    request_id: str | None
+    operation: str | None
+    target: str | None
+    attempt: int | None
+    kind: str
+    state_before: str | None
+    state_after: str | None
+    method: str | None
+    path: str | None
+    status: int | None
+    error: str | None
+    detail: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))

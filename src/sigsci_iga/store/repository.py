@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,12 +15,19 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from sigsci_iga.domain.diff import Diff
-from sigsci_iga.domain.model import EntitlementStatus, EntitlementType, RepositoryView
+from sigsci_iga.domain.model import (
+    AccountSnapshot,
+    EntitlementStatus,
+    EntitlementType,
+    RepositoryView,
+    iso,
+)
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.store import identities as identity_store
+from sigsci_iga.store import tasks as task_store
 from sigsci_iga.store.apply import apply_diff, ensure_types
 from sigsci_iga.store.db import WRITE_LOCK
-from sigsci_iga.store.errors import RecordNotFoundError, RunStateError
+from sigsci_iga.store.errors import RecordNotFoundError, RunStateError, TaskStateError
 from sigsci_iga.store.records import (
     AccountRecord,
     Checkpoint,
@@ -29,10 +37,14 @@ from sigsci_iga.store.records import (
     HistoryRecord,
     IdentityLoadResult,
     IdentityRecord,
+    JournalEntry,
+    JournalRecord,
     RunRecord,
+    TaskRecord,
 )
 from sigsci_iga.store.tables import (
     CONNECTOR_KINDS,
+    FINAL_TASK_STATES,
     account_entitlements,
     accounts,
     endpoints,
@@ -41,23 +53,16 @@ from sigsci_iga.store.tables import (
     history,
     identities,
     import_runs,
+    tasks,
 )
+from sigsci_iga.store.tables import journal as journal_table
+from sigsci_iga.store.tasks import SECRET_MARKERS
 from sigsci_iga.store.view import load_view
 
 RunMode = Literal["full", "incremental"]
+FinalTaskState = Literal["completed", "no_action_required", "failed", "discontinued"]
 # Substrings of setting names that would hold a secret; such settings are refused, not stored.
-_SECRET_MARKERS = (
-    "token",
-    "password",
-    "passwd",
-    "secret",
-    "credential",
-    "apikey",
-    "api_key",
-    "authorization",
-    "cookie",
-    "private_key",
-)
+_SECRET_MARKERS = SECRET_MARKERS
 
 
 def _now() -> datetime:
@@ -478,6 +483,7 @@ class Repository:
         object_type: str | None = None,
         object_key: str | None = None,
         limit: int | None = 1000,
+        task_id: int | None = None,
     ) -> list[HistoryRecord]:
         """Recorded changes, newest first."""
         query = (
@@ -493,6 +499,8 @@ class Repository:
             query = query.where(history.c.object_type == object_type)
         if object_key is not None:
             query = query.where(history.c.object_key == object_key)
+        if task_id is not None:
+            query = query.where(history.c.task_id == task_id)
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
@@ -507,9 +515,419 @@ class Repository:
                     old_value=_load(row.old_value),
                     new_value=_load(row.new_value),
                     changed_at=row.changed_at,
+                    task_id=row.task_id,
                 )
                 for row in conn.execute(query)
             ]
+
+    def account_state(self, endpoint: str, email: str) -> AccountRecord | None:
+        """One account by email (case-insensitive), or None if the repository does not hold it."""
+        with self._read() as conn:
+            endpoint_id = self._endpoint_id(conn, endpoint)
+            wanted = [sa.func.lower(accounts.c.email) == email.strip().lower()]
+            found = _account_records(conn, endpoint, endpoint_id, wanted)
+        return found[0] if found else None
+
+    # -- provisioning tasks ------------------------------------------------------------------
+    #
+    # A task runs new -> in_progress (claimed under a lease) -> completed / no_action_required /
+    # failed / discontinued, or back to new when rescheduled. PostgreSQL lets several worker
+    # processes claim concurrently (SKIP LOCKED); on SQLite every write takes the database's
+    # write lock, so claims are serialised: run one writer there.
+
+    def create_task(
+        self,
+        endpoint: str,
+        operation: str,
+        email: str,
+        params: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+        requester: str | None = None,
+        justification: str | None = None,
+        max_attempts: int = 10,
+        now: datetime | None = None,
+    ) -> TaskRecord:
+        """Queue a task (state `new`, due now) and journal it as `requested`, atomically."""
+        task_store.check_operation(operation)
+        email = task_store.normalize_email(email)
+        task_store.refuse_secrets(params, "params")
+        stored_params = task_store.plain_json(params, "task params")
+        if max_attempts < 1:
+            raise InvalidInputError("max_attempts must be at least 1")
+        now = now or _now()
+        request_id = request_id or uuid.uuid4().hex
+        with self._write() as conn:
+            endpoint_id = self._endpoint_id(conn, endpoint)
+            task_id = conn.execute(
+                tasks.insert().returning(tasks.c.id),
+                {
+                    "endpoint_id": endpoint_id,
+                    "operation": operation,
+                    "email": email,
+                    "params": stored_params,
+                    "state": "new",
+                    "attempts": 0,
+                    "max_attempts": max_attempts,
+                    "next_attempt_at": now,
+                    "request_id": request_id,
+                    "requester": requester,
+                    "justification": justification,
+                    "created_at": now,
+                    "updated_at": now,
+                    "write_sent": False,
+                },
+            ).scalar_one()
+            entry = JournalEntry(
+                endpoint=endpoint,
+                kind="requested",
+                task_id=task_id,
+                request_id=request_id,
+                operation=operation,
+                target=email,
+                attempt=0,
+                state_after="new",
+                detail={
+                    "params": stored_params,
+                    "requester": requester,
+                    "justification": justification,
+                },
+            )
+            task_store.insert_journal(conn, [entry], now)
+            return task_store.task_record(task_store.task_row(conn, task_id))
+
+    def get_task(self, task_id: int) -> TaskRecord:
+        with self._read() as conn:
+            return task_store.task_record(task_store.task_row(conn, task_id))
+
+    def list_tasks(
+        self,
+        *,
+        endpoint: str | None = None,
+        state: str | Sequence[str] | None = None,
+        email: str | None = None,
+        request_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[TaskRecord]:
+        """Tasks by id (oldest first); `state` may be one state or several."""
+        query = task_store.tasks_query().order_by(tasks.c.id)
+        if endpoint is not None:
+            query = query.where(endpoints.c.name == endpoint)
+        if state is not None:
+            states = [state] if isinstance(state, str) else list(state)
+            task_store.check_states(states)
+            query = query.where(tasks.c.state.in_(states))
+        if email is not None:
+            query = query.where(tasks.c.email == email.strip().lower())
+        if request_id is not None:
+            query = query.where(tasks.c.request_id == request_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [task_store.task_record(row) for row in conn.execute(query)]
+
+    def claim_tasks(
+        self,
+        endpoint: str,
+        *,
+        worker: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        per_operation_limits: Mapping[str, int] | None = None,
+        task_ids: Sequence[int] | None = None,
+    ) -> list[TaskRecord]:
+        """Lease up to `limit` due tasks to `worker`, oldest first, and journal each as `claimed`.
+
+        Due: `new` and past `next_attempt_at`, or `in_progress` with an expired lease (its worker
+        died). A task waits while an older task of its account is open or another task of its
+        account is running, so one account's tasks run in order and one at a time. At most
+        `per_operation_limits[op]` tasks of an operation are claimed in this call. `worker` must
+        be unique per worker process: leases are checked by it.
+        """
+        if limit < 1:
+            return []
+        for operation in per_operation_limits or {}:
+            task_store.check_operation(operation)
+        until = now + timedelta(seconds=lease_seconds)
+        with self._write() as conn:
+            endpoint_id = self._endpoint_id(conn, endpoint)
+            rows = task_store.claimable(
+                conn,
+                endpoint_id,
+                now=now,
+                limit=limit,
+                per_operation_limits=per_operation_limits,
+                task_ids=task_ids,
+            )
+            if not rows:
+                return []
+            ids = [row.id for row in rows]
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id.in_(ids))
+                .values(
+                    state="in_progress",
+                    lease_owner=worker,
+                    lease_until=until,
+                    attempts=tasks.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            entries = []
+            for row in rows:
+                detail: dict[str, Any] = {"worker": worker, "lease_until": iso(until)}
+                if row.state == "in_progress":
+                    detail["reclaimed_from"] = row.lease_owner
+                entries.append(
+                    JournalEntry(
+                        endpoint=endpoint,
+                        kind="claimed",
+                        task_id=row.id,
+                        request_id=row.request_id,
+                        operation=row.operation,
+                        target=row.email,
+                        attempt=row.attempts + 1,
+                        state_before=row.state,
+                        state_after="in_progress",
+                        detail=detail,
+                        at=now,
+                    )
+                )
+            task_store.insert_journal(conn, entries, now)
+            claimed = conn.execute(
+                task_store.tasks_query().where(tasks.c.id.in_(ids)).order_by(tasks.c.id)
+            )
+            return [task_store.task_record(row) for row in claimed]
+
+    def extend_lease(
+        self, task_id: int, *, worker: str, now: datetime, lease_seconds: float
+    ) -> TaskRecord:
+        """Keep a long task leased; `LeaseLostError` if `worker` no longer holds it."""
+        with self._write() as conn:
+            task_store.held_task(conn, task_id, worker)
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
+            )
+            return task_store.task_record(task_store.task_row(conn, task_id))
+
+    def record_intent(self, task_id: int, *, worker: str, entry: JournalEntry) -> TaskRecord:
+        """Say a write is about to be sent (sets `write_sent`) and journal it, atomically.
+
+        Call it before every write to the target: if the attempt then dies without an answer,
+        the next attempt knows it must re-read the target rather than assume nothing happened.
+        """
+        if entry.kind != "intent":
+            raise InvalidInputError(f"record_intent journals an intent, not {entry.kind!r}")
+        with self._write() as conn:
+            row = task_store.held_task(conn, task_id, worker)
+            now = _now()
+            task_store.insert_journal(conn, [task_store.for_task(entry, row)], now)
+            conn.execute(
+                tasks.update().where(tasks.c.id == task_id).values(write_sent=True, updated_at=now)
+            )
+            return task_store.task_record(task_store.task_row(conn, task_id))
+
+    def append_journal(self, entries: Sequence[JournalEntry]) -> list[int]:
+        """Append journal lines, all or nothing; returns their ids. There is no update or delete."""
+        with self._write() as conn:
+            return task_store.insert_journal(conn, entries, _now())
+
+    def finish_task(
+        self,
+        task_id: int,
+        *,
+        worker: str,
+        state: FinalTaskState,
+        error: str | None = None,
+        journal: Sequence[JournalEntry] = (),
+        account_changes: Mapping[str, AccountSnapshot | None] | None = None,
+        now: datetime | None = None,
+    ) -> TaskRecord:
+        """End a leased task, journal it, and update the accounts it changed, in one transaction.
+
+        `account_changes` maps email to what the target now holds (None: the account is gone,
+        so it is suspended and loses its links, as an import would do). Only those accounts are
+        read and diffed; the change is recorded in the history with this task's id and bumps
+        the endpoint version, so a held import diffed before cannot be approved after.
+        """
+        if state not in FINAL_TASK_STATES:
+            raise InvalidInputError(
+                f"a task finishes as one of {', '.join(FINAL_TASK_STATES)}, not {state!r}"
+            )
+        now = now or _now()
+        with self._write() as conn:
+            row = task_store.held_task(conn, task_id, worker)
+            entries = [task_store.for_task(entry, row) for entry in journal]
+            entries.append(task_store.state_entry(row, state, error=error))
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    state=state,
+                    finished_at=now,
+                    updated_at=now,
+                    last_error=error,
+                    next_attempt_at=None,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            task_store.insert_journal(conn, entries, now)
+            if account_changes:
+                task_store.apply_account_changes(
+                    conn, row.endpoint_id, account_changes, task_id=task_id, now=now
+                )
+            return task_store.task_record(task_store.task_row(conn, task_id))
+
+    def reschedule_task(
+        self,
+        task_id: int,
+        *,
+        worker: str,
+        error: str,
+        next_attempt_at: datetime,
+        journal: Sequence[JournalEntry] = (),
+        now: datetime | None = None,
+    ) -> TaskRecord:
+        """Give a leased task back for a later attempt, or fail it once it used `max_attempts`."""
+        now = now or _now()
+        with self._write() as conn:
+            row = task_store.held_task(conn, task_id, worker)
+            exhausted = row.attempts >= row.max_attempts
+            after = "failed" if exhausted else "new"
+            detail = (
+                {"reason": f"{row.attempts} of {row.max_attempts} attempts used"}
+                if exhausted
+                else {"next_attempt_at": iso(next_attempt_at)}
+            )
+            entries = [task_store.for_task(entry, row) for entry in journal]
+            entries.append(task_store.state_entry(row, after, error=error, detail=detail))
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    state=after,
+                    next_attempt_at=None if exhausted else next_attempt_at,
+                    finished_at=now if exhausted else None,
+                    last_error=error,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            task_store.insert_journal(conn, entries, now)
+            return task_store.task_record(task_store.task_row(conn, task_id))
+
+    def retry_task(self, task_id: int, *, now: datetime | None = None) -> TaskRecord:
+        """Put a failed or discontinued task back in the queue with a fresh attempt budget."""
+        now = now or _now()
+        with self._write() as conn:
+            row = task_store.task_row(conn, task_id, lock=True)
+            if row.state not in ("failed", "discontinued"):
+                raise TaskStateError(
+                    f"task {task_id} is {row.state}; only failed or discontinued tasks can be "
+                    "retried"
+                )
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    state="new",
+                    attempts=0,
+                    next_attempt_at=now,
+                    finished_at=None,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            entry = task_store.state_entry(
+                row, "new", kind="note", detail={"action": "retry"}, attempt=0
+            )
+            task_store.insert_journal(conn, [entry], now)
+            return task_store.task_record(task_store.task_row(conn, task_id))
+
+    def discontinue_task(
+        self, task_id: int, *, reason: str | None = None, now: datetime | None = None
+    ) -> TaskRecord:
+        """Stop a task that is new, failed or in progress (its worker then loses the lease)."""
+        now = now or _now()
+        with self._write() as conn:
+            row = task_store.task_row(conn, task_id, lock=True)
+            if row.state not in ("new", "failed", "in_progress"):
+                raise TaskStateError(
+                    f"task {task_id} is {row.state}; only new, failed or in-progress tasks can "
+                    "be discontinued"
+                )
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    state="discontinued",
+                    finished_at=now,
+                    updated_at=now,
+                    next_attempt_at=None,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            detail = {"reason": reason} if reason else None
+            task_store.insert_journal(
+                conn, [task_store.state_entry(row, "discontinued", detail=detail)], now
+            )
+            return task_store.task_record(task_store.task_row(conn, task_id))
+
+    # -- the journal (append-only) -----------------------------------------------------------
+
+    def list_journal(
+        self,
+        *,
+        endpoint: str | None = None,
+        task_id: int | None = None,
+        target: str | None = None,
+        request_id: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> list[JournalRecord]:
+        """Journal lines oldest first."""
+        query = task_store.journal_query().order_by(journal_table.c.id)
+        if endpoint is not None:
+            query = query.where(endpoints.c.name == endpoint)
+        if task_id is not None:
+            query = query.where(journal_table.c.task_id == task_id)
+        if target is not None:
+            query = query.where(journal_table.c.target == target.strip().lower())
+        if request_id is not None:
+            query = query.where(journal_table.c.request_id == request_id)
+        if kind is not None:
+            query = query.where(journal_table.c.kind == kind)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._read() as conn:
+            return [task_store.journal_record(row) for row in conn.execute(query)]
+
+    def last_removed_access(self, endpoint: str, email: str) -> dict[str, Any] | None:
+        """What the newest `remove_account` task saw the account hold before deleting it.
+
+        The `detail` of that task's `snapshot` line (role, sites, name), for `restore`.
+        """
+        with self._read() as conn:
+            endpoint_id = self._endpoint_id(conn, endpoint)
+            detail = conn.execute(
+                sa.select(journal_table.c.detail)
+                .where(
+                    journal_table.c.endpoint_id == endpoint_id,
+                    journal_table.c.target == email.strip().lower(),
+                    journal_table.c.kind == "snapshot",
+                    journal_table.c.operation == "remove_account",
+                )
+                .order_by(journal_table.c.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        return dict(detail) if detail is not None else None
 
 
 def _load(value: str | None) -> Any:

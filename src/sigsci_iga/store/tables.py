@@ -56,6 +56,19 @@ ENTITLEMENT_STATUSES = ("active", "inactive")
 CONNECTOR_KINDS = ("signalsciences", "rest")
 RUN_MODES = ("full", "incremental")
 RUN_STATUSES = ("running", "succeeded", "failed", "held", "approved", "refused")
+TASK_OPERATIONS = (
+    "create_account",
+    "update_account",
+    "add_access",
+    "remove_access",
+    "remove_account",
+)
+TASK_STATES = ("new", "in_progress", "completed", "failed", "discontinued", "no_action_required")
+#: States of a task that still has to run (or is running); later tasks of its account wait.
+OPEN_TASK_STATES = ("new", "in_progress")
+#: States `finish_task` may set.
+FINAL_TASK_STATES = ("completed", "no_action_required", "failed", "discontinued")
+JOURNAL_KINDS = ("requested", "claimed", "snapshot", "intent", "call", "state", "note")
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -220,8 +233,74 @@ history = sa.Table(
     sa.Column("old_value", sa.Text),
     sa.Column("new_value", sa.Text),
     sa.Column("changed_at", UTCDateTime(), nullable=False),
+    # The provisioning task whose outcome made the change (run_id is NULL then); no foreign key,
+    # so the column could be added to existing databases without rebuilding the table.
+    sa.Column("task_id", sa.Integer, index=True),
     sa.Index(
         "ix_history_endpoint_id_object_type_object_key", "endpoint_id", "object_type", "object_key"
     ),
     sa.Index("ix_history_changed_at", "changed_at"),
+)
+
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column(
+        "endpoint_id",
+        sa.Integer,
+        sa.ForeignKey("endpoints.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("operation", sa.String(32), nullable=False),
+    # Always lower-case: tasks of one account are ordered by (endpoint_id, email).
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("params", json_type(), nullable=False),
+    sa.Column("state", sa.String(24), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False, server_default=sa.text("10")),
+    sa.Column("next_attempt_at", UTCDateTime()),
+    sa.Column("last_error", sa.Text),
+    # One request (one CLI call, one approved access request) may create several tasks.
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("requester", sa.String(320)),
+    sa.Column("justification", sa.Text),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_until", UTCDateTime()),
+    # Sticky: once an attempt said it is about to write, later attempts must re-read the target
+    # before acting, since the write may have landed even though the attempt never saw the answer.
+    sa.Column("write_sent", sa.Boolean, nullable=False),
+    sa.Index("ix_tasks_state_next_attempt_at", "state", "next_attempt_at"),
+    sa.Index("ix_tasks_endpoint_id_email", "endpoint_id", "email"),
+    sa.CheckConstraint(_in("operation", TASK_OPERATIONS), name="operation"),
+    sa.CheckConstraint(_in("state", TASK_STATES), name="state"),
+)
+
+# Append-only: the repository offers no update or delete, and triggers created by migration 0002
+# refuse UPDATE and DELETE on both backends. Foreign keys have no ON DELETE action on purpose:
+# the journal outlives nothing it refers to, so deleting a journalled task or endpoint fails.
+journal = sa.Table(
+    "journal",
+    metadata,
+    sa.Column("id", big_id(), primary_key=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("endpoint_id", sa.Integer, sa.ForeignKey("endpoints.id"), nullable=False),
+    sa.Column("task_id", sa.Integer, sa.ForeignKey("tasks.id"), index=True),
+    sa.Column("request_id", sa.String(64), index=True),
+    sa.Column("operation", sa.String(32)),
+    sa.Column("target", sa.String(320)),
+    sa.Column("attempt", sa.Integer),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state_before", sa.String(24)),
+    sa.Column("state_after", sa.String(24)),
+    sa.Column("method", sa.String(16)),
+    sa.Column("path", sa.String(2000)),
+    sa.Column("status", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("detail", json_type()),
+    sa.Index("ix_journal_endpoint_id_target", "endpoint_id", "target"),
+    sa.CheckConstraint(_in("kind", JOURNAL_KINDS), name="kind"),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -22,8 +23,17 @@ from sigsci_iga.store.tables import (
 )
 
 
-def load_view(conn: Connection, endpoint_id: int) -> RepositoryView:
-    """The endpoint's accounts, links and entitlement values; call inside one transaction."""
+def load_view(
+    conn: Connection, endpoint_id: int, emails: Collection[str] | None = None
+) -> RepositoryView:
+    """The endpoint's accounts, links and entitlement values; call inside one transaction.
+
+    With `emails`, only those accounts (and their links) are read, with every entitlement value:
+    enough for `compute_partial_diff` over those accounts without reading all of them.
+    """
+    account_filter = [accounts.c.endpoint_id == endpoint_id]
+    if emails is not None:
+        account_filter.append(accounts.c.email.in_(sorted(emails)))
     version = conn.execute(
         sa.select(endpoints.c.version).where(endpoints.c.id == endpoint_id)
     ).scalar_one()
@@ -54,7 +64,7 @@ def load_view(conn: Connection, endpoint_id: int) -> RepositoryView:
     link_rows = conn.execute(
         sa.select(account_entitlements.c.account_id, account_entitlements.c.value_id)
         .join(accounts, accounts.c.id == account_entitlements.c.account_id)
-        .where(accounts.c.endpoint_id == endpoint_id)
+        .where(*account_filter)
     )
     for account_id, value_id in link_rows:
         held = values[value_id]
@@ -71,7 +81,7 @@ def load_view(conn: Connection, endpoint_id: int) -> RepositoryView:
             accounts.c.mfa_enabled,
             accounts.c.created,
             accounts.c.extra,
-        ).where(accounts.c.endpoint_id == endpoint_id)
+        ).where(*account_filter)
     )
     empty: frozenset[str] = frozenset()
     account_states = {

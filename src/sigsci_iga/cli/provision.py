@@ -1,0 +1,498 @@
+"""`sigsci-iga request`, `provision`, `tasks`, `journal` and `restore`: changing the corp."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from sigsci_iga.cli import context
+from sigsci_iga.cli.output import fail, print_json, stdout
+from sigsci_iga.errors import InvalidInputError, SigsciIgaError
+from sigsci_iga.provisioning.planner import Operation
+from sigsci_iga.provisioning.requests import Request, build_params, submit
+from sigsci_iga.provisioning.worker import RunSummary, Worker, WorkerOptions
+from sigsci_iga.settings import Settings
+from sigsci_iga.store import JournalRecord, Repository, TaskRecord
+
+request_app = typer.Typer(no_args_is_help=True, help="Request a change; it becomes a task.")
+provision_app = typer.Typer(no_args_is_help=True, help="Work the task queue (the retry job).")
+tasks_app = typer.Typer(no_args_is_help=True, help="Provisioning tasks.")
+journal_app = typer.Typer(no_args_is_help=True, help="The append-only provisioning journal.")
+
+EndpointOption = Annotated[
+    str | None, typer.Option("--endpoint", help="Endpoint name (default: the corp name).")
+]
+Email = Annotated[str, typer.Option("--email", help="The account's email.")]
+Justification = Annotated[
+    str | None, typer.Option("--justification", help="Business justification, kept with the task.")
+]
+Requester = Annotated[
+    str | None, typer.Option("--requester", help="Who asks (default: $USER).", envvar="USER")
+]
+
+
+def _worker_options(current: Settings, **overrides: Any) -> WorkerOptions:
+    values: dict[str, Any] = {
+        "retry_base_seconds": current.retry_base_seconds,
+        "concurrency": current.max_concurrency,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return WorkerOptions(**values)
+
+
+async def _work(
+    repo: Repository,
+    current: Settings,
+    endpoint: str,
+    *,
+    task_ids: Sequence[int] | None = None,
+    options: WorkerOptions,
+    until_done: bool = False,
+    max_wait: float = 60.0,
+) -> RunSummary:
+    async with context.build_client(current) as client:
+        worker = Worker(repo, endpoint, context.build_connector(client), options=options)
+        return await worker.run(task_ids=task_ids, until_done=until_done, max_wait_seconds=max_wait)
+
+
+def _request(
+    operation: Operation,
+    email: str,
+    endpoint: str | None,
+    request: Request,
+    **params: Any,
+) -> None:
+    current = context.settings()
+    name = context.endpoint_name(current, endpoint)
+    with context.repository(current) as repo:
+        try:
+            context.ensure_endpoint(repo, current, name)
+            task = submit(
+                repo,
+                name,
+                operation,
+                email,
+                build_params(repo, name, operation, **params),
+                request,
+                max_attempts=current.task_max_attempts,
+            )
+            out = stdout()
+            out.print(f"task {task.id} ({operation.replace('_', '-')} {task.email}) requested")
+            if not current.instant_provisioning:
+                out.print("queued for the retry job (instant provisioning is off)")
+                return
+            asyncio.run(
+                _work(repo, current, name, task_ids=[task.id], options=_worker_options(current))
+            )
+            task = repo.get_task(task.id)
+        except SigsciIgaError as exc:
+            fail(exc)
+    _print_outcome(task)
+    if task.state == "failed":
+        raise typer.Exit(1)
+
+
+def _print_outcome(task: TaskRecord) -> None:
+    out = stdout()
+    if task.state == "new" and task.attempts == 0:
+        out.print(f"task {task.id} waits behind an earlier open task for {task.email}")
+    elif task.state == "new":
+        when = (
+            task.next_attempt_at.isoformat(timespec="seconds") if task.next_attempt_at else "soon"
+        )
+        out.print(
+            f"task {task.id} queued for the retry job (next attempt {when}): {task.last_error}"
+        )
+    elif task.state == "failed":
+        out.print(f"task {task.id} failed: {task.last_error}")
+    else:
+        out.print(f"task {task.id} {task.state.replace('_', ' ')}")
+
+
+@request_app.command("create-account")
+def request_create(
+    email: Email,
+    role: Annotated[str, typer.Option("--role", help="owner, admin, user or observer.")],
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="A site to grant (repeat).")
+    ] = None,
+    justification: Justification = None,
+    requester: Requester = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Invite a new user with a role and sites."""
+    _request(
+        "create_account",
+        email,
+        endpoint,
+        Request(requester, justification),
+        role=role,
+        sites=site or [],
+    )
+
+
+@request_app.command("update-role")
+def request_update_role(
+    email: Email,
+    role: Annotated[str, typer.Option("--role", help="The new corp role.")],
+    justification: Justification = None,
+    requester: Requester = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Change a user's corp role (and nothing else)."""
+    _request("update_account", email, endpoint, Request(requester, justification), role=role)
+
+
+@request_app.command("add-access")
+def request_add_access(
+    email: Email,
+    site: Annotated[str | None, typer.Option("--site", help="Site to grant.")] = None,
+    role: Annotated[str | None, typer.Option("--role", help="Or a CorpRole to grant.")] = None,
+    justification: Justification = None,
+    requester: Requester = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Grant a site (bulk-add, never a memberships PATCH) or a corp role."""
+    _request("add_access", email, endpoint, Request(requester, justification), site=site, role=role)
+
+
+@request_app.command("remove-access")
+def request_remove_access(
+    email: Email,
+    site: Annotated[str, typer.Option("--site", help="Site to take away.")],
+    allow_no_sites: Annotated[
+        bool, typer.Option("--allow-no-sites", help="Allow leaving a non-owner with no site.")
+    ] = False,
+    justification: Justification = None,
+    requester: Requester = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Take a site away from a user."""
+    _request(
+        "remove_access",
+        email,
+        endpoint,
+        Request(requester, justification),
+        site=site,
+        allow_no_sites=allow_no_sites,
+    )
+
+
+@request_app.command("remove-account")
+def request_remove_account(
+    email: Email,
+    justification: Justification = None,
+    requester: Requester = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Remove a user from the corp (its role and sites are journaled first, for restore)."""
+    _request("remove_account", email, endpoint, Request(requester, justification))
+
+
+@provision_app.command("run")
+def provision_run(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the exact calls; change nothing.")
+    ] = False,
+    until_done: Annotated[
+        bool,
+        typer.Option("--until-done", help="Keep going until no task is queued (or --max-wait)."),
+    ] = False,
+    max_wait: Annotated[
+        float, typer.Option(help="Seconds --until-done may wait for retries.")
+    ] = 60.0,
+    max_remove_account: Annotated[
+        int | None, typer.Option(help="At most this many remove-account tasks per run.")
+    ] = None,
+    max_per_operation: Annotated[
+        int | None, typer.Option(help="At most this many tasks of any one operation per run.")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Tasks claimed at once.")] = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Work the due tasks: re-read, send what is missing, retry with backoff."""
+    current = context.settings()
+    name = context.endpoint_name(current, endpoint)
+    limits: dict[str, int] = {}
+    if max_per_operation is not None:
+        limits = dict.fromkeys(
+            ("create_account", "update_account", "add_access", "remove_access", "remove_account"),
+            max_per_operation,
+        )
+    if max_remove_account is not None:
+        limits["remove_account"] = max_remove_account
+    options = _worker_options(current, per_operation_limits=limits, batch_size=batch_size)
+    with context.repository(current) as repo:
+        try:
+            context.ensure_endpoint(repo, current, name)
+            if dry_run:
+                _print_dry_run(asyncio.run(_plan(repo, current, name, options)))
+                return
+            summary = asyncio.run(
+                _work(
+                    repo, current, name, options=options, until_done=until_done, max_wait=max_wait
+                )
+            )
+        except SigsciIgaError as exc:
+            fail(exc)
+    stdout().print(
+        f"claimed {summary.claimed} tasks in {summary.batches} batches: "
+        f"{summary.completed} completed, {summary.no_action_required} no action required, "
+        f"{summary.failed} failed, {summary.rescheduled} queued for retry"
+    )
+    for error in summary.errors:
+        stdout().print(f"note: {error}")
+
+
+async def _plan(
+    repo: Repository, current: Settings, name: str, options: WorkerOptions
+) -> list[Any]:
+    async with context.build_client(current) as client:
+        worker = Worker(repo, name, context.build_connector(client), options=options)
+        return await worker.plan_due()
+
+
+def _print_dry_run(planned: Sequence[Any]) -> None:
+    out = stdout()
+    if not planned:
+        out.print("no task is due")
+        return
+    printed: set[tuple[str, str, str]] = set()
+    for item in planned:
+        task = item.task
+        head = f"task {task.id} {task.operation.replace('_', '-')} {task.email}"
+        if item.plan.outcome != "act":
+            out.print(f"{head}: {item.plan.outcome.replace('_', ' ')} — {item.plan.reason}")
+            continue
+        for call in item.calls:
+            body = json.dumps(call.body, sort_keys=True) if call.body is not None else ""
+            key = (call.method, call.path, body)
+            shared = (
+                f" (one call with tasks {', '.join(map(str, item.shared_with))})"
+                if item.shared_with
+                else ""
+            )
+            out.print(f"{head}: {call.method} {call.path} {body}{shared}".rstrip(), soft_wrap=True)
+            printed.add(key)
+    out.print(f"{len(printed)} write calls would be sent; nothing was changed")
+
+
+@tasks_app.command("list")
+def tasks_list(
+    status: Annotated[
+        str | None,
+        typer.Option(
+            "--status",
+            help="new, in_progress, completed, failed, discontinued, no_action_required.",
+        ),
+    ] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    endpoint: EndpointOption = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Tasks, oldest first."""
+    current = context.settings()
+    with context.repository(current) as repo:
+        tasks = repo.list_tasks(
+            endpoint=endpoint, state=status, email=email.lower() if email else None
+        )
+    if json_output:
+        print_json([t.to_json() for t in tasks])
+        return
+    table = Table(
+        "id", "operation", "email", "detail", "state", "attempts", "next attempt", "last error"
+    )
+    for t in tasks:
+        table.add_row(
+            str(t.id),
+            t.operation,
+            t.email,
+            _detail(t),
+            t.state,
+            str(t.attempts),
+            t.next_attempt_at.isoformat(timespec="seconds")
+            if t.state == "new" and t.next_attempt_at
+            else "",
+            (t.last_error or "")[:60],
+        )
+    stdout().print(table)
+
+
+def _detail(task: TaskRecord) -> str:
+    p = task.params
+    if "value" in p:
+        return f"{p.get('entitlement_type')}={p['value']}"
+    if "sites" in p:
+        return f"role={p.get('role')} sites={','.join(p['sites'])}"
+    if "role" in p:
+        return f"role={p['role']}"
+    return ""
+
+
+@tasks_app.command("show")
+def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One task and its journal."""
+    with context.repository() as repo:
+        try:
+            task = repo.get_task(task_id)
+        except SigsciIgaError as exc:
+            fail(exc)
+        entries = repo.list_journal(task_id=task_id)
+    if json_output:
+        print_json({"task": task.to_json(), "journal": [e.to_json() for e in entries]})
+        return
+    out = stdout()
+    for key, value in task.to_json().items():
+        out.print(f"{key:<15} {value}")
+    _journal_table(entries, title=f"journal of task {task_id}")
+
+
+@tasks_app.command("retry")
+def tasks_retry(task_id: int) -> None:
+    """Queue a failed or discontinued task again (attempts start over)."""
+    with context.repository() as repo:
+        try:
+            task = repo.retry_task(task_id)
+        except SigsciIgaError as exc:
+            fail(exc)
+    stdout().print(f"task {task.id} queued again")
+
+
+@tasks_app.command("discontinue")
+def tasks_discontinue(
+    task_id: int, reason: Annotated[str | None, typer.Option("--reason")] = None
+) -> None:
+    """Stop a task that should not run."""
+    with context.repository() as repo:
+        try:
+            task = repo.discontinue_task(task_id, reason=reason)
+        except SigsciIgaError as exc:
+            fail(exc)
+    stdout().print(f"task {task.id} discontinued")
+
+
+def _journal_table(entries: Sequence[JournalRecord], title: str) -> None:
+    table = Table(
+        "id",
+        "at",
+        "task",
+        "kind",
+        "operation",
+        "target",
+        "call",
+        "status",
+        "state",
+        "error",
+        title=title,
+    )
+    for e in entries:
+        call = f"{e.method} {e.path}" if e.method else ""
+        state = f"{e.state_before or ''}→{e.state_after}" if e.state_after else ""
+        table.add_row(
+            str(e.id),
+            e.at.isoformat(timespec="seconds"),
+            str(e.task_id or ""),
+            e.kind,
+            e.operation or "",
+            e.target or "",
+            call,
+            str(e.status or ""),
+            state,
+            (e.error or "")[:50],
+        )
+    stdout().print(table)
+
+
+@journal_app.command("list")
+def journal_list(
+    task: Annotated[int | None, typer.Option("--task")] = None,
+    email: Annotated[str | None, typer.Option("--email")] = None,
+    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    endpoint: EndpointOption = None,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Journal entries, oldest first."""
+    with context.repository() as repo:
+        entries = repo.list_journal(
+            endpoint=endpoint, task_id=task, target=email.lower() if email else None
+        )
+    if limit is not None:
+        entries = entries[-limit:]
+    if json_output:
+        print_json([e.to_json() for e in entries])
+        return
+    _journal_table(entries, title="journal")
+
+
+@journal_app.command("export")
+def journal_export(
+    format_: Annotated[str, typer.Option("--format", help="csv or json.")] = "json",
+    endpoint: EndpointOption = None,
+) -> None:
+    """The whole journal to standard output, as CSV or JSON."""
+    if format_ not in ("csv", "json"):
+        fail(InvalidInputError(f"--format must be csv or json, not {format_!r}"))
+    with context.repository() as repo:
+        entries = [e.to_json() for e in repo.list_journal(endpoint=endpoint)]
+    if format_ == "json":
+        print_json(entries)
+        return
+    buffer = io.StringIO()
+    columns = [
+        "id",
+        "at",
+        "endpoint",
+        "task_id",
+        "request_id",
+        "operation",
+        "target",
+        "attempt",
+        "kind",
+        "state_before",
+        "state_after",
+        "method",
+        "path",
+        "status",
+        "error",
+        "detail",
+    ]
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for entry in entries:
+        entry["detail"] = json.dumps(entry["detail"], sort_keys=True) if entry.get("detail") else ""
+        writer.writerow(entry)
+    sys.stdout.write(buffer.getvalue())
+
+
+def restore_command(
+    email: Annotated[str, typer.Argument(help="The removed account's email.")],
+    justification: Justification = None,
+    requester: Requester = None,
+    endpoint: EndpointOption = None,
+) -> None:
+    """Re-invite a removed account with the role and sites journaled when it was removed."""
+    current = context.settings()
+    name = context.endpoint_name(current, endpoint)
+    with context.repository(current) as repo:
+        try:
+            access = repo.last_removed_access(name, email.strip().lower())
+        except SigsciIgaError as exc:
+            fail(exc)
+    if access is None:
+        fail(InvalidInputError(f"no removal of {email} is in the journal of endpoint {name!r}"))
+    _request(
+        "create_account",
+        email,
+        endpoint,
+        Request(requester, justification or f"restore of {email.lower()}"),
+        role=str(access["role"]),
+        sites=list(access.get("sites") or []),
+    )

@@ -1,0 +1,114 @@
+"""Turning access requests into validated provisioning tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sigsci_iga.connectors.signalsciences.models import Role, normalize_role
+from sigsci_iga.connectors.signalsciences.paths import check_segment, normalize_email
+from sigsci_iga.domain.model import EntitlementType
+from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.provisioning.planner import Operation
+from sigsci_iga.store import Repository, TaskRecord
+
+_ROLES = tuple(r.value for r in Role)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Who asks and why; shared by every task one request creates."""
+
+    requester: str | None = None
+    justification: str | None = None
+
+
+def _role(value: str) -> str:
+    role = normalize_role(value)
+    if role not in _ROLES:
+        raise InvalidInputError(f"role {value!r} is not one of {', '.join(_ROLES)}")
+    return role
+
+
+def _known_sites(repo: Repository, endpoint: str, sites: Iterable[str]) -> list[str]:
+    """Check site names, and that the repository knows them once the endpoint was imported."""
+    names = [check_segment(s, "site name") for s in sites]
+    known = {e.value: e.status for e in repo.list_entitlements(endpoint, type=EntitlementType.SITE)}
+    if known:
+        unknown = [s for s in names if s not in known]
+        if unknown:
+            raise InvalidInputError(
+                f"unknown site {unknown[0]!r} in endpoint {endpoint!r} "
+                "(import the endpoint first if the site is new)"
+            )
+        inactive = [s for s in names if known[s] != "active"]
+        if inactive:
+            raise InvalidInputError(f"site {inactive[0]!r} is inactive (gone from the corp)")
+    return sorted(set(names))
+
+
+def build_params(
+    repo: Repository,
+    endpoint: str,
+    operation: Operation,
+    *,
+    role: str | None = None,
+    sites: Sequence[str] = (),
+    site: str | None = None,
+    allow_no_sites: bool = False,
+) -> dict[str, Any]:
+    """Validated task parameters for one operation; raises InvalidInputError naming the problem."""
+    if operation == "create_account":
+        if role is None:
+            raise InvalidInputError("create-account needs --role")
+        chosen = _role(role)
+        names = _known_sites(repo, endpoint, sites)
+        if chosen != "owner" and not names:
+            raise InvalidInputError(
+                "create-account needs at least one --site for a non-owner (owners get every site)"
+            )
+        return {"role": chosen, "sites": names}
+    if operation == "update_account":
+        if role is None:
+            raise InvalidInputError("update-role needs --role")
+        return {"role": _role(role)}
+    if operation in ("add_access", "remove_access"):
+        if role is not None:
+            if operation == "remove_access":
+                raise InvalidInputError(
+                    "a corp role cannot be removed, only changed: request update-role"
+                )
+            return {"entitlement_type": EntitlementType.CORP_ROLE.value, "value": _role(role)}
+        if site is None:
+            raise InvalidInputError(f"{operation.replace('_', '-')} needs --site")
+        (name,) = _known_sites(repo, endpoint, [site])
+        params: dict[str, Any] = {"entitlement_type": EntitlementType.SITE.value, "value": name}
+        if operation == "remove_access":
+            params["allow_no_sites"] = allow_no_sites
+        return params
+    if operation == "remove_account":
+        return {}
+    raise InvalidInputError(f"unknown operation {operation!r}")
+
+
+def submit(
+    repo: Repository,
+    endpoint: str,
+    operation: Operation,
+    email: str,
+    params: dict[str, Any],
+    request: Request,
+    *,
+    max_attempts: int = 10,
+) -> TaskRecord:
+    """Record the task (and a `requested` journal entry); execution is the worker's job."""
+    return repo.create_task(
+        endpoint,
+        operation,
+        normalize_email(email),
+        params,
+        requester=request.requester,
+        justification=request.justification,
+        max_attempts=max_attempts,
+    )

@@ -1,0 +1,535 @@
+"""The provisioning worker: claims due tasks, re-reads the target, sends only what is missing.
+
+Exactly once, even under SIGKILL: before a write is sent its intent is committed (the task is
+marked `write_sent`); a task abandoned mid-write is reclaimed when its lease expires, and its
+re-read decides: change in place → completed, not in place → send again. Invites are only ever
+sent when the re-read shows no such user, so a crash can never produce a second invite.
+
+Calls are coalesced where the API allows it: one users read checks a whole batch, and add-access
+tasks for the same site share one bulk members call. Each task still ends in its own state with
+its own journal entries. At most one write is in flight per account: a batch holds one task per
+account, and coalesced site calls run one after another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import os
+import random
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sigsci_iga.connectors.base import AddToSite, PlannedCall, Step
+from sigsci_iga.connectors.signalsciences.client import CallRecord
+from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
+from sigsci_iga.domain.model import AccountSnapshot
+from sigsci_iga.errors import (
+    ApiError,
+    AuthError,
+    BadRequestError,
+    NotFoundError,
+    RateLimitedError,
+)
+from sigsci_iga.provisioning.planner import Plan, plan_task
+from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskRecord
+
+_CALLS: contextvars.ContextVar[list[CallRecord] | None] = contextvars.ContextVar(
+    "provisioning_calls", default=None
+)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    batch_size: int = 200
+    lease_seconds: float = 300.0
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 600.0
+    #: At most this many tasks of an operation per run (e.g. {"remove_account": 20}).
+    per_operation_limits: Mapping[str, int] = field(default_factory=dict)
+    #: From this many tasks in a batch on, one users-list read replaces per-user reads.
+    bulk_read_from: int = 3
+    #: Throttled writes were not applied; they are retried in place this many times.
+    throttle_retries: int = 8
+    throttle_wait_seconds: float = 1.0
+    concurrency: int = 4
+
+
+@dataclass
+class RunSummary:
+    claimed: int = 0
+    completed: int = 0
+    no_action_required: int = 0
+    failed: int = 0
+    rescheduled: int = 0
+    batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, state: str) -> None:
+        if state == "completed":
+            self.completed += 1
+        elif state == "no_action_required":
+            self.no_action_required += 1
+        elif state == "failed":
+            self.failed += 1
+        else:
+            self.rescheduled += 1
+
+
+_Done = tuple[TaskRecord, Plan, list[JournalEntry]]
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """A task, its plan and the calls it would send (for dry runs)."""
+
+    task: TaskRecord
+    plan: Plan
+    calls: tuple[PlannedCall, ...]
+    shared_with: tuple[int, ...] = ()
+
+
+class Worker:
+    """Works the due tasks of one endpoint through a connector."""
+
+    def __init__(
+        self,
+        repository: Repository,
+        endpoint: str,
+        connector: SignalSciencesConnector,
+        *,
+        options: WorkerOptions | None = None,
+        worker_id: str | None = None,
+        clock: Callable[[], datetime] = _now,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.repo = repository
+        self.endpoint = endpoint
+        self.connector = connector
+        self.options = options or WorkerOptions()
+        self.worker_id = worker_id or default_worker_id()
+        self.clock = clock
+        self.rng = rng or random.Random()  # noqa: S311  (jitter, not security)
+        self.connector.client.observers.append(self._observe)
+
+    # -- running ---------------------------------------------------------------------------
+
+    async def run(
+        self,
+        *,
+        task_ids: Sequence[int] | None = None,
+        until_done: bool = False,
+        max_wait_seconds: float = 60.0,
+    ) -> RunSummary:
+        """Work due tasks until none is due; with `until_done`, also wait for rescheduled ones."""
+        summary = RunSummary()
+        taken: dict[str, int] = defaultdict(int)
+        deadline = self.clock() + timedelta(seconds=max_wait_seconds)
+        while True:
+            limits = {
+                op: max(0, limit - taken[op])
+                for op, limit in self.options.per_operation_limits.items()
+            }
+            tasks = self.repo.claim_tasks(
+                self.endpoint,
+                worker=self.worker_id,
+                now=self.clock(),
+                lease_seconds=self.options.lease_seconds,
+                limit=self.options.batch_size,
+                per_operation_limits=limits or None,
+                task_ids=task_ids,
+            )
+            if not tasks:
+                wait = self._next_due_in(task_ids, limits) if until_done else None
+                if wait is None or self.clock() + timedelta(seconds=wait) > deadline:
+                    return summary
+                await asyncio.sleep(max(0.05, wait))
+                continue
+            for task in tasks:
+                taken[task.operation] += 1
+            summary.claimed += len(tasks)
+            summary.batches += 1
+            await self._process(tasks, summary)
+
+    def _next_due_in(
+        self, task_ids: Sequence[int] | None, limits: Mapping[str, int]
+    ) -> float | None:
+        """Seconds until the next queued task is due, or None when nothing is left to wait for."""
+        pending = [
+            t
+            for t in self.repo.list_tasks(endpoint=self.endpoint, state="new")
+            if (task_ids is None or t.id in task_ids) and limits.get(t.operation, 1) > 0
+        ]
+        if not pending:
+            return None
+        now = self.clock()
+        soonest = min((t.next_attempt_at or now) for t in pending)
+        return max(0.0, (soonest - now).total_seconds())
+
+    # -- one batch -------------------------------------------------------------------------
+
+    async def _process(self, tasks: Sequence[TaskRecord], summary: RunSummary) -> None:
+        reads, current = await self._read_targets(tasks, summary)
+        if current is None:
+            return
+        work: list[tuple[TaskRecord, Plan]] = []
+        for task in tasks:
+            plan = plan_task(task.operation, task.email, task.params, current.get(task.email))
+            journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
+            if plan.outcome == "act":
+                self.repo.append_journal(journal)
+                work.append((task, plan))
+                continue
+            if plan.outcome == "no_action":
+                # An earlier attempt's write evidently landed before that worker stopped.
+                state = "completed" if task.write_sent else "no_action_required"
+            else:
+                state = "failed"
+            note = self._entry(task, "note", detail={"reason": plan.reason})
+            self._finish(
+                task,
+                state,
+                summary,
+                error=plan.reason if state == "failed" else None,
+                journal=[*journal, note],
+                changes={task.email: current.get(task.email)},
+            )
+        by_site: dict[str, list[tuple[TaskRecord, Plan]]] = defaultdict(list)
+        single: list[tuple[TaskRecord, Plan]] = []
+        for task, plan in work:
+            if len(plan.steps) == 1 and isinstance(plan.steps[0], AddToSite):
+                by_site[plan.steps[0].site].append((task, plan))
+            else:
+                single.append((task, plan))
+        slots = asyncio.Semaphore(self.options.concurrency)
+
+        async def one(task: TaskRecord, plan: Plan) -> list[_Done]:
+            async with slots:
+                return await self._run_steps([(task, plan)], plan.steps, summary)
+
+        async def sites() -> list[_Done]:
+            done: list[_Done] = []
+            for site, group in sorted(by_site.items()):
+                emails = tuple(sorted(t.email for t, _ in group))
+                done.extend(await self._run_steps(group, (AddToSite(site, emails),), summary))
+            return done
+
+        results = await asyncio.gather(
+            sites(), *(one(t, p) for t, p in single), return_exceptions=True
+        )
+        succeeded: list[_Done] = []
+        failure: BaseException | None = None
+        for result in results:
+            if isinstance(result, BaseException):
+                failure = failure or result
+            else:
+                succeeded.extend(result)
+        if succeeded:
+            verified = await self._verify([task for task, _, _ in succeeded])
+            for task, plan, journal in succeeded:
+                changes = {task.email: verified.get(task.email, plan.expected)}
+                self._finish(task, "completed", summary, journal=journal, changes=changes)
+        if failure is not None:
+            raise failure
+
+    async def _read_targets(
+        self, tasks: Sequence[TaskRecord], summary: RunSummary
+    ) -> tuple[list[CallRecord], dict[str, AccountSnapshot | None] | None]:
+        """Re-read every task's account: one users-list read for a batch, else one GET each."""
+        with self._capture() as reads:
+            try:
+                current: dict[str, AccountSnapshot | None]
+                if len(tasks) >= self.options.bulk_read_from:
+                    page = await self.connector.accounts_page(None)
+                    everyone = {a.email: a for a in page.items}
+                    current = {t.email: everyone.get(t.email) for t in tasks}
+                else:
+                    current = {}
+                    for task in tasks:
+                        current[task.email] = await self.connector.read_account(task.email)
+            except ApiError as exc:
+                for task in tasks:
+                    journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
+                    self._reschedule(task, summary, f"re-read failed: {exc}", journal)
+                if isinstance(exc, AuthError):
+                    raise
+                return reads, None
+        return reads, current
+
+    async def _run_steps(
+        self,
+        group: Sequence[tuple[TaskRecord, Plan]],
+        steps: Sequence[Step],
+        summary: RunSummary,
+    ) -> list[_Done]:
+        """Send `steps` in order for a group of tasks; returns the tasks whose steps all succeeded.
+
+        Tasks that fail are rescheduled or failed here, each in its own state.
+        """
+        journals: dict[int, list[JournalEntry]] = {task.id: [] for task, _ in group}
+        for step in steps:
+            planned = self.connector.describe(step)
+            try:
+                for task, plan in group:
+                    if plan.snapshot is not None:
+                        self.repo.append_journal(
+                            [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
+                        )
+                    self.repo.record_intent(
+                        task.id,
+                        worker=self.worker_id,
+                        entry=self._entry(
+                            task,
+                            "intent",
+                            method=planned.method,
+                            path=planned.path,
+                            detail={"body": planned.body} if planned.body is not None else None,
+                        ),
+                    )
+            except LeaseLostError as exc:
+                summary.errors.append(str(exc))
+                return []
+            error, calls = await self._send(step)
+            for task, _ in group:
+                journals[task.id].extend(
+                    self._call_entry(task, r, shared=len(group) > 1) for r in calls
+                )
+            if error is None:
+                continue
+            if isinstance(error, (NotFoundError, BadRequestError)) and len(group) > 1:
+                # One bad member fails a bulk call for all: retry each on its own to isolate it.
+                done: list[_Done] = []
+                for task, plan in group:
+                    self.repo.append_journal(journals[task.id])
+                    done.extend(await self._run_steps([(task, plan)], plan.steps, summary))
+                return done
+            for task, _ in group:
+                if error.retryable or not isinstance(error, (NotFoundError, BadRequestError)):
+                    self._reschedule(task, summary, str(error), journals[task.id])
+                else:
+                    self._finish(
+                        task, "failed", summary, error=str(error), journal=journals[task.id]
+                    )
+            if isinstance(error, AuthError):
+                raise error
+            return []
+        return [(task, plan, journals[task.id]) for task, plan in group]
+
+    async def _send(self, step: Step) -> tuple[ApiError | None, list[CallRecord]]:
+        """Send one step; throttled answers (not applied) are retried in place, not reported."""
+        with self._capture() as calls:
+            for attempt in range(self.options.throttle_retries + 1):
+                try:
+                    await self.connector.execute(step)
+                except RateLimitedError as exc:
+                    if attempt == self.options.throttle_retries:
+                        return exc, calls
+                    wait = (
+                        exc.retry_after
+                        if exc.retry_after is not None
+                        else (
+                            self.options.throttle_wait_seconds
+                            * (2**attempt)
+                            * self.rng.uniform(0.5, 1.5)
+                        )
+                    )
+                    await asyncio.sleep(min(wait, 60.0))
+                except ApiError as exc:
+                    return exc, calls
+                else:
+                    return None, calls
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _verify(self, tasks: Sequence[TaskRecord]) -> dict[str, AccountSnapshot | None]:
+        """Read back what the writes did, so the repository holds the target's own view."""
+        try:
+            if len(tasks) >= self.options.bulk_read_from:
+                page = await self.connector.accounts_page(None)
+                everyone = {a.email: a for a in page.items}
+                return {t.email: everyone.get(t.email) for t in tasks}
+            return {t.email: await self.connector.read_account(t.email) for t in tasks}
+        except ApiError:
+            # The writes succeeded; the planned result is a sound stand-in until the next import.
+            return {}
+
+    # -- bookkeeping -----------------------------------------------------------------------
+
+    def _finish(
+        self,
+        task: TaskRecord,
+        state: str,
+        summary: RunSummary,
+        *,
+        error: str | None = None,
+        journal: Sequence[JournalEntry] = (),
+        changes: Mapping[str, AccountSnapshot | None] | None = None,
+    ) -> None:
+        try:
+            self.repo.finish_task(
+                task.id,
+                worker=self.worker_id,
+                state=state,  # type: ignore[arg-type]
+                error=error,
+                journal=journal,
+                account_changes=changes,
+                now=self.clock(),
+            )
+        except LeaseLostError as exc:
+            summary.errors.append(str(exc))
+            return
+        summary.count(state)
+
+    def _reschedule(
+        self, task: TaskRecord, summary: RunSummary, error: str, journal: Sequence[JournalEntry]
+    ) -> None:
+        delay = min(
+            self.options.retry_max_seconds,
+            self.options.retry_base_seconds * (2 ** max(0, task.attempts - 1)),
+        ) * self.rng.uniform(0.5, 1.5)
+        try:
+            record = self.repo.reschedule_task(
+                task.id,
+                worker=self.worker_id,
+                error=error,
+                next_attempt_at=self.clock() + timedelta(seconds=delay),
+                journal=journal,
+                now=self.clock(),
+            )
+        except LeaseLostError as exc:
+            summary.errors.append(str(exc))
+            return
+        summary.count(record.state)
+
+    def _entry(
+        self,
+        task: TaskRecord,
+        kind: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        status: int | None = None,
+        error: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> JournalEntry:
+        return JournalEntry(
+            endpoint=self.endpoint,
+            task_id=task.id,
+            request_id=task.request_id,
+            operation=task.operation,
+            target=task.email,
+            attempt=task.attempts,
+            kind=kind,
+            method=method,
+            path=path,
+            status=status,
+            error=error,
+            detail=dict(detail) if detail else None,
+        )
+
+    def _call_entry(self, task: TaskRecord, record: CallRecord, *, shared: bool) -> JournalEntry:
+        return self._entry(
+            task,
+            "call",
+            method=record.method,
+            path=record.path,
+            status=record.status,
+            error=record.error,
+            detail={"shared": True, "seconds": round(record.seconds, 3)}
+            if shared
+            else {"seconds": round(record.seconds, 3)},
+        )
+
+    def _observe(self, record: CallRecord) -> None:
+        calls = _CALLS.get()
+        if calls is not None:
+            calls.append(record)
+
+    @contextlib.contextmanager
+    def _capture(self) -> Iterator[list[CallRecord]]:
+        calls: list[CallRecord] = []
+        token = _CALLS.set(calls)
+        try:
+            yield calls
+        finally:
+            _CALLS.reset(token)
+
+    # -- dry run ---------------------------------------------------------------------------
+
+    async def plan_due(self) -> list[PlannedTask]:
+        """What a run would send now, without claiming or changing anything (reads only)."""
+        now = self.clock()
+        due: list[TaskRecord] = []
+        seen: set[str] = set()
+        taken: dict[str, int] = defaultdict(int)
+        open_tasks = [
+            t
+            for t in self.repo.list_tasks(endpoint=self.endpoint)
+            if t.state in ("new", "in_progress")
+        ]
+        for task in open_tasks:
+            if task.email in seen:
+                continue
+            seen.add(task.email)
+            limit = self.options.per_operation_limits.get(task.operation)
+            if task.state != "new" or (task.next_attempt_at and task.next_attempt_at > now):
+                continue
+            if limit is not None and taken[task.operation] >= limit:
+                continue
+            taken[task.operation] += 1
+            due.append(task)
+            if len(due) >= self.options.batch_size:
+                break
+        if not due:
+            return []
+        if len(due) >= self.options.bulk_read_from:
+            page = await self.connector.accounts_page(None)
+            everyone = {a.email: a for a in page.items}
+            current = {t.email: everyone.get(t.email) for t in due}
+        else:
+            current = {t.email: await self.connector.read_account(t.email) for t in due}
+        plans = [(t, plan_task(t.operation, t.email, t.params, current[t.email])) for t in due]
+        site_groups: dict[str, list[int]] = defaultdict(list)
+        site_emails: dict[str, list[str]] = defaultdict(list)
+        for task, plan in plans:
+            if (
+                plan.outcome == "act"
+                and len(plan.steps) == 1
+                and isinstance(plan.steps[0], AddToSite)
+            ):
+                site_groups[plan.steps[0].site].append(task.id)
+                site_emails[plan.steps[0].site].append(task.email)
+        result: list[PlannedTask] = []
+        for task, plan in plans:
+            if plan.outcome != "act":
+                result.append(PlannedTask(task, plan, ()))
+                continue
+            step = plan.steps[0]
+            if len(plan.steps) == 1 and isinstance(step, AddToSite):
+                coalesced = AddToSite(step.site, tuple(sorted(site_emails[step.site])))
+                result.append(
+                    PlannedTask(
+                        task,
+                        plan,
+                        (self.connector.describe(coalesced),),
+                        tuple(i for i in site_groups[step.site] if i != task.id),
+                    )
+                )
+            else:
+                result.append(
+                    PlannedTask(task, plan, tuple(self.connector.describe(s) for s in plan.steps))
+                )
+        return result

@@ -1,0 +1,514 @@
+"""Provisioning tasks: queueing, claiming under leases, finishing, retries and the account update."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from sigsci_iga.domain import AccountSnapshot, compute_diff
+from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.store import (
+    JournalEntry,
+    LeaseLostError,
+    RecordNotFoundError,
+    Repository,
+    RepositoryChangedError,
+    TaskRecord,
+    TaskStateError,
+    open_repository,
+)
+from sigsci_iga.store.db import create_engine_for, current_revision, head_revision, upgrade
+
+from .helpers import account, add_endpoint, corp, import_full
+
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
+LEASE = 60.0
+
+
+def queue(
+    repo: Repository,
+    email: str,
+    operation: str = "add_access",
+    *,
+    at: datetime = T0,
+    max_attempts: int = 10,
+    **params: object,
+) -> TaskRecord:
+    return repo.create_task(
+        "prod", operation, email, params or {"site": "www"}, now=at, max_attempts=max_attempts
+    )
+
+
+def claim(
+    repo: Repository,
+    worker: str = "w1",
+    *,
+    at: datetime = T0,
+    limit: int = 10,
+    **options: object,
+) -> list[TaskRecord]:
+    return repo.claim_tasks(
+        "prod",
+        worker=worker,
+        now=at,
+        lease_seconds=LEASE,
+        limit=limit,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def prod(repo: Repository) -> Repository:
+    add_endpoint(repo)
+    return repo
+
+
+def test_a_created_task_is_new_due_now_and_journaled_as_requested(prod: Repository) -> None:
+    task = prod.create_task(
+        "prod",
+        "create_account",
+        " Carol@Example.com ",
+        {"role": "user", "sites": ["www"]},
+        requester="admin@example.com",
+        justification="joins the team",
+        now=T0,
+    )
+
+    assert (task.state, task.email, task.attempts, task.max_attempts) == (
+        "new",
+        "carol@example.com",
+        0,
+        10,
+    )
+    assert task.next_attempt_at == T0
+    assert len(task.request_id) == 32
+    assert not task.write_sent
+    assert prod.get_task(task.id) == task
+    (requested,) = prod.list_journal(task_id=task.id)
+    assert (requested.kind, requested.state_after, requested.target) == (
+        "requested",
+        "new",
+        "carol@example.com",
+    )
+    assert requested.detail == {
+        "params": {"role": "user", "sites": ["www"]},
+        "requester": "admin@example.com",
+        "justification": "joins the team",
+    }
+    assert task.to_json()["created_at"] == "2024-03-01T12:00:00+00:00"
+
+
+def test_bad_operations_emails_secret_params_and_unknown_tasks_are_refused(
+    prod: Repository,
+) -> None:
+    with pytest.raises(InvalidInputError, match="operation 'delete_corp'"):
+        prod.create_task("prod", "delete_corp", "a@x.io", {})
+    with pytest.raises(InvalidInputError, match="not an email"):
+        prod.create_task("prod", "add_access", "nobody", {})
+    with pytest.raises(InvalidInputError, match="never stored"):
+        prod.create_task("prod", "create_account", "a@x.io", {"api_token": "t"})
+    with pytest.raises(RecordNotFoundError, match="'nope'"):
+        prod.create_task("nope", "add_access", "a@x.io", {})
+    with pytest.raises(RecordNotFoundError, match="task 99"):
+        prod.get_task(99)
+
+    assert prod.list_tasks() == []
+    assert prod.list_journal() == []
+
+
+def test_claiming_leases_due_tasks_oldest_first_and_counts_the_attempt(
+    prod: Repository,
+) -> None:
+    first = queue(prod, "a@x.io")
+    second = queue(prod, "b@x.io")
+    queue(prod, "c@x.io", at=T0 + timedelta(minutes=5))
+
+    claimed = claim(prod, limit=5)
+
+    assert [t.id for t in claimed] == [first.id, second.id]
+    assert all(t.state == "in_progress" and t.attempts == 1 for t in claimed)
+    assert claimed[0].lease_owner == "w1"
+    assert claimed[0].lease_until == T0 + timedelta(seconds=LEASE)
+    assert claim(prod, "w2") == []
+    (entry,) = prod.list_journal(task_id=first.id, kind="claimed")
+    assert (entry.state_before, entry.state_after, entry.attempt) == ("new", "in_progress", 1)
+    assert entry.detail == {"worker": "w1", "lease_until": "2024-03-01T12:01:00+00:00"}
+
+
+def test_one_accounts_tasks_run_in_order_and_one_at_a_time(prod: Repository) -> None:
+    older = queue(prod, "a@x.io", site="www")
+    younger = queue(prod, "A@x.io", site="api")
+    other = queue(prod, "b@x.io")
+
+    first_claim = claim(prod)
+    prod.finish_task(older.id, worker="w1", state="completed", now=T0)
+    second_claim = claim(prod)
+
+    assert [t.id for t in first_claim] == [older.id, other.id]
+    assert [t.id for t in second_claim] == [younger.id]
+
+
+def test_a_retried_older_task_does_not_run_beside_a_younger_running_one(
+    prod: Repository,
+) -> None:
+    older = queue(prod, "a@x.io", site="www")
+    younger = queue(prod, "a@x.io", site="api")
+    claim(prod)
+    prod.finish_task(older.id, worker="w1", state="failed", error="boom", now=T0)
+    claim(prod)
+    prod.retry_task(older.id, now=T0)
+
+    assert claim(prod, "w2") == []
+    prod.finish_task(younger.id, worker="w1", state="completed", now=T0)
+    assert [t.id for t in claim(prod, "w2")] == [older.id]
+
+
+def test_per_operation_limits_cap_each_operation_within_one_claim(prod: Repository) -> None:
+    creates = [queue(prod, f"new{i}@x.io", "create_account", role="user") for i in range(3)]
+    removals = [queue(prod, f"old{i}@x.io", "remove_account", name="x") for i in range(3)]
+    updates = [queue(prod, f"up{i}@x.io", "update_account", role="admin") for i in range(2)]
+
+    claimed = claim(prod, per_operation_limits={"create_account": 1, "remove_account": 0})
+
+    assert [t.id for t in claimed] == [creates[0].id, *(t.id for t in updates)]
+    assert all(t.state == "new" for t in prod.list_tasks(email="old0@x.io"))
+    assert len(removals) == 3
+
+
+def test_task_ids_restrict_what_a_claim_may_take(prod: Repository) -> None:
+    queue(prod, "a@x.io")
+    wanted = queue(prod, "b@x.io")
+
+    assert [t.id for t in claim(prod, task_ids=[wanted.id])] == [wanted.id]
+    assert [t.email for t in prod.list_tasks(state="new")] == ["a@x.io"]
+
+
+def test_an_abandoned_lease_is_reclaimed_only_after_it_expires(prod: Repository) -> None:
+    task = queue(prod, "a@x.io")
+    claim(prod, "dead-worker")
+
+    early = claim(prod, "w2", at=T0 + timedelta(seconds=LEASE - 1))
+    late = claim(prod, "w2", at=T0 + timedelta(seconds=LEASE + 1))
+
+    assert early == []
+    assert [(t.id, t.lease_owner, t.attempts) for t in late] == [(task.id, "w2", 2)]
+    reclaimed = prod.list_journal(task_id=task.id, kind="claimed")[-1]
+    assert reclaimed.state_before == "in_progress"
+    assert reclaimed.detail is not None
+    assert reclaimed.detail["reclaimed_from"] == "dead-worker"
+
+
+def test_a_stale_worker_cannot_touch_a_task_another_worker_reclaimed(prod: Repository) -> None:
+    task = queue(prod, "a@x.io")
+    claim(prod, "slow")
+    claim(prod, "fast", at=T0 + timedelta(seconds=LEASE + 1))
+    intent = JournalEntry(endpoint="prod", kind="intent", method="PUT", path="/x")
+
+    with pytest.raises(LeaseLostError, match="held by fast"):
+        prod.finish_task(task.id, worker="slow", state="completed")
+    with pytest.raises(LeaseLostError):
+        prod.record_intent(task.id, worker="slow", entry=intent)
+    with pytest.raises(LeaseLostError):
+        prod.reschedule_task(task.id, worker="slow", error="e", next_attempt_at=T0)
+    with pytest.raises(LeaseLostError):
+        prod.extend_lease(task.id, worker="slow", now=T0, lease_seconds=LEASE)
+
+    current = prod.get_task(task.id)
+    assert (current.state, current.lease_owner, current.write_sent) == (
+        "in_progress",
+        "fast",
+        False,
+    )
+
+
+def test_an_extended_lease_is_not_reclaimed(prod: Repository) -> None:
+    task = queue(prod, "a@x.io")
+    claim(prod)
+
+    prod.extend_lease(task.id, worker="w1", now=T0 + timedelta(seconds=50), lease_seconds=LEASE)
+
+    assert claim(prod, "w2", at=T0 + timedelta(seconds=LEASE + 1)) == []
+
+
+def test_a_rescheduled_task_waits_until_due_and_fails_after_its_last_attempt(
+    prod: Repository,
+) -> None:
+    task = queue(prod, "a@x.io", max_attempts=2)
+    later = T0 + timedelta(minutes=1)
+    claim(prod)
+
+    again = prod.reschedule_task(
+        task.id, worker="w1", error="503 from the API", next_attempt_at=later, now=T0
+    )
+    not_yet = claim(prod, at=later - timedelta(seconds=1))
+    claim(prod, at=later)
+    final = prod.reschedule_task(
+        task.id, worker="w1", error="503 again", next_attempt_at=later, now=later
+    )
+
+    assert (again.state, again.next_attempt_at, again.last_error) == (
+        "new",
+        later,
+        "503 from the API",
+    )
+    assert again.lease_owner is None
+    assert not_yet == []
+    assert (final.state, final.attempts, final.finished_at) == ("failed", 2, later)
+    states = [
+        (e.state_before, e.state_after) for e in prod.list_journal(task_id=task.id, kind="state")
+    ]
+    assert states == [("in_progress", "new"), ("in_progress", "failed")]
+
+
+def test_retry_puts_a_failed_task_back_with_a_fresh_budget_and_refuses_others(
+    prod: Repository,
+) -> None:
+    task = queue(prod, "a@x.io", max_attempts=1)
+    claim(prod)
+    prod.reschedule_task(task.id, worker="w1", error="boom", next_attempt_at=T0)
+    pending = queue(prod, "b@x.io")
+
+    retried = prod.retry_task(task.id, now=T0)
+
+    assert (retried.state, retried.attempts, retried.finished_at) == ("new", 0, None)
+    note = prod.list_journal(task_id=task.id)[-1]
+    assert (note.kind, note.state_before, note.state_after) == ("note", "failed", "new")
+    with pytest.raises(TaskStateError, match="only failed or discontinued"):
+        prod.retry_task(pending.id)
+
+
+def test_discontinue_stops_open_and_failed_tasks_but_not_finished_ones(
+    prod: Repository,
+) -> None:
+    waiting = queue(prod, "a@x.io")
+    running = queue(prod, "b@x.io")
+    done = queue(prod, "c@x.io")
+    claim(prod, task_ids=[running.id, done.id])
+    prod.finish_task(done.id, worker="w1", state="completed")
+
+    stopped = prod.discontinue_task(waiting.id, reason="requested by mistake")
+    prod.discontinue_task(running.id)
+
+    assert stopped.state == "discontinued"
+    assert stopped.finished_at is not None
+    assert prod.list_journal(task_id=waiting.id)[-1].detail == {"reason": "requested by mistake"}
+    with pytest.raises(LeaseLostError, match="discontinued"):
+        prod.finish_task(running.id, worker="w1", state="completed")
+    with pytest.raises(TaskStateError, match="is completed"):
+        prod.discontinue_task(done.id)
+    assert prod.retry_task(stopped.id).state == "new"
+
+
+def test_an_intent_marks_the_task_as_having_sent_a_write_for_good(prod: Repository) -> None:
+    task = queue(prod, "a@x.io")
+    claim(prod)
+
+    marked = prod.record_intent(
+        task.id,
+        worker="w1",
+        entry=JournalEntry(endpoint="prod", kind="intent", method="PUT", path="/corps/c/users/a"),
+    )
+    prod.reschedule_task(task.id, worker="w1", error="timeout", next_attempt_at=T0)
+
+    assert marked.write_sent
+    assert prod.get_task(task.id).write_sent
+    (intent,) = prod.list_journal(task_id=task.id, kind="intent")
+    assert (intent.target, intent.attempt, intent.operation) == ("a@x.io", 1, "add_access")
+    with pytest.raises(InvalidInputError, match="not 'call'"):
+        prod.record_intent(task.id, worker="w1", entry=JournalEntry(endpoint="prod", kind="call"))
+
+
+def test_listing_tasks_filters_by_endpoint_state_email_and_request(prod: Repository) -> None:
+    add_endpoint(prod, "stage")
+    a = prod.create_task("prod", "add_access", "a@x.io", {"site": "www"}, request_id="r1")
+    b = prod.create_task("prod", "add_access", "b@x.io", {"site": "www"}, request_id="r1")
+    c = prod.create_task("stage", "add_access", "a@x.io", {"site": "www"})
+
+    assert [t.id for t in prod.list_tasks(request_id="r1")] == [a.id, b.id]
+    assert [t.id for t in prod.list_tasks(endpoint="stage")] == [c.id]
+    assert [t.id for t in prod.list_tasks(email="A@X.io")] == [a.id, c.id]
+    assert [t.id for t in prod.list_tasks(state=["new", "failed"], limit=1)] == [a.id]
+    with pytest.raises(InvalidInputError, match="running"):
+        prod.list_tasks(state="running")
+
+
+# -- finishing brings the accounts up to date ------------------------------------------------
+
+
+def finish_with(
+    repo: Repository, email: str, snapshot: AccountSnapshot | None, operation: str
+) -> TaskRecord:
+    task = queue(repo, email, operation)
+    claim(repo, task_ids=[task.id])
+    return repo.finish_task(
+        task.id, worker="w1", state="completed", account_changes={email: snapshot}, now=T0
+    )
+
+
+def test_finishing_a_task_updates_just_its_account_links_and_history(prod: Repository) -> None:
+    import_full(prod, corp(account("alice@x.io", "www"), account("bob@x.io", "www")))
+
+    added = finish_with(prod, "alice@x.io", account("alice@x.io", "www", "api"), "add_access")
+    finish_with(prod, "alice@x.io", account("alice@x.io", "api", role="admin"), "update_account")
+    finish_with(prod, "carol@x.io", account("carol@x.io", "api"), "create_account")
+
+    alice = prod.get_account("prod", "alice@x.io")
+    assert (alice.role, alice.sites) == ("admin", ["api"])
+    assert prod.get_account("prod", "carol@x.io").sites == ["api"]
+    assert prod.get_account("prod", "bob@x.io").sites == ["www"]
+    changes = prod.list_history(task_id=added.id)
+    assert [(h.object_type, h.field, h.old_value, h.new_value, h.run_id) for h in changes] == [
+        ("link", "Site", None, "api", None)
+    ]
+    assert changes[0].task_id == added.id
+    assert prod.get_endpoint("prod").version == 4
+
+
+def test_finishing_a_removal_suspends_the_account_and_drops_its_links(prod: Repository) -> None:
+    import_full(prod, corp(account("alice@x.io", "www", "api"), account("bob@x.io", "www")))
+
+    task = finish_with(prod, "alice@x.io", None, "remove_account")
+
+    alice = prod.get_account("prod", "alice@x.io")
+    assert (alice.status, alice.sites) == ("suspended", [])
+    assert {(h.object_type, h.field) for h in prod.list_history(task_id=task.id)} == {
+        ("account", "status"),
+        ("link", "Site"),
+        ("link", "CorpRole"),
+    }
+    assert compute_diff(prod.load_view("prod"), corp(account("bob@x.io", "www"))).is_empty
+
+
+def test_a_task_outcome_already_in_the_repository_changes_nothing(prod: Repository) -> None:
+    import_full(prod, corp(account("alice@x.io", "www")))
+
+    task = finish_with(prod, "alice@x.io", account("alice@x.io", "www"), "add_access")
+
+    assert prod.list_history(task_id=task.id) == []
+    assert prod.get_endpoint("prod").version == 1
+
+
+def test_a_held_import_diffed_before_a_task_finished_cannot_be_approved(
+    prod: Repository,
+) -> None:
+    import_full(prod, corp(account("alice@x.io", "www")))
+    run_id = prod.start_run("prod")
+    view = prod.load_view("prod")
+    prod.hold_run(run_id, diff=compute_diff(view, corp()), base_version=view.version, reasons=["x"])
+
+    finish_with(prod, "bob@x.io", account("bob@x.io", "www"), "create_account")
+
+    with pytest.raises(RepositoryChangedError):
+        prod.approve_run(run_id)
+
+
+def test_a_finish_whose_account_change_is_refused_leaves_the_task_running(
+    prod: Repository,
+) -> None:
+    task = queue(prod, "a@x.io")
+    claim(prod)
+
+    with pytest.raises(InvalidInputError, match="changed account key"):
+        prod.finish_task(
+            task.id,
+            worker="w1",
+            state="completed",
+            account_changes={"a@x.io": account("someone-else@x.io")},
+        )
+
+    assert prod.get_task(task.id).state == "in_progress"
+    assert prod.list_journal(task_id=task.id, kind="state") == []
+
+
+# -- concurrency and migration ---------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_two_workers_claiming_at_once_never_take_the_same_task(pg_session_url: str) -> None:
+    from .conftest import _truncate_all  # noqa: PLC0415  # the postgres-only cleanup
+
+    _truncate_all(pg_session_url)
+    setup = open_repository(pg_session_url)
+    add_endpoint(setup)
+    # Several tasks per account too: their order must hold across workers.
+    created = [queue(setup, f"user{i % 60}@x.io") for i in range(150)]
+    setup.close()
+    barrier = threading.Barrier(2)
+    claimed: dict[str, list[int]] = {"w1": [], "w2": []}
+    failures: list[BaseException] = []
+
+    def work(worker: str) -> None:
+        repo = open_repository(pg_session_url)
+        try:
+            barrier.wait()
+            while True:
+                batch = claim(repo, worker, limit=7)
+                if not batch and not repo.list_tasks(state="new"):
+                    return
+                for task in batch:
+                    claimed[worker].append(task.id)
+                    repo.finish_task(task.id, worker=worker, state="completed", now=T0)
+        except BaseException as exc:  # noqa: BLE001  # reported by the main thread
+            failures.append(exc)
+        finally:
+            repo.close()
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in claimed]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert failures == []
+    everything = claimed["w1"] + claimed["w2"]
+    assert sorted(everything) == sorted(t.id for t in created)
+    assert claimed["w1"]
+    assert claimed["w2"]
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_database_at_0001_is_upgraded_to_0002_with_its_data(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'old.db'}"
+        if backend == "sqlite"
+        else request.getfixturevalue("fresh_pg_url")
+    )
+    upgrade(url, "0001")
+    engine = create_engine_for(url)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO endpoints (name, connector, api_url, corp, settings,"
+                " checkpoint_event_ids, version, created_at)"
+                " VALUES ('prod', 'signalsciences', 'https://x', 'c', '{}', '[]', 1, :at)"
+            ),
+            {"at": T0},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO history (endpoint_id, object_type, object_key, changed_at)"
+                " VALUES (1, 'account', 'a@x.io', :at)"
+            ),
+            {"at": T0},
+        )
+    assert current_revision(engine) == "0001"
+    engine.dispose()
+
+    repo = open_repository(url)
+    try:
+        task = repo.create_task("prod", "add_access", "a@x.io", {"site": "www"})
+
+        assert current_revision(repo.engine) == head_revision() == "0002"
+        assert repo.get_endpoint("prod").version == 1
+        assert [(h.object_key, h.task_id) for h in repo.list_history()] == [("a@x.io", None)]
+        assert [e.kind for e in repo.list_journal(task_id=task.id)] == ["requested"]
+    finally:
+        repo.close()
