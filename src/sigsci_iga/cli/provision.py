@@ -379,11 +379,20 @@ def tasks_discontinue(
     stdout().print(f"task {task.id} discontinued")
 
 
+def _short_path(path: str | None) -> str:
+    """Drop the constant `/api/v0/corps/<corp>` prefix so the interesting part shows."""
+    if not path:
+        return ""
+    parts = path.split("/", 5)
+    return "…/" + parts[5] if len(parts) > 5 and parts[3] == "corps" else path
+
+
 def _journal_table(entries: Sequence[JournalRecord], title: str) -> None:
     table = Table(
         "id",
-        "at",
+        "time",
         "task",
+        "try",
         "kind",
         "operation",
         "target",
@@ -394,19 +403,20 @@ def _journal_table(entries: Sequence[JournalRecord], title: str) -> None:
         title=title,
     )
     for e in entries:
-        call = f"{e.method} {e.path}" if e.method else ""
+        call = f"{e.method} {_short_path(e.path)}" if e.method else ""
         state = f"{e.state_before or ''}→{e.state_after}" if e.state_after else ""
         table.add_row(
             str(e.id),
-            e.at.isoformat(timespec="seconds"),
+            e.at.strftime("%H:%M:%S"),
             str(e.task_id or ""),
+            str(e.attempt or ""),
             e.kind,
             e.operation or "",
             e.target or "",
             call,
             str(e.status or ""),
             state,
-            (e.error or "")[:50],
+            (e.error or "")[:40],
         )
     stdout().print(table)
 

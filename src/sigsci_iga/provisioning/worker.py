@@ -239,10 +239,14 @@ class Worker:
             else:
                 succeeded.extend(result)
         if succeeded:
-            verified = await self._verify([task for task, _, _ in succeeded])
+            with self._capture() as reads:
+                verified = await self._verify([task for task, _, _ in succeeded])
             for task, plan, journal in succeeded:
+                checks = [self._call_entry(task, r, shared=len(succeeded) > 1) for r in reads]
                 changes = {task.email: verified.get(task.email, plan.expected)}
-                self._finish(task, "completed", summary, journal=journal, changes=changes)
+                self._finish(
+                    task, "completed", summary, journal=[*journal, *checks], changes=changes
+                )
         if failure is not None:
             raise failure
 
