@@ -8,14 +8,20 @@ feed names, and infer nothing from absence except a removal the feed reports and
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
 from sigsci_iga.connectors.base import ChangeEvent, Connector, PageResult
 from sigsci_iga.domain.diff import Diff, compute_diff, compute_partial_diff
-from sigsci_iga.domain.model import AccountSnapshot, CorpSnapshot, SiteSnapshot
+from sigsci_iga.domain.model import (
+    AccountSnapshot,
+    AccountStatus,
+    CorpSnapshot,
+    RepositoryView,
+    SiteSnapshot,
+)
 from sigsci_iga.domain.thresholds import Thresholds, Verdict, evaluate_thresholds
 from sigsci_iga.errors import ApiError, SigsciIgaError, UnexpectedResponseError
 from sigsci_iga.store import Checkpoint, Repository, RunRecord
@@ -206,20 +212,13 @@ class Importer:
             known = set(checkpoint.event_ids)
             events = [e for e in batch.events if e.id not in known]
             self.progress("events", len(events), len(events))
-            emails = sorted({e.email for e in events if e.email})
+            named = {e.email for e in events if e.email}
             # A membership event names a user and a site; re-reading the user (with its
             # memberships) covers it. Sites are re-read only for events about the site itself.
             sites = sorted({e.site for e in events if e.site and (not e.email or e.removes_site)})
             removed_emails = {e.email for e in events if e.removes_account and e.email}
             removed_sites = {e.site for e in events if e.removes_site and e.site}
-            changed_accounts: dict[str, AccountSnapshot | None] = {}
-            for done, email in enumerate(emails, 1):
-                account = await self.connector.read_account(email)
-                if account is not None:
-                    changed_accounts[email] = account
-                elif email in removed_emails:
-                    changed_accounts[email] = None  # the feed says removed and a re-read agrees
-                self.progress("accounts", done, len(emails))
+            view = self.repository.load_view(self.endpoint)
             changed_sites: dict[str, SiteSnapshot | None] = {}
             for done, name in enumerate(sites, 1):
                 site = await self.connector.read_site(name)
@@ -228,7 +227,17 @@ class Importer:
                 elif name in removed_sites:
                     changed_sites[name] = None
                 self.progress("sites", done, len(sites))
-            view = self.repository.load_view(self.endpoint)
+            emails = sorted(
+                named | _implied_rereads(view, changed_sites, removed_sites, self.connector)
+            )
+            changed_accounts: dict[str, AccountSnapshot | None] = {}
+            for done, email in enumerate(emails, 1):
+                account = await self.connector.read_account(email)
+                if account is not None:
+                    changed_accounts[email] = account
+                elif email in removed_emails:
+                    changed_accounts[email] = None  # the feed says removed and a re-read agrees
+                self.progress("accounts", done, len(emails))
             diff = compute_partial_diff(view, changed_accounts, changed_sites)
             verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
             new_checkpoint = _advance(checkpoint, batch.events, options.overlap)
@@ -281,6 +290,32 @@ class _FeedUnavailableError(Exception):
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
+
+
+def _implied_rereads(
+    view: RepositoryView,
+    changed_sites: Mapping[str, SiteSnapshot | None],
+    removed_sites: set[str],
+    connector: Connector,
+) -> set[str]:
+    """Accounts whose sites changed although no event names them.
+
+    A site that exists now (new, or deleted and re-created) is implicitly held by the accounts
+    whose role reaches every site (the connector's `all_sites_roles`, e.g. owners). A site deleted
+    and re-created within the window lost every membership it had before the deletion; members
+    added since are named by their own events.
+    """
+    present = {name for name, site in changed_sites.items() if site is not None}
+    if not present:
+        return set()
+    all_sites_roles: frozenset[str] = getattr(connector, "all_sites_roles", frozenset())
+    recreated = present & removed_sites
+    return {
+        email
+        for email, state in view.accounts.items()
+        if state.status != AccountStatus.SUSPENDED
+        and (state.role in all_sites_roles or state.sites & recreated)
+    }
 
 
 def _advance(

@@ -421,7 +421,10 @@ class SigSciClient:
     def site_member_path(self, site: str, email: str, *rest: str) -> str:
         """Path of one site member (checked and encoded)."""
         return self._corp_path(
-            "sites", (_checked_site(site), "site name"), "members", (normalize_email(email), "email"),
+            "sites",
+            (_checked_site(site), "site name"),
+            "members",
+            (normalize_email(email), "email"),
             *rest,
         )
 

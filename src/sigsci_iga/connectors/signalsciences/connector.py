@@ -80,14 +80,18 @@ class SignalSciencesConnector:
     #: Owners are members of every site without a membership event; a new site changes them too.
     all_sites_roles: frozenset[str] = frozenset({"owner"})
 
-    def __init__(self, client: SigSciClient, *, site_page_size: int = DEFAULT_SITE_PAGE_SIZE) -> None:
+    def __init__(
+        self, client: SigSciClient, *, site_page_size: int = DEFAULT_SITE_PAGE_SIZE
+    ) -> None:
         self.client = client
         self.site_page_size = site_page_size
 
     async def accounts_page(self, cursor: str | None) -> PageResult[AccountSnapshot]:
         if cursor is not None:
             raise UnexpectedResponseError(
-                method="GET", path="users", status=None,
+                method="GET",
+                path="users",
+                status=None,
                 message="the users list is not paginated; no cursor expected",
             )
         users = await self.client.list_users(expand_memberships=True)
