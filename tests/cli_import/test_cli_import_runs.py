@@ -1,0 +1,130 @@
+"""Import runs from the command line: identities and correlation, dry runs, held runs and approval."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from cli_import_harness import Cli, shown
+
+from sigsci_iga.sim import DEMO_EMAIL, OBSERVER_EMAIL
+from sigsci_iga.store import RunStateError
+
+
+def _dump(cli: Cli) -> tuple[object, object]:
+    return cli.json("accounts", "list"), cli.json("entitlements", "list")
+
+
+def test_identities_load_from_csv_and_json_and_correlate_with_accounts(cli: Cli) -> None:
+    cli("import")
+    members = sorted(
+        u.email for u in cli.state.users.values() if u.email not in (DEMO_EMAIL, OBSERVER_EMAIL)
+    )
+    csv_file = cli.workdir / "people.csv"
+    csv_file.write_text(
+        "username,email,first_name,last_name,department\n"
+        f"downer,{DEMO_EMAIL.upper()},Demo,Owner,Security\n"
+        f"dobserver,{OBSERVER_EMAIL},Demo,Observer,Audit\n"
+        "stranger,stranger@example.com,No,Account,Sales\n",
+        encoding="utf-8",
+    )
+    json_file = cli.workdir / "more.json"
+    json_file.write_text(
+        json.dumps(
+            [
+                {"username": "member1", "email": members[0], "department": "Ops"},
+                {"username": "dobserver", "email": OBSERVER_EMAIL, "department": "Risk"},
+            ]
+        ),
+        encoding="utf-8",
+    )
+
+    from_csv = cli("identities", "load", str(csv_file)).stdout
+    from_json = cli("identities", "load", str(json_file)).stdout
+
+    assert "3 created, 0 updated, 0 unchanged" in from_csv
+    assert "correlation (email): 2 matched" in from_csv
+    assert "1 created, 1 updated, 0 unchanged" in from_json
+    assert "correlation (email): 3 matched" in from_json
+    identities = cli.json("identities", "list")
+    assert [(i["username"], i["email"], i["department"]) for i in identities] == [
+        ("dobserver", OBSERVER_EMAIL, "Risk"),
+        ("downer", DEMO_EMAIL.upper(), "Security"),
+        ("member1", members[0], "Ops"),
+        ("stranger", "stranger@example.com", "Sales"),
+    ]
+    linked = {a["email"]: a["identity"] for a in cli.json("accounts", "list") if a["identity"]}
+    assert linked == {DEMO_EMAIL: "downer", OBSERVER_EMAIL: "dobserver", members[0]: "member1"}
+    # A later import keeps the links.
+    cli.state.add_user("later@example.com", "user", [next(iter(cli.state.sites))])
+    cli("import")
+    relinked = {a["email"]: a["identity"] for a in cli.json("accounts", "list") if a["identity"]}
+    assert relinked == linked
+
+
+def test_a_dry_run_shows_the_diff_and_writes_nothing_but_the_run(cli: Cli) -> None:
+    cli("import")
+    before = _dump(cli)
+    cli.state.invite_user("dry@example.com", "admin", [next(iter(cli.state.sites))])
+    leaver = next(u.email for u in cli.state.users.values() if u.role == "observer" and u.sites)
+    cli.state.remove_user(leaver)
+
+    done = cli("import", "--dry-run")
+
+    assert "(dry run)" in done.stdout
+    assert re.search(r"│ accounts\s+│ 1\s+│ 0\s+│ 1\s+│ 0", done.stdout)
+    assert _dump(cli) == before
+    runs = cli.json("runs", "list")
+    assert [(r["dry_run"], r["status"]) for r in runs] == [
+        (True, "succeeded"),
+        (False, "succeeded"),
+    ]
+    assert runs[0]["reason"] == "dry run: nothing applied"
+    cli("import")
+    assert shown(cli.json("accounts", "list", "--status", "pending")) == [
+        a for a in cli.expected_accounts() if a["status"] == "pending"
+    ]
+
+
+def test_a_held_import_exits_7_and_import_approve_applies_it(cli: Cli) -> None:
+    cli("import")
+    before = _dump(cli)
+    victims = sorted(u.email for u in cli.state.users.values() if u.role != "owner")[:11]
+    for email in victims:
+        cli.state.remove_user(email)
+
+    held = cli("import", "--full", code=7)
+
+    assert "-> held" in held.stdout
+    assert "accounts to suspend: 11 > 10" in held.stdout
+    run_id = re.search(r"sigsci-iga import approve (\d+)", held.stdout)
+    assert run_id is not None
+    assert _dump(cli) == before
+    shown_run = cli.json("runs", "show", run_id.group(1))
+    assert shown_run["run"]["status"] == "held"
+    assert len(shown_run["held_diff"]["accounts_suspended"]) == 11
+
+    approved = cli("import", "approve", run_id.group(1))
+
+    assert f"run {run_id.group(1)} approved and applied" in approved.stdout
+    suspended = cli.json("accounts", "list", "--status", "suspended")
+    assert [(a["email"], a["sites"]) for a in suspended] == [(e, []) for e in victims]
+    listed = [a for a in cli.json("accounts", "list") if a["status"] != "suspended"]
+    assert shown(listed) == cli.expected_accounts()
+    again = cli("import", "approve", run_id.group(1), code=RunStateError.exit_code)
+    assert "approved" in again.stderr
+
+
+def test_an_incremental_import_from_the_command_line_picks_up_a_change(cli: Cli) -> None:
+    cli("import")
+    cli.state.change_role(OBSERVER_EMAIL, "admin")
+
+    result = cli.json("import")
+
+    assert (result["mode"], result["run"]["status"], result["held"]) == (
+        "incremental",
+        "succeeded",
+        False,
+    )
+    assert result["diff"]["accounts"]["changed"] == 1
+    assert shown(cli.json("accounts", "list")) == cli.expected_accounts()
