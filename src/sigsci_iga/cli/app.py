@@ -14,6 +14,7 @@ from sigsci_iga.cli.check import check, describe_token_policy
 from sigsci_iga.cli.imports import db_app, import_app, runs_app
 from sigsci_iga.cli.inventory import accounts_app, entitlements_app, identities_app
 from sigsci_iga.cli.output import fail, stdout
+from sigsci_iga.cli.packages import endpoints_app, packages_app
 from sigsci_iga.cli.provision import (
     journal_app,
     provision_app,
@@ -85,6 +86,8 @@ app.add_typer(provision_app, name="provision")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(journal_app, name="journal")
 app.command("restore")(restore_command)
+app.add_typer(packages_app, name="packages")
+app.add_typer(endpoints_app, name="endpoints")
 
 
 def _mount_subcommands() -> None:

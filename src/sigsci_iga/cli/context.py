@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sigsci_iga.cli.output import fail
+from sigsci_iga.connectors.rest.loader import load_package
+from sigsci_iga.connectors.rest.runtime import RestConnector
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.errors import SigsciIgaError
+from sigsci_iga.provisioning.worker import WorkerConnector
 from sigsci_iga.settings import Settings, load_settings
 from sigsci_iga.store import EndpointInfo, RecordNotFoundError, Repository, open_repository
 
@@ -51,12 +54,18 @@ def endpoint_name(current: Settings, explicit: str | None) -> str:
 
 
 def ensure_endpoint(repo: Repository, current: Settings, name: str) -> EndpointInfo:
-    """The endpoint record for `name`, registered from the settings the first time it is used."""
-    email, corp = current.require_credentials()
+    """The endpoint record for `name`, registered from the settings the first time it is used.
+
+    A `rest` endpoint (registered with `endpoints add`) carries its own package and parameters.
+    """
     try:
         info = repo.get_endpoint(name)
     except RecordNotFoundError:
+        email, corp = current.require_credentials()
         return repo.add_endpoint(name, corp=corp, api_url=current.api_url, email=email)
+    if info.connector == "rest":
+        return info
+    email, corp = current.require_credentials()
     if info.corp != corp:
         fail(
             f"endpoint {name!r} governs corp {info.corp!r} but SIGSCI_CORP is {corp!r}; "
@@ -68,9 +77,14 @@ def ensure_endpoint(repo: Repository, current: Settings, name: str) -> EndpointI
     return info
 
 
-def build_client(current: Settings) -> SigSciClient:
-    return SigSciClient.from_settings(current)
-
-
-def build_connector(client: SigSciClient) -> SignalSciencesConnector:
-    return SignalSciencesConnector(client)
+@asynccontextmanager
+async def open_connector(current: Settings, info: EndpointInfo) -> AsyncIterator[WorkerConnector]:
+    """The endpoint's connector: the native client, or a `rest` package with its parameters."""
+    if info.connector == "rest":
+        package = load_package(str(info.settings["package"]))
+        params = {str(k): str(v) for k, v in dict(info.settings.get("params") or {}).items()}
+        async with RestConnector(package.bind(params)) as connector:
+            yield connector
+        return
+    async with SigSciClient.from_settings(current) as client:
+        yield SignalSciencesConnector(client)

@@ -22,7 +22,7 @@ from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.errors import SigsciIgaError
 from sigsci_iga.importer.run import Importer, ImportMode, ImportOptions, ImportResult
 from sigsci_iga.settings import Settings
-from sigsci_iga.store import Repository, RunRecord, upgrade
+from sigsci_iga.store import EndpointInfo, Repository, RunRecord, upgrade
 
 import_app = typer.Typer(
     invoke_without_command=True,
@@ -95,7 +95,7 @@ def import_command(
             options = ImportOptions(
                 mode=mode, dry_run=dry_run, thresholds=thresholds, required_account=info.email
             )
-            result = asyncio.run(_run(repo, name, current, options, show_progress=not json_output))
+            result = asyncio.run(_run(repo, info, current, options, show_progress=not json_output))
         except SigsciIgaError as exc:
             fail(exc)
     if json_output:
@@ -117,15 +117,14 @@ def import_command(
 
 async def _run(
     repo: Repository,
-    name: str,
+    info: EndpointInfo,
     current: Settings,
     options: ImportOptions,
     *,
     show_progress: bool,
 ) -> ImportResult:
-    client = context.build_client(current)
-    async with client:
-        connector = context.build_connector(client)
+    async with context.open_connector(current, info) as connector:
+        name = info.name
         if not show_progress:
             return await Importer(repo, name, connector).run(options)
         with Progress(

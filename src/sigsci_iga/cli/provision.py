@@ -58,8 +58,8 @@ async def _work(
     until_done: bool = False,
     max_wait: float = 60.0,
 ) -> RunSummary:
-    async with context.build_client(current) as client:
-        worker = Worker(repo, endpoint, context.build_connector(client), options=options)
+    async with context.open_connector(current, repo.get_endpoint(endpoint)) as connector:
+        worker = Worker(repo, endpoint, connector, options=options)
         return await worker.run(task_ids=task_ids, until_done=until_done, max_wait_seconds=max_wait)
 
 
@@ -167,7 +167,11 @@ def request_add_access(
 @request_app.command("remove-access")
 def request_remove_access(
     email: Email,
-    site: Annotated[str, typer.Option("--site", help="Site to take away.")],
+    site: Annotated[str | None, typer.Option("--site", help="Site to take away.")] = None,
+    role: Annotated[
+        str | None,
+        typer.Option("--role", help="Refused: a corp role is changed (update-role), not removed."),
+    ] = None,
     allow_no_sites: Annotated[
         bool, typer.Option("--allow-no-sites", help="Allow leaving a non-owner with no site.")
     ] = False,
@@ -182,6 +186,7 @@ def request_remove_access(
         endpoint,
         Request(requester, justification),
         site=site,
+        role=role,
         allow_no_sites=allow_no_sites,
     )
 
@@ -216,6 +221,14 @@ def provision_run(
         int | None, typer.Option(help="At most this many tasks of any one operation per run.")
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Tasks claimed at once.")] = None,
+    lease_seconds: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="How long a claimed task stays leased; a worker that died leaves it to be "
+            "reclaimed once the lease runs out (default 300).",
+        ),
+    ] = None,
     endpoint: EndpointOption = None,
 ) -> None:
     """Work the due tasks: re-read, send what is missing, retry with backoff."""
@@ -229,7 +242,9 @@ def provision_run(
         )
     if max_remove_account is not None:
         limits["remove_account"] = max_remove_account
-    options = _worker_options(current, per_operation_limits=limits, batch_size=batch_size)
+    options = _worker_options(
+        current, per_operation_limits=limits, batch_size=batch_size, lease_seconds=lease_seconds
+    )
     with context.repository(current) as repo:
         try:
             context.ensure_endpoint(repo, current, name)
@@ -255,8 +270,8 @@ def provision_run(
 async def _plan(
     repo: Repository, current: Settings, name: str, options: WorkerOptions
 ) -> list[Any]:
-    async with context.build_client(current) as client:
-        worker = Worker(repo, name, context.build_connector(client), options=options)
+    async with context.open_connector(current, repo.get_endpoint(name)) as connector:
+        worker = Worker(repo, name, connector, options=options)
         return await worker.plan_due()
 
 
@@ -301,9 +316,12 @@ def tasks_list(
     """Tasks, oldest first."""
     current = context.settings()
     with context.repository(current) as repo:
-        tasks = repo.list_tasks(
-            endpoint=endpoint, state=status, email=email.lower() if email else None
-        )
+        try:
+            tasks = repo.list_tasks(
+                endpoint=endpoint, state=status, email=email.lower() if email else None
+            )
+        except SigsciIgaError as exc:
+            fail(exc)
     if json_output:
         print_json([t.to_json() for t in tasks])
         return

@@ -139,6 +139,10 @@ class ProvisioningConnector(Connector, Protocol):
         """The call `execute(step)` would send."""
         ...
 
+    def describe_all(self, step: Step) -> tuple[PlannedCall, ...]:
+        """Every call `execute(step)` would send, in order (a package's step may send several)."""
+        ...
+
     async def execute(self, step: Step) -> None:
         """Send the step's call once; raises from the error tree on failure."""
         ...

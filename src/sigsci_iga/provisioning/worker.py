@@ -19,16 +19,18 @@ import contextvars
 import os
 import random
 import socket
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sigsci_iga.connectors.base import AddToSite, PlannedCall, Step
-from sigsci_iga.connectors.signalsciences.client import CallRecord
-from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
+from sqlalchemy.exc import DBAPIError
+
+from sigsci_iga.connectors.base import AddToSite, PlannedCall, ProvisioningConnector, Step
+from sigsci_iga.connectors.signalsciences.client import CallObserver, CallRecord
 from sigsci_iga.domain.model import AccountSnapshot
 from sigsci_iga.errors import (
     ApiError,
@@ -45,8 +47,20 @@ _CALLS: contextvars.ContextVar[list[CallRecord] | None] = contextvars.ContextVar
 )
 
 
+#: deadlock_detected and serialization_failure: the transaction was aborted and may be rerun.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+_FINISH_ATTEMPTS = 5
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class WorkerConnector(ProvisioningConnector, Protocol):
+    """What the worker needs of a connector: provisioning, plus observers for the journal."""
+
+    @property
+    def observers(self) -> list[CallObserver]: ...
 
 
 def default_worker_id() -> str:
@@ -110,7 +124,7 @@ class Worker:
         self,
         repository: Repository,
         endpoint: str,
-        connector: SignalSciencesConnector,
+        connector: WorkerConnector,
         *,
         options: WorkerOptions | None = None,
         worker_id: str | None = None,
@@ -124,7 +138,7 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not security)
-        self.connector.client.observers.append(self._observe)
+        self.connector.observers.append(self._observe)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -168,16 +182,22 @@ class Worker:
     def _next_due_in(
         self, task_ids: Sequence[int] | None, limits: Mapping[str, int]
     ) -> float | None:
-        """Seconds until the next queued task is due, or None when nothing is left to wait for."""
+        """Seconds until the next queued task is due, or None when nothing is left to wait for.
+
+        A task another worker left in progress becomes due when its lease runs out (that worker
+        may have died), so it counts too.
+        """
         pending = [
             t
-            for t in self.repo.list_tasks(endpoint=self.endpoint, state="new")
+            for t in self.repo.list_tasks(endpoint=self.endpoint, state=("new", "in_progress"))
             if (task_ids is None or t.id in task_ids) and limits.get(t.operation, 1) > 0
         ]
         if not pending:
             return None
         now = self.clock()
-        soonest = min((t.next_attempt_at or now) for t in pending)
+        soonest = min(
+            (t.next_attempt_at if t.state == "new" else t.lease_until) or now for t in pending
+        )
         return max(0.0, (soonest - now).total_seconds())
 
     # -- one batch -------------------------------------------------------------------------
@@ -286,24 +306,25 @@ class Worker:
         """
         journals: dict[int, list[JournalEntry]] = {task.id: [] for task, _ in group}
         for step in steps:
-            planned = self.connector.describe(step)
+            planned_calls = self.connector.describe_all(step)
             try:
                 for task, plan in group:
                     if plan.snapshot is not None:
                         self.repo.append_journal(
                             [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
                         )
-                    self.repo.record_intent(
-                        task.id,
-                        worker=self.worker_id,
-                        entry=self._entry(
-                            task,
-                            "intent",
-                            method=planned.method,
-                            path=planned.path,
-                            detail={"body": planned.body} if planned.body is not None else None,
-                        ),
-                    )
+                    for planned in planned_calls:
+                        self.repo.record_intent(
+                            task.id,
+                            worker=self.worker_id,
+                            entry=self._entry(
+                                task,
+                                "intent",
+                                method=planned.method,
+                                path=planned.path,
+                                detail={"body": planned.body} if planned.body is not None else None,
+                            ),
+                        )
             except LeaseLostError as exc:
                 summary.errors.append(str(exc))
                 return []
@@ -382,20 +403,30 @@ class Worker:
         journal: Sequence[JournalEntry] = (),
         changes: Mapping[str, AccountSnapshot | None] | None = None,
     ) -> None:
-        try:
-            self.repo.finish_task(
-                task.id,
-                worker=self.worker_id,
-                state=state,  # type: ignore[arg-type]
-                error=error,
-                journal=journal,
-                account_changes=changes,
-                now=self.clock(),
-            )
-        except LeaseLostError as exc:
-            summary.errors.append(str(exc))
+        for attempt in range(_FINISH_ATTEMPTS):
+            try:
+                self.repo.finish_task(
+                    task.id,
+                    worker=self.worker_id,
+                    state=state,  # type: ignore[arg-type]
+                    error=error,
+                    journal=journal,
+                    account_changes=changes,
+                    now=self.clock(),
+                )
+            except LeaseLostError as exc:
+                summary.errors.append(str(exc))
+                return
+            except DBAPIError as exc:
+                # Two workers finishing at once on PostgreSQL can deadlock on the endpoint row;
+                # the server rolled this transaction back whole, so running it again is safe.
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                if sqlstate not in _RETRYABLE_SQLSTATES or attempt == _FINISH_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.01 * 2**attempt * self.rng.uniform(0.5, 1.5))
+                continue
+            summary.count(state)
             return
-        summary.count(state)
 
     def _reschedule(
         self, task: TaskRecord, summary: RunSummary, error: str, journal: Sequence[JournalEntry]
@@ -528,12 +559,16 @@ class Worker:
                     PlannedTask(
                         task,
                         plan,
-                        (self.connector.describe(coalesced),),
+                        self.connector.describe_all(coalesced),
                         tuple(i for i in site_groups[step.site] if i != task.id),
                     )
                 )
             else:
                 result.append(
-                    PlannedTask(task, plan, tuple(self.connector.describe(s) for s in plan.steps))
+                    PlannedTask(
+                        task,
+                        plan,
+                        tuple(c for s in plan.steps for c in self.connector.describe_all(s)),
+                    )
                 )
         return result

@@ -1,0 +1,1 @@
+"""A native engine for Saviynt-style REST connection packages."""
