@@ -520,7 +520,14 @@ class Worker:
                 continue
             seen.add(task.email)
             limit = self.options.per_operation_limits.get(task.operation)
-            if task.state != "new" or (task.next_attempt_at and task.next_attempt_at > now):
+            queued = task.state == "new" and not (
+                task.next_attempt_at and task.next_attempt_at > now
+            )
+            # A run also reclaims a task whose worker died (its lease ran out).
+            abandoned = task.state == "in_progress" and (
+                task.lease_until is not None and task.lease_until < now
+            )
+            if not (queued or abandoned):
                 continue
             if limit is not None and taken[task.operation] >= limit:
                 continue

@@ -760,6 +760,14 @@ class Repository:
         now = now or _now()
         with self._write() as conn:
             row = task_store.held_task(conn, task_id, worker)
+            if account_changes:
+                # Take the endpoint row before the journal insert's foreign-key share lock does:
+                # two workers each holding that share lock and waiting to upgrade it deadlock.
+                conn.execute(
+                    sa.select(endpoints.c.id)
+                    .where(endpoints.c.id == row.endpoint_id)
+                    .with_for_update()
+                ).scalar_one()
             entries = [task_store.for_task(entry, row) for entry in journal]
             entries.append(task_store.state_entry(row, state, error=error))
             conn.execute(
