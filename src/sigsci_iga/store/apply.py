@@ -39,12 +39,18 @@ def dump(value: Any) -> str | None:
 
 
 def _insert_tuples(
-    conn: Connection, table: sa.Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+    conn: Connection,
+    table: sa.Table,
+    columns: tuple[str, ...],
+    rows: list[tuple[Any, ...]],
+    *,
+    binary_types: tuple[str, ...] | None = None,
 ) -> None:
     """Insert driver-ready tuples without per-row SQLAlchemy parameter processing.
 
-    PostgreSQL gets COPY, SQLite a plain executemany: for hundreds of thousands of link and
-    history rows this is several times faster than Core's executemany.
+    PostgreSQL gets COPY (binary when the column types are given, which saves formatting and
+    parsing half a million link rows), SQLite a plain executemany: for hundreds of thousands of
+    link and history rows this is several times faster than Core's executemany.
     """
     if not rows:
         return
@@ -52,10 +58,13 @@ def _insert_tuples(
     if conn.dialect.name == "postgresql":
         driver = conn.connection.driver_connection
         assert driver is not None
+        options = " (FORMAT BINARY)" if binary_types else ""
         with (
             driver.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy,
+            cursor.copy(f"COPY {table.name} ({names}) FROM STDIN{options}") as copy,
         ):
+            if binary_types:
+                copy.set_types(list(binary_types))
             for row in rows:
                 copy.write_row(row)
         return
@@ -373,6 +382,7 @@ def _apply_links(
                 (account_ids[link.email], value_ids[(link.type, link.value)])
                 for link in diff.links_added
             ],
+            binary_types=("int4", "int4"),
         )
         added_accounts = {a.email for a in diff.accounts_added}
         for link in diff.links_added:
