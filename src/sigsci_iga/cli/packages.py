@@ -22,6 +22,7 @@ from sigsci_iga.connectors.base import (
 )
 from sigsci_iga.connectors.rest.loader import LoadedPackage, load_package
 from sigsci_iga.connectors.rest.runtime import RestConnector
+from sigsci_iga.connectors.rest.saviynt import import_saviynt
 from sigsci_iga.connectors.rest.spec import package_json_schema
 from sigsci_iga.errors import InvalidInputError, SigsciIgaError
 
@@ -72,6 +73,30 @@ def packages_validate(file: Path) -> None:
         f"{file}: ok — package {spec.name!r} {spec.version}, {len(package.requests)} calls, "
         f"{len(spec.parameters)} parameters; provisioning: {', '.join(ops) or 'none'}"
     )
+
+
+@packages_app.command("import-saviynt")
+def packages_import_saviynt(
+    file: Annotated[
+        Path, typer.Argument(help="A Saviynt Transport export, or one JSON attribute.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the package YAML here.")
+    ] = None,
+) -> None:
+    """Convert a Saviynt REST connection into a native package, with a report of every finding."""
+    try:
+        result = import_saviynt(file, output)
+    except SigsciIgaError as exc:
+        fail(exc)
+    out = stdout()
+    out.print(result.report(), soft_wrap=True, markup=False, highlight=False)
+    if output is None:
+        out.print(result.to_yaml(), soft_wrap=True, markup=False, highlight=False)
+    else:
+        out.print(
+            f"wrote {output}; fill in its parameters, then: sigsci-iga packages validate {output}"
+        )
 
 
 @packages_app.command("schema")
