@@ -7,62 +7,26 @@ once, empties it before every test and drops it at the end.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
-import sqlalchemy as sa
 from import_harness import SimCorp, sqlite_copy
 
+from pg_databases import create_pg_database, drop_pg_database, truncate_all
 from sigsci_iga.store import Repository, open_repository
-from sigsci_iga.store.db import create_engine_for, upgrade
-from sigsci_iga.store.tables import metadata
-
-PG_HOST = os.environ.get("SIGSCI_IGA_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("SIGSCI_IGA_TEST_PG_PORT", "5432"))
-PG_USERS = ("postgres", "root")
-
-
-@contextmanager
-def pg_admin() -> Iterator[tuple[psycopg.Connection, str]]:
-    """An autocommit connection to the `postgres` database, and the user that worked."""
-    errors = []
-    for user in PG_USERS:
-        try:
-            conn = psycopg.connect(
-                host=PG_HOST,
-                port=PG_PORT,
-                user=user,
-                dbname="postgres",
-                autocommit=True,
-                connect_timeout=5,
-            )
-        except psycopg.OperationalError as exc:
-            errors.append(f"{user}: {exc}")
-            continue
-        with conn:
-            yield conn, user
-        return
-    pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable: {'; '.join(errors)}")
+from sigsci_iga.store.db import upgrade
 
 
 @pytest.fixture(scope="session")
 def importer_pg_url() -> Iterator[str]:
     """One migrated throwaway PostgreSQL database for the importer tests."""
-    name = f"sigsci_iga_import_test_{secrets.token_hex(6)}"
-    with pg_admin() as (conn, user):
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{name}"
+    url = create_pg_database("sigsci_iga_import_test")
     try:
         upgrade(url)
         yield url
     finally:
-        with pg_admin() as (conn, _user):
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_pg_database(url)
 
 
 @pytest.fixture(scope="session")
@@ -71,16 +35,6 @@ def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("template") / "template.db"
     upgrade(f"sqlite:///{path}")
     return path
-
-
-def _truncate_all(url: str) -> None:
-    engine = create_engine_for(url)
-    try:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -93,7 +47,7 @@ def repo_url(
     if request.param == "sqlite":
         return sqlite_copy(migrated_sqlite_template, tmp_path)
     url: str = request.getfixturevalue("importer_pg_url")
-    _truncate_all(url)
+    truncate_all(url)
     return url
 
 

@@ -12,14 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from prov_harness import (
-    Corp,
-    create_pg_database,
-    drop_pg_database,
-    sqlite_copy,
-    truncate_all,
-)
+from prov_harness import Corp, sqlite_copy
 
+from pg_databases import create_pg_database, drop_pg_database, truncate_all
 from sigsci_iga.store import Repository, open_repository
 from sigsci_iga.store.db import upgrade
 
@@ -27,7 +22,7 @@ from sigsci_iga.store.db import upgrade
 @pytest.fixture(scope="session")
 def prov_pg_url() -> Iterator[str]:
     """One migrated throwaway PostgreSQL database for the provisioning tests."""
-    url = create_pg_database()
+    url = create_pg_database("sigsci_iga_prov_test")
     try:
         upgrade(url)
         yield url

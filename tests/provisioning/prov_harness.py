@@ -9,20 +9,15 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import secrets
 import shutil
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
-import pytest
-import sqlalchemy as sa
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -42,12 +37,6 @@ from sigsci_iga.sim import (
     inprocess_transport,
 )
 from sigsci_iga.store import Repository
-from sigsci_iga.store.db import create_engine_for
-from sigsci_iga.store.tables import metadata
-
-PG_HOST = os.environ.get("SIGSCI_IGA_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("SIGSCI_IGA_TEST_PG_PORT", "5432"))
-PG_USERS = ("postgres", "root")
 
 NO_LIMIT = Limit(absolute=None, percent=None)
 #: Imports in these tests are about drift, not about holding big changes for approval.
@@ -61,55 +50,6 @@ Access = tuple[str, tuple[str, ...]]
 def later(seconds: float) -> Callable[[], datetime]:
     """A worker clock running `seconds` ahead of the real one (to make backed-off tasks due)."""
     return lambda: datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-# -- PostgreSQL (never skipped: an unreachable server fails the postgres variants) --------------
-
-
-@contextmanager
-def pg_admin() -> Iterator[tuple[psycopg.Connection, str]]:
-    """An autocommit connection to the `postgres` database, and the user that worked."""
-    errors = []
-    for user in PG_USERS:
-        try:
-            conn = psycopg.connect(
-                host=PG_HOST,
-                port=PG_PORT,
-                user=user,
-                dbname="postgres",
-                autocommit=True,
-                connect_timeout=5,
-            )
-        except psycopg.OperationalError as exc:
-            errors.append(f"{user}: {exc}")
-            continue
-        with conn:
-            yield conn, user
-        return
-    pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable: {'; '.join(errors)}")
-
-
-def create_pg_database(prefix: str = "sigsci_iga_prov_test") -> str:
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    with pg_admin() as (conn, user):
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{name}"
-
-
-def drop_pg_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    with pg_admin() as (conn, _user):
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def truncate_all(url: str) -> None:
-    engine = create_engine_for(url)
-    try:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    finally:
-        engine.dispose()
 
 
 def sqlite_copy(template: Path, directory: Path) -> str:

@@ -6,59 +6,13 @@ variants fail, as they would in CI.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 
-import psycopg
 import pytest
-import sqlalchemy as sa
 
+from pg_databases import create_pg_database, drop_pg_database, truncate_all
 from sigsci_iga.store import Repository, open_repository
-from sigsci_iga.store.db import create_engine_for, upgrade
-from sigsci_iga.store.tables import metadata
-
-PG_HOST = os.environ.get("SIGSCI_IGA_TEST_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("SIGSCI_IGA_TEST_PG_PORT", "5432"))
-PG_USERS = ("postgres", "root")
-
-
-@contextmanager
-def pg_admin() -> Iterator[tuple[psycopg.Connection, str]]:
-    """An autocommit connection to the `postgres` database, and the user that worked."""
-    errors = []
-    for user in PG_USERS:
-        try:
-            conn = psycopg.connect(
-                host=PG_HOST,
-                port=PG_PORT,
-                user=user,
-                dbname="postgres",
-                autocommit=True,
-                connect_timeout=5,
-            )
-        except psycopg.OperationalError as exc:
-            errors.append(f"{user}: {exc}")
-            continue
-        with conn:
-            yield conn, user
-        return
-    pytest.fail(f"PostgreSQL at {PG_HOST}:{PG_PORT} is unreachable: {'; '.join(errors)}")
-
-
-def create_pg_database() -> str:
-    """Create a throwaway database and return its URL."""
-    name = f"sigsci_iga_test_{secrets.token_hex(6)}"
-    with pg_admin() as (conn, user):
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://{user}@{PG_HOST}:{PG_PORT}/{name}"
-
-
-def drop_pg_database(url: str) -> None:
-    name = url.rsplit("/", 1)[1]
-    with pg_admin() as (conn, _user):
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from sigsci_iga.store.db import upgrade
 
 
 @pytest.fixture(scope="session")
@@ -82,16 +36,6 @@ def fresh_pg_url() -> Iterator[str]:
         drop_pg_database(url)
 
 
-def _truncate_all(url: str) -> None:
-    engine = create_engine_for(url)
-    try:
-        names = ", ".join(t.name for t in metadata.sorted_tables)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    finally:
-        engine.dispose()
-
-
 @pytest.fixture(
     params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
 )
@@ -100,7 +44,7 @@ def repo_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('repo') / 'repo.db'}"
     url: str = request.getfixturevalue("pg_session_url")
-    _truncate_all(url)
+    truncate_all(url)
     return url
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from pg_databases import truncate_all
 from sigsci_iga.domain import AccountSnapshot, compute_diff
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.store import (
@@ -429,9 +430,7 @@ def test_a_finish_whose_account_change_is_refused_leaves_the_task_running(
 
 @pytest.mark.postgres
 def test_two_workers_claiming_at_once_never_take_the_same_task(pg_session_url: str) -> None:
-    from .conftest import _truncate_all  # noqa: PLC0415  # the postgres-only cleanup
-
-    _truncate_all(pg_session_url)
+    truncate_all(pg_session_url)
     setup = open_repository(pg_session_url)
     add_endpoint(setup)
     # Several tasks per account too: their order must hold across workers.
