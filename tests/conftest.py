@@ -1,13 +1,16 @@
-"""Shared fixtures: the Signal Sciences simulator, in-process and over loopback HTTP."""
+"""Shared fixtures: the simulator (in-process and over loopback HTTP) and repositories."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from pg_databases import create_pg_database, drop_pg_database, truncate_all
 from sigsci_iga.sim import (
     SimConfig,
     SimRuntime,
@@ -18,6 +21,8 @@ from sigsci_iga.sim import (
     observer_headers,
     serve_in_thread,
 )
+from sigsci_iga.store import Repository, open_repository
+from sigsci_iga.store.db import upgrade
 
 
 @pytest.fixture
@@ -75,3 +80,57 @@ def sim_http(sim_server: str) -> Iterator[httpx.Client]:
     """A sync client on the loopback server, authenticated as the demo owner."""
     with httpx.Client(base_url=sim_server, headers=demo_headers(), timeout=10) as client:
         yield client
+
+
+# -- repositories: a real SQLite file and the local PostgreSQL ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_session_url() -> Iterator[str]:
+    """One migrated throwaway PostgreSQL database for the whole session, dropped at the end."""
+    url = create_pg_database()
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        drop_pg_database(url)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file; tests copy it instead of migrating a new one each time."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, migrated_sqlite_template: Path) -> str:
+    """A clean, migrated SQLite repository file."""
+    target = tmp_path / "repo.db"
+    shutil.copyfile(migrated_sqlite_template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def pg_url(pg_session_url: str) -> str:
+    """The session's PostgreSQL database, emptied."""
+    truncate_all(pg_session_url)
+    return pg_session_url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def repo_url(request: pytest.FixtureRequest) -> str:
+    """A clean repository: a new SQLite file, or the session's PostgreSQL database emptied."""
+    name = "sqlite_url" if request.param == "sqlite" else "pg_url"
+    url: str = request.getfixturevalue(name)
+    return url
+
+
+@pytest.fixture
+def repo(repo_url: str) -> Iterator[Repository]:
+    repository = open_repository(repo_url)
+    try:
+        yield repository
+    finally:
+        repository.close()

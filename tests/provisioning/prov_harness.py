@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import shutil
 import sys
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -50,13 +48,6 @@ Access = tuple[str, tuple[str, ...]]
 def later(seconds: float) -> Callable[[], datetime]:
     """A worker clock running `seconds` ahead of the real one (to make backed-off tasks due)."""
     return lambda: datetime.now(UTC) + timedelta(seconds=seconds)
-
-
-def sqlite_copy(template: Path, directory: Path) -> str:
-    """A fresh migrated SQLite repository URL in `directory`, copied from a migrated template."""
-    target = directory / "repo.db"
-    shutil.copyfile(template, target)
-    return f"sqlite:///{target}"
 
 
 # -- the simulated corp ------------------------------------------------------------------------

@@ -10,20 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pg_databases import create_pg_database, drop_pg_database, truncate_all
-from sigsci_iga.store import Repository, open_repository
-from sigsci_iga.store.db import upgrade
-
-
-@pytest.fixture(scope="session")
-def pg_session_url() -> Iterator[str]:
-    """One migrated PostgreSQL database for the whole session, dropped at the end."""
-    url = create_pg_database()
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        drop_pg_database(url)
+from pg_databases import create_pg_database, drop_pg_database
 
 
 @pytest.fixture
@@ -34,24 +21,3 @@ def fresh_pg_url() -> Iterator[str]:
         yield url
     finally:
         drop_pg_database(url)
-
-
-@pytest.fixture(
-    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
-)
-def repo_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A clean repository URL: a new SQLite file, or the session PostgreSQL database emptied."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('repo') / 'repo.db'}"
-    url: str = request.getfixturevalue("pg_session_url")
-    truncate_all(url)
-    return url
-
-
-@pytest.fixture
-def repo(repo_url: str) -> Iterator[Repository]:
-    repository = open_repository(repo_url)
-    try:
-        yield repository
-    finally:
-        repository.close()
