@@ -66,8 +66,8 @@ $IGA accounts show "$JOINER"
 step "sigsci-iga import   (incremental: only what the activity feed names; no drift expected)"
 $IGA import
 
-step "sigsci-iga accounts list --site $SITE_B"
-$IGA accounts list --site "$SITE_B"
+step "sigsci-iga accounts list --site $SITE_B --status pending   (invitees, the joiner among them)"
+$IGA accounts list --site "$SITE_B" --status pending
 
 step "sigsci-iga journal list --email $JOINER"
 $IGA journal list --email "$JOINER"
