@@ -151,6 +151,13 @@ class Sim:
         user: dict[str, Any] = response.json()
         return user
 
+    def sites_of(self, email: str) -> list[str]:
+        """The explicit sites of a user the simulator holds (sorted)."""
+        user = self.user(email)
+        assert user is not None, f"{email} is not in the simulator"
+        sites: list[str] = user["sites"]
+        return sites
+
     def sites(self) -> list[str]:
         with self.state.lock:
             return sorted(self.state.sites)

@@ -46,7 +46,10 @@ def test_import_saviynt_writes_a_valid_package_and_reports_parameters_and_warnin
     assert "@CORPNAME@" not in calls
     assert "/corps/${params.corpname}/users" in calls
     # The status rule reads the column the export meant (its `status` key for `activeStatus`).
-    assert package["import"]["accounts"]["status"] == {"path": "status", "active_values": ["active"]}
+    assert package["import"]["accounts"]["status"] == {
+        "path": "status",
+        "active_values": ["active"],
+    }
     # What the CLI wrote is what the library converts.
     assert written == expected.to_yaml()
 

@@ -166,9 +166,11 @@ def packages_render(
         fail(exc)
     out = stdout()
     for call in calls:
-        out.print(f"{call.method} {call.path}", soft_wrap=True)
+        # Verbatim: rich markup and emoji codes would rewrite `[b]` or `:x:` in a value.
+        out.print(f"{call.method} {call.path}", soft_wrap=True, markup=False, emoji=False)
         if call.body is not None:
-            out.print(json.dumps(call.body, indent=2, sort_keys=True), soft_wrap=True)
+            body = json.dumps(call.body, indent=2, sort_keys=True)
+            out.print(body, soft_wrap=True, markup=False, emoji=False)
     out.print(f"{len(calls)} call(s); nothing was sent")
 
 
