@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from sigsci_iga.domain import compute_diff
-from sigsci_iga.store import Repository, RepositoryChangedError
+from sigsci_iga.store import Repository, RepositoryChangedError, open_repository
+from sigsci_iga.store import apply as apply_module
+from sigsci_iga.store.tables import account_entitlements
 
 from .helpers import CREATED, account, add_endpoint, corp, import_full
 
@@ -180,3 +183,80 @@ def test_a_failed_run_records_its_reason(repo: Repository) -> None:
         "GET /corps/x/users: 503: busy",
     )
     assert run.finished_at is not None
+
+
+@pytest.mark.postgres
+def test_a_bulk_link_load_on_postgresql_keeps_every_foreign_key(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Any load counts as bulk here, so the drop-copy-validate path runs on a small corp.
+    monkeypatch.setattr(apply_module, "_BULK_LINKS", 1)
+    repo = open_repository(pg_url)
+    try:
+        add_endpoint(repo)
+        import_full(repo, corp(ALICE, BOB))
+
+        assert repo.get_account("prod", "alice@example.com").sites == ["api", "www"]
+        with repo.engine.connect() as conn:
+            keys = conn.execute(
+                sa.text(
+                    "SELECT conname FROM pg_constraint "
+                    "WHERE conrelid = 'account_entitlements'::regclass AND contype = 'f'"
+                )
+            ).scalars()
+            assert sorted(keys) == sorted(
+                str(fk.name) for fk in account_entitlements.foreign_key_constraints
+            )
+            with pytest.raises(sa.exc.IntegrityError):
+                conn.execute(sa.text("INSERT INTO account_entitlements VALUES (999999, 999999)"))
+    finally:
+        repo.close()
+
+
+@pytest.mark.postgres
+def test_a_failed_bulk_link_load_rolls_the_constraints_back_with_the_data(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(apply_module, "_BULK_LINKS", 1)
+    dropped: list[int] = []
+    insert = apply_module._insert_tuples
+
+    def fail_while_loading_links(
+        conn: sa.Connection, table: sa.Table, *args: object, **kwargs: object
+    ) -> None:
+        if table is account_entitlements:
+            # The keys are dropped at this point; the failure must bring them back.
+            dropped.append(
+                conn.execute(
+                    sa.text(
+                        "SELECT count(*) FROM pg_constraint "
+                        "WHERE conrelid = 'account_entitlements'::regclass AND contype = 'f'"
+                    )
+                ).scalar_one()
+            )
+            raise RuntimeError("disk full")
+        insert(conn, table, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(apply_module, "_insert_tuples", fail_while_loading_links)
+    repo = open_repository(pg_url)
+    try:
+        add_endpoint(repo)
+        view = repo.load_view("prod")
+        run_id = repo.start_run("prod")
+        with pytest.raises(RuntimeError, match="disk full"):
+            repo.apply_run(run_id, compute_diff(view, corp(ALICE, BOB)), base_version=view.version)
+
+        assert dropped == [0]
+        assert repo.list_accounts("prod") == []
+        with repo.engine.connect() as conn:
+            count = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_constraint "
+                    "WHERE conrelid = 'account_entitlements'::regclass AND contype = 'f'"
+                )
+            ).scalar_one()
+            links = conn.execute(sa.text("SELECT count(*) FROM account_entitlements")).scalar_one()
+        assert count == 2
+        assert links == 0
+    finally:
+        repo.close()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +72,31 @@ def _insert_tuples(
     marks = ", ".join("?" for _ in columns)
     sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608  # names are ours
     conn.exec_driver_sql(sql, rows)
+
+
+#: From this many new links on (an initial import), PostgreSQL loads them without per-row
+#: foreign-key triggers and validates the keys afterwards in one pass.
+_BULK_LINKS = 50_000
+
+
+@contextmanager
+def _bulk_link_load(conn: Connection, count: int) -> Iterator[None]:
+    """Around a large link insert on PostgreSQL, swap per-row FK checks for one validation.
+
+    Per-row checks are ~80 % of the server's work for 500,000 links. The constraints are dropped
+    and re-added inside the apply's transaction, so a failure rolls them back with the data, and
+    re-adding validates every row (a bad key still fails the whole apply). The table is locked
+    exclusively until commit, which only an import this large pays.
+    """
+    if conn.dialect.name != "postgresql" or count < _BULK_LINKS:
+        yield
+        return
+    keys = sorted(account_entitlements.foreign_key_constraints, key=lambda fk: str(fk.name))
+    for key in keys:
+        conn.execute(sa.schema.DropConstraint(key))
+    yield
+    for key in keys:
+        conn.execute(sa.schema.AddConstraint(key))
 
 
 def _delete_links(conn: Connection, pairs: list[tuple[int, int]]) -> None:
@@ -374,16 +400,18 @@ def _apply_links(
         for link in diff.links_removed:
             record.add("link", link.email, link.type, dump(link.value), None)
     if diff.links_added:
-        _insert_tuples(
-            conn,
-            account_entitlements,
-            ("account_id", "value_id"),
-            [
-                (account_ids[link.email], value_ids[(link.type, link.value)])
-                for link in diff.links_added
-            ],
-            binary_types=("int4", "int4"),
-        )
+        with _bulk_link_load(conn, len(diff.links_added)):
+            _insert_tuples(
+                conn,
+                account_entitlements,
+                ("account_id", "value_id"),
+                # In primary-key order, so the index grows at its right edge.
+                sorted(
+                    (account_ids[link.email], value_ids[(link.type, link.value)])
+                    for link in diff.links_added
+                ),
+                binary_types=("int4", "int4"),
+            )
         added_accounts = {a.email for a in diff.accounts_added}
         for link in diff.links_added:
             if link.email not in added_accounts:
