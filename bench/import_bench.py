@@ -30,9 +30,7 @@ import contextlib
 import gc
 import json
 import math
-import os
 import re
-import secrets
 import subprocess
 import sys
 import tempfile
@@ -42,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench_repository import repository
 from pydantic import SecretStr
 
 from sigsci_iga.connectors.signalsciences.client import DEFAULT_SITE_PAGE_SIZE, SigSciClient
@@ -58,13 +57,10 @@ from sigsci_iga.sim import (
     inprocess_transport,
     serve_in_thread,
 )
-from sigsci_iga.store import Repository, open_repository
+from sigsci_iga.store import Repository
 
 NO_LIMIT = Limit(absolute=None, percent=None)
 NO_THRESHOLDS = Thresholds(NO_LIMIT, NO_LIMIT, NO_LIMIT)
-PG_HOST = os.environ.get("SIGSCI_IGA_BENCH_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("SIGSCI_IGA_BENCH_PG_PORT", "5432"))
-PG_USER = os.environ.get("SIGSCI_IGA_BENCH_PG_USER", "postgres")
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -103,33 +99,6 @@ def measure() -> Iterator[Phase]:
 
 
 # -- the corp and the repository ------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def repository(kind: str, workdir: Path) -> Iterator[Repository]:
-    """A new SQLite file in `workdir`, or a throwaway PostgreSQL database dropped afterwards."""
-    if kind == "sqlite":
-        repo = open_repository(f"sqlite:///{workdir / 'bench.db'}")
-        try:
-            yield repo
-        finally:
-            repo.close()
-        return
-    import psycopg  # noqa: PLC0415  # only the postgres scenarios need the driver
-
-    name = f"sigsci_iga_bench_{secrets.token_hex(6)}"
-    admin = {"host": PG_HOST, "port": PG_PORT, "user": PG_USER, "dbname": "postgres"}
-    with psycopg.connect(**admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        repo = open_repository(f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
-        try:
-            yield repo
-        finally:
-            repo.close()
-    finally:
-        with psycopg.connect(**admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_changes(state: SimState, count: int) -> set[str]:

@@ -29,18 +29,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import random
-import secrets
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_repository import repository
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -57,41 +54,10 @@ from sigsci_iga.sim import (
     create_app,
     serve_in_thread,
 )
-from sigsci_iga.store import Repository, open_repository
 
 NO_LIMIT = Limit(absolute=None, percent=None)
 NO_THRESHOLDS = Thresholds(NO_LIMIT, NO_LIMIT, NO_LIMIT)
-PG_HOST = os.environ.get("SIGSCI_IGA_BENCH_PG_HOST", "127.0.0.1")
-PG_PORT = int(os.environ.get("SIGSCI_IGA_BENCH_PG_PORT", "5432"))
-PG_USER = os.environ.get("SIGSCI_IGA_BENCH_PG_USER", "postgres")
 RATE_WORDS = ("rate limit", "429", "throttl")
-
-
-@contextlib.contextmanager
-def repository(kind: str, workdir: Path) -> Iterator[Repository]:
-    """A new SQLite file in `workdir`, or a throwaway PostgreSQL database dropped afterwards."""
-    if kind == "sqlite":
-        repo = open_repository(f"sqlite:///{workdir / 'bench.db'}")
-        try:
-            yield repo
-        finally:
-            repo.close()
-        return
-    import psycopg  # noqa: PLC0415  # only the postgres runs need the driver
-
-    name = f"sigsci_iga_prov_bench_{secrets.token_hex(6)}"
-    admin = {"host": PG_HOST, "port": PG_PORT, "user": PG_USER, "dbname": "postgres"}
-    with psycopg.connect(**admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        repo = open_repository(f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
-        try:
-            yield repo
-        finally:
-            repo.close()
-    finally:
-        with psycopg.connect(**admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def make_app(args: argparse.Namespace) -> FastAPI:
@@ -176,7 +142,10 @@ async def run_worker(
     app = make_app(args)
     runtime = runtime_of(app)
     statuses: Counter[int] = Counter()
-    with serve_in_thread(app) as base_url, repository(db, workdir) as repo:
+    with (
+        serve_in_thread(app) as base_url,
+        repository(db, workdir, prefix="sigsci_iga_prov_bench") as repo,
+    ):
         repo.add_endpoint("testcorp", corp="testcorp", api_url=base_url, email=DEMO_EMAIL)
         async with client_for(base_url, args, Counter()) as reader:
             importer = Importer(repo, "testcorp", SignalSciencesConnector(reader))
