@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         validation_alias=_env("SIGSCI_IGA_RETRY_BASE_SECONDS", "retry_base_seconds"),
     )
 
+    correlation_rule: str = Field(
+        default="email",
+        validation_alias=_env("SIGSCI_IGA_CORRELATION_RULE", "correlation_rule"),
+    )
+
     @field_validator("api_url")
     @classmethod
     def _api_url_is_http(cls, value: str) -> str:

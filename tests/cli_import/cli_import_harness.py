@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,8 @@ class Cli:
     base_url: str
     app: FastAPI
     workdir: Path
+    #: Extra settings for every following command (e.g. a correlation rule).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def state(self) -> SimState:
@@ -53,6 +55,7 @@ class Cli:
             COLUMNS="200",
             NO_COLOR="1",
         )
+        env.update(self.extra_env)
         return env
 
     def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:

@@ -62,6 +62,41 @@ def test_identities_load_from_csv_and_json_and_correlate_with_accounts(cli: Cli)
     assert relinked == linked
 
 
+def test_the_configured_correlation_rule_is_used_by_identities_load_and_by_every_import(
+    cli: Cli,
+) -> None:
+    cli.extra_env["SIGSCI_IGA_CORRELATION_RULE"] = "username-localpart"
+    cli("import")
+    member = sorted(
+        u.email for u in cli.state.users.values() if u.email not in (DEMO_EMAIL, OBSERVER_EMAIL)
+    )[0]
+    local_part = member.split("@")[0]
+    people = cli.workdir / "people.json"
+    # Different email domain on purpose: only the username rule can link this identity.
+    people.write_text(
+        json.dumps([{"username": local_part, "email": f"{local_part}@hr.example"}]),
+        encoding="utf-8",
+    )
+
+    loaded = cli("identities", "load", str(people)).stdout
+    cli.state.add_user("later@example.com", "user", [next(iter(cli.state.sites))])
+    cli("import")
+
+    assert "correlation (username-localpart): 1 matched" in loaded
+    linked = {a["email"]: a["identity"] for a in cli.json("accounts", "list") if a["identity"]}
+    assert linked == {member: local_part}
+
+
+def test_an_unknown_correlation_rule_is_refused_before_an_import_reads_anything(cli: Cli) -> None:
+    cli.extra_env["SIGSCI_IGA_CORRELATION_RULE"] = "nickname"
+
+    done = cli("import", code=2)
+
+    assert "nickname" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert cli.app.state.sim.calls.snapshot() == {}
+
+
 def test_a_dry_run_shows_the_diff_and_writes_nothing_but_the_run(cli: Cli) -> None:
     cli("import")
     before = _dump(cli)

@@ -14,6 +14,7 @@ from import_harness import (
     suspended_emails,
 )
 
+from sigsci_iga.errors import ConfigError
 from sigsci_iga.sim import FaultKind, serve_in_thread
 from sigsci_iga.store import Repository
 
@@ -162,3 +163,16 @@ def test_a_full_import_over_a_real_loopback_server_matches_the_simulator(
     assert outcome.total_sim_calls == 1 + 2
     assert (incremental.mode, incremental.accounts_read) == ("incremental", 1)
     assert_matches_sim(repo, endpoint, corp)
+
+
+def test_an_unknown_correlation_rule_stops_the_import_before_anything_is_read(
+    sqlite_repo: Repository, corp: SimCorp
+) -> None:
+    endpoint = corp.register(sqlite_repo)
+
+    outcome = corp.run(sqlite_repo, opts=options(mode="full", correlation_rule="nickname"))
+
+    assert isinstance(outcome.error, ConfigError)
+    assert "nickname" in str(outcome.error)
+    assert sum(outcome.client_calls.values()) == 0
+    assert sqlite_repo.list_runs(endpoint) == []

@@ -93,7 +93,11 @@ def import_command(
         try:
             info = context.ensure_endpoint(repo, current, name)
             options = ImportOptions(
-                mode=mode, dry_run=dry_run, thresholds=thresholds, required_account=info.email
+                mode=mode,
+                dry_run=dry_run,
+                thresholds=thresholds,
+                required_account=info.email,
+                correlation_rule=current.correlation_rule,
             )
             result = asyncio.run(_run(repo, info, current, options, show_progress=not json_output))
         except SigsciIgaError as exc:

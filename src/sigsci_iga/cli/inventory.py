@@ -134,7 +134,13 @@ def entitlements_list(
 def identities_load(
     file: Annotated[Path, typer.Argument(help="CSV (header row) or JSON (array of objects).")],
     endpoint: EndpointOption = None,
-    rule: Annotated[str, typer.Option(help="Correlation rule: email or username.")] = "email",
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            help="Correlation rule: email or username-localpart (default: "
+            "SIGSCI_IGA_CORRELATION_RULE, else email)."
+        ),
+    ] = None,
 ) -> None:
     """Load or update identities, then correlate the endpoint's accounts to them."""
     current = context.settings()
@@ -148,7 +154,7 @@ def identities_load(
             )
             name = endpoint or current.corp
             if name and any(e.name == name for e in repo.list_endpoints()):
-                corr = repo.correlate(name, rule)
+                corr = repo.correlate(name, rule or current.correlation_rule)
                 out.print(
                     f"correlation ({corr.rule}): {corr.matched} matched, {corr.unmatched} unmatched"
                 )

@@ -25,6 +25,7 @@ from sigsci_iga.domain.model import (
 from sigsci_iga.domain.thresholds import Thresholds, Verdict, evaluate_thresholds
 from sigsci_iga.errors import ApiError, SigsciIgaError, UnexpectedResponseError
 from sigsci_iga.store import Checkpoint, Repository, RunRecord
+from sigsci_iga.store.identities import correlation_rule
 
 ImportMode = Literal["auto", "full", "incremental"]
 #: The activity feed keeps 30 days; a checkpoint older than this (with margin) cannot be trusted.
@@ -152,6 +153,8 @@ class Importer:
     async def run(self, options: ImportOptions | None = None) -> ImportResult:
         """Run a full or incremental import; `auto` is incremental once a usable checkpoint exists."""
         options = options or ImportOptions()
+        # An unknown rule must stop the run before anything is read or applied.
+        correlation_rule(options.correlation_rule)
         mode = options.mode
         fallback: str | None = None
         if mode in ("auto", "incremental"):
