@@ -263,6 +263,8 @@ def test_endpoints_list_shows_both_connector_kinds_and_the_database_never_holds_
     # The parameters given, and no secret: the token is read from the environment at each run.
     assert package["params"] == {**NATIVE_PARAMS, "base_url": sim.url}
     assert endpoints[DEMO_CORP]["email"] == DEMO_EMAIL
+    # The package's `email` parameter is the caller every full read of the endpoint must list.
+    assert endpoints["simpkg"]["email"] == NATIVE_PARAMS["email"]
     assert all(e["checkpoint"]["last_activity"] for e in endpoints.values())
 
     stored = cli.database_bytes()

@@ -6,14 +6,24 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pkg_harness import NO_THRESHOLDS, sim_connector
 from pydantic import SecretStr
 
 from sigsci_iga.connectors.base import Connector
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
+from sigsci_iga.errors import UnexpectedResponseError
 from sigsci_iga.importer.run import Importer, ImportOptions, ImportResult
-from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, SimConfig, create_app
+from sigsci_iga.sim import (
+    DEMO_CORP,
+    DEMO_EMAIL,
+    DEMO_TOKEN,
+    FaultKind,
+    FaultRule,
+    SimConfig,
+    create_app,
+)
 from sigsci_iga.sim import inprocess_transport as sim_transport
 from sigsci_iga.store import Repository, open_repository
 
@@ -101,3 +111,27 @@ def test_package_import_equals_native_import(tmp_path: Path) -> None:
     finally:
         native_repo.close()
         rest_repo.close()
+
+
+def test_an_empty_users_glitch_through_the_package_fails_the_import_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    app = create_app(SimConfig(users=30, sites=5))
+    repo = open_repository(f"sqlite:///{tmp_path / 'rest.db'}")
+    try:
+        repo.add_endpoint(
+            DEMO_CORP, corp=DEMO_CORP, api_url="http://sim", email=DEMO_EMAIL, connector="rest"
+        )
+        _import(repo, sim_connector(app))
+        before = _state(repo)
+        app.state.sim.faults.add(FaultRule(kind=FaultKind.EMPTY_USERS))
+
+        # The endpoint's caller must be listed: an empty list is a glitch, not "nobody".
+        options = ImportOptions(mode="full", thresholds=NO_THRESHOLDS, required_account=DEMO_EMAIL)
+        with pytest.raises(UnexpectedResponseError, match="empty"):
+            asyncio.run(Importer(repo, DEMO_CORP, sim_connector(app)).run(options))
+
+        assert _state(repo) == before
+        assert repo.list_runs(DEMO_CORP)[0].status == "failed"
+    finally:
+        repo.close()

@@ -206,6 +206,14 @@ def endpoints_add_rest(
         str, typer.Option("--corp", help="The corp (or tenant) this endpoint governs.")
     ],
     param: ParamOption = None,
+    caller: Annotated[
+        str | None,
+        typer.Option(
+            "--caller",
+            help="An account every full read must list (default: the `email` parameter): an "
+            "import whose accounts list lacks it is a glitch and changes nothing.",
+        ),
+    ] = None,
 ) -> None:
     """Register an endpoint run by the rest connector through a package."""
     loaded = _load(package)
@@ -217,6 +225,7 @@ def endpoints_add_rest(
                 name,
                 corp=corp,
                 api_url=bound.base_url,
+                email=(caller or bound.params.get("email") or "").strip().lower() or None,
                 connector="rest",
                 settings={"package": str(package.resolve()), "params": params},
             )
