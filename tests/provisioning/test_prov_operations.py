@@ -24,8 +24,12 @@ from prov_harness import (
     writes,
 )
 
-from sigsci_iga.connectors.base import DeleteAccount, Step
-from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
+from sigsci_iga.connectors.base import DeleteAccount, PageResult, Step
+from sigsci_iga.connectors.signalsciences.connector import (
+    SignalSciencesConnector,
+    account_from_user,
+)
+from sigsci_iga.domain.model import AccountSnapshot
 from sigsci_iga.provisioning.planner import Operation
 from sigsci_iga.provisioning.requests import Request, build_params, submit
 from sigsci_iga.provisioning.worker import WorkerOptions
@@ -706,3 +710,39 @@ def test_plan_due_shows_an_abandoned_task_a_run_would_reclaim(
     summary, _ = corp.work(imported)
     assert (summary.claimed, summary.completed) == (1, 1)
     assert site in (corp.access(email) or ("", ()))[1]
+
+
+class UncheckedLists(SignalSciencesConnector):
+    """Reads the users list without the native connector's own caller check (as a package may)."""
+
+    async def accounts_page(self, cursor: str | None) -> PageResult[AccountSnapshot]:
+        users = await self.client.list_users(expand_memberships=True)
+        accounts = [account_from_user(u) for u in users]
+        return PageResult(accounts, None, [a.email for a in accounts])
+
+
+def test_an_empty_users_glitch_never_reads_as_accounts_gone_and_tasks_wait_for_a_real_read(
+    imported: Repository, corp: Corp
+) -> None:
+    leavers = [e for e, (role, _) in corp.all_access().items() if role == "observer"][:3]
+    tasks = [request(imported, corp, "remove_account", email) for email in leavers]
+    corp.add_fault(kind="empty_users")
+
+    # A long backoff keeps the rescheduled tasks out of this run.
+    glitched, _ = corp.work(
+        imported, WorkerOptions(retry_base_seconds=60.0), connector_cls=UncheckedLists
+    )
+
+    # Read as "nobody", the glitch would have ended every task as no action required.
+    assert glitched.no_action_required == 0
+    assert glitched.completed == 0
+    assert [imported.get_task(t.id).state for t in tasks] == ["new"] * 3
+    assert all(
+        "does not include the caller" in (imported.get_task(t.id).last_error or "") for t in tasks
+    )
+    assert all(corp.access(email) is not None for email in leavers)
+
+    retried, _ = corp.work(imported, connector_cls=UncheckedLists, clock=later(3600))
+
+    assert retried.completed == 3
+    assert all(corp.access(email) is None for email in leavers)

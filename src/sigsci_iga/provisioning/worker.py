@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import os
 import random
 import socket
@@ -38,6 +39,7 @@ from sigsci_iga.errors import (
     BadRequestError,
     NotFoundError,
     RateLimitedError,
+    UnexpectedResponseError,
 )
 from sigsci_iga.provisioning.planner import Plan, plan_task
 from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskRecord
@@ -276,15 +278,7 @@ class Worker:
         """Re-read every task's account: one users-list read for a batch, else one GET each."""
         with self._capture() as reads:
             try:
-                current: dict[str, AccountSnapshot | None]
-                if len(tasks) >= self.options.bulk_read_from:
-                    page = await self.connector.accounts_page(None)
-                    everyone = {a.email: a for a in page.items}
-                    current = {t.email: everyone.get(t.email) for t in tasks}
-                else:
-                    current = {}
-                    for task in tasks:
-                        current[task.email] = await self.connector.read_account(task.email)
+                current = await self._accounts_of(tasks)
             except ApiError as exc:
                 for task in tasks:
                     journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
@@ -379,14 +373,37 @@ class Worker:
                     return None, calls
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _accounts_of(self, tasks: Sequence[TaskRecord]) -> dict[str, AccountSnapshot | None]:
+        """The tasks' accounts as the target holds them: one list read for a batch, else GETs.
+
+        A list read that lacks the endpoint's caller is not the corp's list (an empty or partial
+        glitch) and raises, rather than making every task's account look absent.
+        """
+        if len(tasks) < self.options.bulk_read_from:
+            return {t.email: await self.connector.read_account(t.email) for t in tasks}
+        page = await self.connector.accounts_page(None)
+        everyone = {a.email: a for a in page.items}
+        caller = self._caller
+        if caller is not None and caller not in everyone:
+            raise UnexpectedResponseError(
+                method="GET",
+                path="accounts",
+                status=200,
+                message=f"the accounts list ({len(everyone)} accounts) does not include the "
+                f"caller {caller}; not read as the corp's list",
+            )
+        return {t.email: everyone.get(t.email) for t in tasks}
+
+    @functools.cached_property
+    def _caller(self) -> str | None:
+        """The account every list of the endpoint must include (read once, on first need)."""
+        email = self.repo.get_endpoint(self.endpoint).email
+        return email.lower() if email else None
+
     async def _verify(self, tasks: Sequence[TaskRecord]) -> dict[str, AccountSnapshot | None]:
         """Read back what the writes did, so the repository holds the target's own view."""
         try:
-            if len(tasks) >= self.options.bulk_read_from:
-                page = await self.connector.accounts_page(None)
-                everyone = {a.email: a for a in page.items}
-                return {t.email: everyone.get(t.email) for t in tasks}
-            return {t.email: await self.connector.read_account(t.email) for t in tasks}
+            return await self._accounts_of(tasks)
         except ApiError:
             # The writes succeeded; the planned result is a sound stand-in until the next import.
             return {}
@@ -537,12 +554,7 @@ class Worker:
                 break
         if not due:
             return []
-        if len(due) >= self.options.bulk_read_from:
-            page = await self.connector.accounts_page(None)
-            everyone = {a.email: a for a in page.items}
-            current = {t.email: everyone.get(t.email) for t in due}
-        else:
-            current = {t.email: await self.connector.read_account(t.email) for t in due}
+        current = await self._accounts_of(due)
         plans = [(t, plan_task(t.operation, t.email, t.params, current[t.email])) for t in due]
         site_groups: dict[str, list[int]] = defaultdict(list)
         site_emails: dict[str, list[str]] = defaultdict(list)
