@@ -11,13 +11,10 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from fastapi import FastAPI
-from pydantic import SecretStr
 
 from sigsci_iga.connectors.base import Connector, PageResult
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
@@ -26,16 +23,10 @@ from sigsci_iga.domain.model import SiteSnapshot
 from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.importer.run import Importer, ImportOptions, ImportResult
 from sigsci_iga.sim import (
-    DEMO_EMAIL,
-    DEMO_TOKEN,
     FaultRule,
-    SimConfig,
-    SimRuntime,
-    SimState,
-    create_app,
-    inprocess_transport,
 )
 from sigsci_iga.store import Repository
+from sim_corp import SimulatedCorp
 
 NO_LIMIT = Limit(absolute=None, percent=None)
 #: Thresholds that never hold: for tests about what is imported, not about holding.
@@ -81,56 +72,11 @@ class Outcome:
 
 
 @dataclass
-class SimCorp:
+class SimCorp(SimulatedCorp):
     """One simulated corp and how to import it."""
 
-    app: FastAPI
-    base_url: str = "http://sim"
-    inprocess: bool = True
     site_page_size: int = 100
     wrap: Callable[[Connector], Connector] | None = None
-    extra_client_options: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def create(cls, **config: Any) -> SimCorp:
-        return cls(create_app(SimConfig(**config)))
-
-    @property
-    def runtime(self) -> SimRuntime:
-        runtime: SimRuntime = self.app.state.sim
-        return runtime
-
-    @property
-    def state(self) -> SimState:
-        return self.runtime.state
-
-    @property
-    def corp(self) -> str:
-        return self.state.config.corp
-
-    def add_fault(self, **rule: Any) -> None:
-        self.runtime.faults.add(FaultRule(**rule))
-
-    def client(self, **overrides: Any) -> SigSciClient:
-        values: dict[str, Any] = {
-            "base_url": self.base_url,
-            "corp": self.corp,
-            "email": DEMO_EMAIL,
-            "token": SecretStr(DEMO_TOKEN),
-            "transport": inprocess_transport(self.app) if self.inprocess else None,
-            "retry_wait_initial": 0.01,
-            "retry_wait_max": 0.05,
-            # The simulator answers as fast as it can; client-side pacing is not under test.
-            "rate_limit_per_minute": 1_000_000.0,
-            **self.extra_client_options,
-            **overrides,
-        }
-        return SigSciClient(**values)
-
-    def register(self, repo: Repository, endpoint: str | None = None) -> str:
-        name = endpoint or self.corp
-        repo.add_endpoint(name, corp=self.corp, api_url=self.base_url, email=DEMO_EMAIL)
-        return name
 
     def run(
         self,

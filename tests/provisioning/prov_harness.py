@@ -16,10 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import FastAPI
-from pydantic import SecretStr
-
-from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.importer.run import Importer, ImportOptions, ImportResult
@@ -27,14 +23,10 @@ from sigsci_iga.provisioning.worker import PlannedTask, RunSummary, Worker, Work
 from sigsci_iga.sim import (
     DEMO_EMAIL,
     DEMO_TOKEN,
-    FaultRule,
-    SimConfig,
-    SimRuntime,
     SimState,
-    create_app,
-    inprocess_transport,
 )
 from sigsci_iga.store import Repository
+from sim_corp import SimulatedCorp
 
 NO_LIMIT = Limit(absolute=None, percent=None)
 #: Imports in these tests are about drift, not about holding big changes for approval.
@@ -54,45 +46,12 @@ def later(seconds: float) -> Callable[[], datetime]:
 
 
 @dataclass
-class Corp:
+class Corp(SimulatedCorp):
     """One simulated corp, reached in-process, and the endpoint that governs it."""
-
-    app: FastAPI
-
-    @classmethod
-    def create(cls, **config: Any) -> Corp:
-        return cls(create_app(SimConfig(**config)))
-
-    @property
-    def runtime(self) -> SimRuntime:
-        runtime: SimRuntime = self.app.state.sim
-        return runtime
-
-    @property
-    def state(self) -> SimState:
-        return self.runtime.state
 
     @property
     def endpoint(self) -> str:
-        return self.state.config.corp
-
-    def client(self, **overrides: Any) -> SigSciClient:
-        values: dict[str, Any] = {
-            "base_url": "http://sim",
-            "corp": self.endpoint,
-            "email": DEMO_EMAIL,
-            "token": SecretStr(DEMO_TOKEN),
-            "transport": inprocess_transport(self.app),
-            "retry_wait_initial": 0.01,
-            "retry_wait_max": 0.05,
-            "rate_limit_per_minute": 1_000_000.0,
-            **overrides,
-        }
-        return SigSciClient(**values)
-
-    def register(self, repo: Repository) -> str:
-        repo.add_endpoint(self.endpoint, corp=self.endpoint, api_url="http://sim", email=DEMO_EMAIL)
-        return self.endpoint
+        return self.corp
 
     def import_(self, repo: Repository, mode: str = "auto") -> ImportResult:
         """One import to the end, in its own event loop."""
@@ -144,9 +103,6 @@ class Corp:
                 return await worker.plan_due()
 
         return asyncio.run(main())
-
-    def add_fault(self, **rule: Any) -> None:
-        self.runtime.faults.add(FaultRule(**rule))
 
     # -- reading the simulator's own records ---------------------------------------------------
 

@@ -26,9 +26,15 @@ from sigsci_iga.errors import (
 )
 
 
-def response(status: int, body: object = None, headers: dict[str, str] | None = None) -> httpx.Response:
-    content = b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-    return httpx.Response(status, content=content, headers=headers or {"content-type": "application/json"})
+def response(
+    status: int, body: object = None, headers: dict[str, str] | None = None
+) -> httpx.Response:
+    content = (
+        b"" if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    )
+    return httpx.Response(
+        status, content=content, headers=headers or {"content-type": "application/json"}
+    )
 
 
 def mapped(status: int, body: object = None, **kw: object) -> ApiError | None:
@@ -57,11 +63,15 @@ def test_429_is_rate_limited_and_retryable() -> None:
 
 def test_400_rate_limit_exceeded_message_is_rate_limited() -> None:
     assert isinstance(mapped(400, {"message": "Rate limit exceeded"}), RateLimitedError)
-    assert isinstance(mapped(400, {"message": "API Rate limit exceeded, slow down"}), RateLimitedError)
+    assert isinstance(
+        mapped(400, {"message": "API Rate limit exceeded, slow down"}), RateLimitedError
+    )
 
 
 def test_retry_after_seconds_are_honoured_when_present() -> None:
-    error = mapped(429, {"message": "slow"}, headers={"content-type": "application/json", "retry-after": "7"})
+    error = mapped(
+        429, {"message": "slow"}, headers={"content-type": "application/json", "retry-after": "7"}
+    )
     assert isinstance(error, RateLimitedError)
     assert error.retry_after == 7.0
 
@@ -95,7 +105,9 @@ def test_server_errors_and_524_are_transient(status: int) -> None:
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 def test_any_redirect_is_refused_not_followed(status: int) -> None:
-    error = mapped(status, b"<html>login</html>", headers={"location": "https://sso.example/login?t=secret"})
+    error = mapped(
+        status, b"<html>login</html>", headers={"location": "https://sso.example/login?t=secret"}
+    )
     assert isinstance(error, UnexpectedResponseError)
     assert "/login" in error.message
     assert "secret" not in str(error)
@@ -108,7 +120,10 @@ def test_error_text_names_method_path_and_status_only() -> None:
 
 def test_a_secret_echoed_by_the_server_is_scrubbed() -> None:
     error = error_for_response(
-        "GET", "/p", response(400, {"message": "bad token tok-123456 given"}), secrets=["tok-123456"]
+        "GET",
+        "/p",
+        response(400, {"message": "bad token tok-123456 given"}),
+        secrets=["tok-123456"],
     )
     assert error is not None
     assert "tok-123456" not in str(error)
@@ -137,7 +152,9 @@ def test_a_truncated_body_is_transient_not_empty() -> None:
 
 def test_an_html_page_with_200_is_transient_not_data() -> None:
     with pytest.raises(TransientError, match="text/html"):
-        decode_json("GET", "/p", response(200, b"<html></html>", headers={"content-type": "text/html"}))
+        decode_json(
+            "GET", "/p", response(200, b"<html></html>", headers={"content-type": "text/html"})
+        )
 
 
 def test_204_and_empty_bodies_decode_to_none() -> None:

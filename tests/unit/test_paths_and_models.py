@@ -17,7 +17,19 @@ from sigsci_iga.errors import InvalidInputError
 
 @pytest.mark.parametrize(
     "bad",
-    ["", "   ", "a/b", "..", "a..b", "x\x00y", "line\nbreak", "tab\there", "del\x7f", " lead", "back\\slash"],
+    [
+        "",
+        "   ",
+        "a/b",
+        "..",
+        "a..b",
+        "x\x00y",
+        "line\nbreak",
+        "tab\there",
+        "del\x7f",
+        " lead",
+        "back\\slash",
+    ],
 )
 def test_dangerous_path_segments_are_refused(bad: str) -> None:
     with pytest.raises(InvalidInputError):
@@ -38,8 +50,14 @@ def test_emails_are_lower_cased_and_checked() -> None:
 
 @pytest.mark.parametrize(
     ("legacy", "modern"),
-    [("corpOwner", "owner"), ("corpAdmin", "admin"), ("corpUser", "user"), ("corpObserver", "observer"),
-     ("Observer", "observer"), ("none", "none")],
+    [
+        ("corpOwner", "owner"),
+        ("corpAdmin", "admin"),
+        ("corpUser", "user"),
+        ("corpObserver", "observer"),
+        ("Observer", "observer"),
+        ("none", "none"),
+    ],
 )
 def test_legacy_role_names_read_as_modern_ones(legacy: str, modern: str) -> None:
     assert normalize_role(legacy) == modern
@@ -78,14 +96,18 @@ def test_user_model_ignores_unknown_fields_and_reads_real_payloads() -> None:
 
 
 def test_offsets_in_timestamps_are_accepted() -> None:
-    m = User.model_validate({"email": "a@x.com", "role": "owner", "created": "2014-12-09T10:43:54-08:00"})
+    m = User.model_validate(
+        {"email": "a@x.com", "role": "owner", "created": "2014-12-09T10:43:54-08:00"}
+    )
     assert m.created is not None
     assert m.created.utcoffset() is not None
 
 
 def test_flat_site_member_responses_are_read_too() -> None:
     flat = SiteMember.model_validate({"email": "A@x.com", "role": "user", "status": "invited"})
-    nested = SiteMember.model_validate({"user": {"email": "a@x.com", "status": "active"}, "role": "user"})
+    nested = SiteMember.model_validate(
+        {"user": {"email": "a@x.com", "status": "active"}, "role": "user"}
+    )
     assert flat.user.email == nested.user.email == "a@x.com"
     assert flat.user.status is UserStatus.PENDING
     assert Membership.model_validate({"site": {"name": "s"}, "role": "corpAdmin"}).role == "admin"

@@ -10,8 +10,14 @@ from sigsci_iga.errors import ConfigError
 from sigsci_iga.settings import DEFAULT_API_URL, load_settings
 
 ENV = [
-    "SIGSCI_API_URL", "SIGSCI_EMAIL", "SIGSCI_TOKEN", "SIGSCI_CORP", "SIGSCI_PASSWORD",
-    "SIGSCI_IGA_DATABASE_URL", "SIGSCI_IGA_CONFIG", "SIGSCI_IGA_RATE_LIMIT",
+    "SIGSCI_API_URL",
+    "SIGSCI_EMAIL",
+    "SIGSCI_TOKEN",
+    "SIGSCI_CORP",
+    "SIGSCI_PASSWORD",
+    "SIGSCI_IGA_DATABASE_URL",
+    "SIGSCI_IGA_CONFIG",
+    "SIGSCI_IGA_RATE_LIMIT",
 ]
 
 
@@ -51,9 +57,13 @@ def test_secrets_never_appear_in_repr_or_str(monkeypatch: pytest.MonkeyPatch) ->
         assert "pw-secret-value" not in text
 
 
-def test_config_file_is_read_and_environment_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_file_is_read_and_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = tmp_path / "iga.toml"
-    config.write_text('corp = "filecorp"\nemail = "file@example.com"\nrate_limit_per_minute = 120\n')
+    config.write_text(
+        'corp = "filecorp"\nemail = "file@example.com"\nrate_limit_per_minute = 120\n'
+    )
     monkeypatch.setenv("SIGSCI_CORP", "envcorp")
     settings = load_settings(config)
     assert settings.corp == "envcorp"
