@@ -17,26 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, SimRuntime, SimState
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "packages" / "signalsciences.yaml"
-#: CI lays `shared/` beside the checkout; the exports are public reference material, not ours.
-EXPORTS = ROOT.parent / "shared" / "reference" / "saviynt-packages"
 #: The parameters of the shipped package for the simulator's demo corp (the URL is added).
 NATIVE_PARAMS = {"corp": DEMO_CORP, "email": DEMO_EMAIL}
 TOKEN_ENV = {"SIGSCI_TOKEN": DEMO_TOKEN}
-
-
-def export(name: str) -> Path:
-    """A Saviynt reference export; a missing one fails the test (it must not pass silently)."""
-    path = EXPORTS / f"{name}.json"
-    if not path.is_file():
-        pytest.fail(f"the Saviynt reference export is missing: {path} (shared/ beside the clone)")
-    return path
 
 
 def param_args(params: dict[str, str]) -> list[str]:

@@ -18,11 +18,11 @@ from cli_pkg_harness import (
     TOKEN_ENV,
     Cli,
     Sim,
-    export,
     param_args,
     shown,
 )
 
+from fixture_files import saviynt_export
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, demo_headers
 
 NEW = "new.hire@example.com"
@@ -142,7 +142,13 @@ def test_the_shipped_package_imports_like_the_native_connector_and_provisions_ev
 def test_the_package_converted_from_saviynt_imports_and_provisions_as_documented(
     cli: Cli, sim: Sim
 ) -> None:
-    cli.ok("packages", "import-saviynt", export("Signal-Sciences"), "-o", "signal-sciences.yaml")
+    cli.ok(
+        "packages",
+        "import-saviynt",
+        saviynt_export("Signal-Sciences"),
+        "-o",
+        "signal-sciences.yaml",
+    )
     parameters = yaml.safe_load((cli.workdir / "signal-sciences.yaml").read_text())["parameters"]
     # @CORPNAME@ became `corpname`; the two ConnectionJSON secrets read SIGSCI_EMAIL/SIGSCI_TOKEN.
     assert parameters.keys() == {"base_url", "corpname", "api_user", "api_token"}

@@ -1,21 +1,24 @@
-"""`packages import-saviynt` on the public reference exports, from the command line."""
+"""`packages import-saviynt` on the public Saviynt exports, from the command line."""
 
 from __future__ import annotations
 
 import json
 
 import yaml
-from cli_pkg_harness import Cli, export
+from cli_pkg_harness import Cli
 
+from fixture_files import saviynt_export
 from sigsci_iga.connectors.rest.saviynt import convert_saviynt
 
 
 def test_import_saviynt_writes_a_valid_package_and_reports_parameters_and_warnings(
     cli: Cli,
 ) -> None:
-    expected = convert_saviynt(export("Signal-Sciences"))
+    expected = convert_saviynt(saviynt_export("Signal-Sciences"))
 
-    result = cli.ok("packages", "import-saviynt", export("Signal-Sciences"), "-o", "sigsci.yaml")
+    result = cli.ok(
+        "packages", "import-saviynt", saviynt_export("Signal-Sciences"), "-o", "sigsci.yaml"
+    )
     report = result.stdout
 
     assert result.stderr == ""
@@ -58,7 +61,7 @@ def test_import_saviynt_writes_a_valid_package_and_reports_parameters_and_warnin
 
 
 def test_import_saviynt_lists_each_refusal_with_its_attribute_and_json_path(cli: Cli) -> None:
-    source = export("Google-Analytics")
+    source = saviynt_export("Google-Analytics")
     expected = convert_saviynt(source).refusals
     assert expected  # the export holds `if {...}` blocks, a dependent type, a broken pagination
 

@@ -1,4 +1,4 @@
-"""Every `${...}` in the 17 public Saviynt packages: classified as in the reference, and compiled."""
+"""Every `${...}` in the 17 public Saviynt packages: classified, counted and compiled."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from fixture_files import saviynt_exports
 from sigsci_iga.connectors.rest.expressions import (
     TemplateError,
     classify_expression,
@@ -18,10 +19,7 @@ from sigsci_iga.connectors.rest.expressions import (
 )
 from sigsci_iga.connectors.rest.templates import find_expressions
 
-#: CI lays `shared/` beside the checkout; the packages are public reference material, not ours.
-PACKAGES = Path(__file__).resolve().parents[2].parent / "shared" / "reference" / "saviynt-packages"
-
-#: Every binding variable of section 5.1 of the format reference.
+#: Every binding variable a Saviynt REST connection can read (docs/saviynt-conversion.md).
 PERMISSIVE_ROOTS = frozenset(
     {
         "user", "account", "entitlementValue", "requestAccessAttributes", "reqAttrs",
@@ -56,9 +54,9 @@ def _strings(value: Any) -> Iterator[str]:
         yield value
 
 
-def _scan() -> list[Found]:
+def _scan(paths: list[Path]) -> list[Found]:
     found: list[Found] = []
-    for path in sorted(PACKAGES.glob("*.json")):
+    for path in paths:
         document = json.loads(path.read_text(encoding="utf-8"))
         for connection in document.values():
             for attribute in connection.get("EXTERNAL_ATTR", []):
@@ -84,9 +82,7 @@ def _scan() -> list[Found]:
 
 @pytest.fixture(scope="module")
 def found() -> list[Found]:
-    if not PACKAGES.is_dir():
-        pytest.fail(f"the reference packages are missing: {PACKAGES} (shared/ beside the checkout)")
-    return _scan()
+    return _scan(saviynt_exports())
 
 
 def test_the_classification_matches_the_measured_table(found: list[Found]) -> None:

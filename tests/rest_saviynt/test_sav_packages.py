@@ -1,13 +1,14 @@
 """The 17 public Saviynt exports: each converts to a loadable package, refusals are located,
-expressions are counted as in the format reference, and the generated files are up to date."""
+expressions are counted as docs/saviynt-conversion.md says, and the generated files are up to date."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from sav_harness import DOC, EXPORTS, GENERATED, converted, exports
+from sav_harness import DOC, GENERATED, converted
 
+from fixture_files import SAVIYNT_EXPORTS, saviynt_exports
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.connectors.rest.saviynt import (
     conversion_report,
@@ -23,15 +24,15 @@ NAMES = [
 ]  # fmt: skip
 
 
-def test_the_reference_folder_holds_the_17_exports() -> None:
-    assert [p.stem for p in exports()] == NAMES
+def test_the_reference_folder_holds_the_17_saviynt_exports() -> None:
+    assert [p.stem for p in saviynt_exports()] == NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_each_export_converts_to_a_package_the_loader_accepts(name: str, tmp_path: Path) -> None:
     result = converted(name)
     assert result.complete, result.report()
-    file = tmp_path / package_filename(EXPORTS / f"{name}.json")
+    file = tmp_path / package_filename(SAVIYNT_EXPORTS / f"{name}.json")
     file.write_text(result.to_yaml())
     loaded = load_package(file)
     assert loaded.spec.import_.accounts.calls
@@ -42,7 +43,7 @@ def test_each_export_converts_to_a_package_the_loader_accepts(name: str, tmp_pat
         assert finding.message
 
 
-def test_refusals_are_the_known_broken_parts_of_the_exports() -> None:
+def test_refusals_are_the_known_broken_parts_of_the_saviynt_exports() -> None:
     refused = {name: converted(name).operations_refused for name in NAMES}
     assert refused == {
         **{name: [] for name in NAMES},
@@ -74,7 +75,7 @@ def test_expression_counts_match_the_reference_and_at_least_95_percent_are_suppo
     total = sum(r.expressions_total for r in results)
     supported = sum(r.expressions_supported for r in results)
     kept = sum(r.expressions_converted for r in results)
-    assert total == 509  # section 5.3 of the format reference
+    assert total == 509  # "Counting expressions" in docs/saviynt-conversion.md
     assert supported == 504  # all but the 2 if-blocks and the 3 malformed ones
     assert supported / total >= 0.95
     assert converted("Signal-Sciences").expressions_converted == 18
@@ -84,14 +85,14 @@ def test_expression_counts_match_the_reference_and_at_least_95_percent_are_suppo
 
 
 def test_the_committed_packages_are_the_current_conversions() -> None:
-    for path in exports():
+    for path in saviynt_exports():
         file = GENERATED / package_filename(path)
         assert file.is_file(), f"{file} is missing: regenerate with export_packages()"
         assert file.read_text() == converted(path.stem).to_yaml(), f"{file} is stale"
 
 
 def test_the_report_has_a_row_per_package_totals_and_located_refusals() -> None:
-    report = conversion_report(exports())
+    report = conversion_report(saviynt_exports())
     for name in NAMES:
         assert f"| {name} |" in report
     assert "| **All 17** | 17 packages load |" in report
@@ -103,4 +104,6 @@ def test_the_report_has_a_row_per_package_totals_and_located_refusals() -> None:
 
 def test_the_doc_holds_the_current_report() -> None:
     document = DOC.read_text()
-    assert render_conversion_doc(document, exports()) == document, "regenerate the doc's table"
+    assert render_conversion_doc(document, saviynt_exports()) == document, (
+        "regenerate the doc's table"
+    )
