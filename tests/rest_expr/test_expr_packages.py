@@ -19,7 +19,7 @@ from sigsci_iga.connectors.rest.expressions import (
 )
 from sigsci_iga.connectors.rest.templates import find_expressions
 
-#: Every binding variable a Saviynt REST connection can read (docs/saviynt-conversion.md).
+#: Every binding variable known to Saviynt REST connections, as `saviynt_exprs.SAVIYNT_ROOTS`.
 PERMISSIVE_ROOTS = frozenset(
     {
         "user", "account", "entitlementValue", "requestAccessAttributes", "reqAttrs",
