@@ -1,28 +1,68 @@
-"""The error tree: every class says what to do about it (fix config, fix credentials, retry, skip)."""
+"""The error tree, and the one table that says what to do about each error.
+
+Every error the project raises on purpose is a `SigsciIgaError`. What to do about it, the CLI's
+exit code and the HTTP status a service answers with all come from `RULES`, looked up along the
+class's method resolution order: the worker, the clients, the CLI and the API read it, and no
+other place decides.
+"""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Recovery(StrEnum):
+    """What to do about an error."""
+
+    #: Throttled: the call was not applied; wait and send it again now.
+    RETRY_IN_PLACE = "retry_in_place"
+    #: May pass (5xx, timeouts, dropped connections): try again later, with backoff.
+    RETRY_LATER = "retry_later"
+    #: The target's state is not what was assumed: re-read it, then decide what is still needed.
+    REREAD_THEN_DECIDE = "reread_then_decide"
+    #: Settings, credentials or the target's address are wrong: a person must fix them.
+    FIX_CONFIGURATION = "fix_configuration"
+    #: Retrying the same thing will fail the same way: give up on it and say why.
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRule:
+    """How an error class is handled: recovery, CLI exit code, HTTP status of the service."""
+
+    recovery: Recovery
+    exit_code: int
+    http_status: int
 
 
 class SigsciIgaError(Exception):
     """Base of every error the project raises on purpose."""
 
-    retryable: ClassVar[bool] = False
-    #: Exit code the CLI uses when this error ends a command.
-    exit_code: ClassVar[int] = 1
+    @property
+    def rule(self) -> ErrorRule:
+        return rule_for(self)
+
+    @property
+    def recovery(self) -> Recovery:
+        return rule_for(self).recovery
+
+    @property
+    def retryable(self) -> bool:
+        """Worth sending again unchanged: an idempotent read may be retried in place."""
+        return rule_for(self).recovery in (Recovery.RETRY_IN_PLACE, Recovery.RETRY_LATER)
+
+    @property
+    def exit_code(self) -> int:
+        return rule_for(self).exit_code
 
 
 class ConfigError(SigsciIgaError):
     """The configuration is missing or wrong; fix it, retrying will not help."""
 
-    exit_code = 2
-
 
 class InvalidInputError(SigsciIgaError):
     """Input refused before anything was sent or written (a bad email, site name, file row)."""
-
-    exit_code = 2
 
 
 class ApiError(SigsciIgaError):
@@ -73,13 +113,9 @@ def _rebuild_api_error(
 class AuthError(ApiError):
     """Credentials were refused (401/403): the token is wrong, expired or lacks the role."""
 
-    exit_code = 3
-
 
 class NotFoundError(ApiError):
     """The corp, user, site or member does not exist (the API says so with 400 or 404)."""
-
-    exit_code = 4
 
 
 class BadRequestError(ApiError):
@@ -93,21 +129,77 @@ class ConflictError(ApiError):
 class RateLimitedError(ApiError):
     """The target throttled us (429, or 400 'Rate limit exceeded'); retry after a pause."""
 
-    retryable = True
-    exit_code = 5
-
 
 class TransientError(ApiError):
     """A failure that may pass: 5xx, 524, timeouts, dropped connections, truncated bodies."""
-
-    retryable = True
-    exit_code = 5
 
 
 class UnexpectedResponseError(ApiError):
     """The target answered something that cannot be trusted (a redirect, a wrong shape).
 
-    Never read as "empty"; not retried automatically.
+    Never read as "empty"; never retried unchanged.
     """
 
-    exit_code = 6
+
+# -- the repository's errors ---------------------------------------------------------------------
+
+
+class StoreError(SigsciIgaError):
+    """Base of repository errors."""
+
+
+class RecordNotFoundError(StoreError):
+    """The endpoint, run, task or account named does not exist in the repository."""
+
+
+class RunStateError(StoreError):
+    """The run is not in a state that allows this (e.g. approving a run that is not held)."""
+
+
+class RepositoryChangedError(StoreError):
+    """The repository changed since the diff was computed; run the import again."""
+
+
+class TaskStateError(StoreError):
+    """The task is not in a state that allows this (e.g. retrying a task that completed)."""
+
+
+class LeaseLostError(StoreError):
+    """This worker no longer holds the task: its lease expired and another worker took it over.
+
+    Stop working on the task; whatever it still had to do is the new holder's job.
+    """
+
+
+#: The one table. A class without a row takes the row of its nearest ancestor that has one.
+RULES: dict[type[SigsciIgaError], ErrorRule] = {
+    SigsciIgaError: ErrorRule(Recovery.PERMANENT, 1, 500),
+    ConfigError: ErrorRule(Recovery.FIX_CONFIGURATION, 2, 500),
+    InvalidInputError: ErrorRule(Recovery.PERMANENT, 2, 422),
+    ApiError: ErrorRule(Recovery.PERMANENT, 1, 502),
+    AuthError: ErrorRule(Recovery.FIX_CONFIGURATION, 3, 502),
+    NotFoundError: ErrorRule(Recovery.PERMANENT, 4, 404),
+    BadRequestError: ErrorRule(Recovery.PERMANENT, 1, 502),
+    ConflictError: ErrorRule(Recovery.REREAD_THEN_DECIDE, 1, 409),
+    RateLimitedError: ErrorRule(Recovery.RETRY_IN_PLACE, 5, 429),
+    TransientError: ErrorRule(Recovery.RETRY_LATER, 5, 503),
+    # An answer that cannot be trusted is never read as data, and a write it answered may or
+    # may not have landed: read the target again before deciding anything.
+    UnexpectedResponseError: ErrorRule(Recovery.REREAD_THEN_DECIDE, 6, 502),
+    StoreError: ErrorRule(Recovery.PERMANENT, 1, 500),
+    RecordNotFoundError: ErrorRule(Recovery.PERMANENT, 4, 404),
+    RunStateError: ErrorRule(Recovery.PERMANENT, 1, 409),
+    RepositoryChangedError: ErrorRule(Recovery.REREAD_THEN_DECIDE, 8, 409),
+    TaskStateError: ErrorRule(Recovery.PERMANENT, 1, 409),
+    LeaseLostError: ErrorRule(Recovery.PERMANENT, 1, 409),
+}
+
+
+def rule_for(error: SigsciIgaError | type[SigsciIgaError]) -> ErrorRule:
+    """The row of `RULES` for an error or error class (its nearest ancestor's if it has none)."""
+    cls = error if isinstance(error, type) else type(error)
+    for klass in cls.__mro__:
+        rule = RULES.get(klass)
+        if rule is not None:
+            return rule
+    raise AssertionError(f"{cls.__name__} is not a SigsciIgaError")  # pragma: no cover

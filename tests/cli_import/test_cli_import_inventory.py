@@ -8,8 +8,9 @@ from collections import Counter
 import pytest
 from cli_import_harness import Cli, shown
 
+from sigsci_iga.errors import RecordNotFoundError, rule_for
 from sigsci_iga.sim import OBSERVER_EMAIL
-from sigsci_iga.store import RecordNotFoundError, open_repository
+from sigsci_iga.store import open_repository
 from sigsci_iga.store.db import create_engine_for, current_revision, head_revision
 
 
@@ -63,7 +64,9 @@ def test_accounts_show_prints_one_account_with_all_its_sites(imported: Cli) -> N
 
 
 def test_accounts_show_of_an_unknown_email_fails_with_a_one_line_reason(imported: Cli) -> None:
-    done = imported("accounts", "show", "nobody@example.com", code=RecordNotFoundError.exit_code)
+    done = imported(
+        "accounts", "show", "nobody@example.com", code=rule_for(RecordNotFoundError).exit_code
+    )
 
     assert "nobody@example.com" in done.stderr
     assert done.stdout == ""
@@ -104,7 +107,7 @@ def test_runs_list_and_runs_show_describe_the_import(imported: Cli) -> None:
     assert detail["held_diff"] is None
     text = imported("runs", "show", "1").stdout
     assert re.search(r"^status\s+succeeded$", text, re.MULTILINE)
-    missing = imported("runs", "show", "999", code=RecordNotFoundError.exit_code)
+    missing = imported("runs", "show", "999", code=rule_for(RecordNotFoundError).exit_code)
     assert "999" in missing.stderr
 
 

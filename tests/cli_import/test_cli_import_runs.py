@@ -7,8 +7,8 @@ import re
 
 from cli_import_harness import Cli, shown
 
+from sigsci_iga.errors import RunStateError, rule_for
 from sigsci_iga.sim import DEMO_EMAIL, OBSERVER_EMAIL
-from sigsci_iga.store import RunStateError
 
 
 def _dump(cli: Cli) -> tuple[object, object]:
@@ -146,7 +146,7 @@ def test_a_held_import_exits_7_and_import_approve_applies_it(cli: Cli) -> None:
     assert [(a["email"], a["sites"]) for a in suspended] == [(e, []) for e in victims]
     listed = [a for a in cli.json("accounts", "list") if a["status"] != "suspended"]
     assert shown(listed) == cli.expected_accounts()
-    again = cli("import", "approve", run_id.group(1), code=RunStateError.exit_code)
+    again = cli("import", "approve", run_id.group(1), code=rule_for(RunStateError).exit_code)
     assert "approved" in again.stderr
 
 

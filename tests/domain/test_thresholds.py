@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
-
 import pytest
 
 from sigsci_iga.domain import (
@@ -14,7 +12,6 @@ from sigsci_iga.domain import (
     FieldChange,
     Limit,
     LinkRef,
-    ThresholdExceededError,
     Thresholds,
     evaluate_thresholds,
 )
@@ -71,11 +68,3 @@ def test_an_initial_import_is_never_held() -> None:
 def test_a_limit_refuses_nonsense_values() -> None:
     with pytest.raises(ValueError, match="percent"):
         Limit(percent=150)
-
-
-def test_the_threshold_error_lists_its_reasons_and_survives_pickling() -> None:
-    error = ThresholdExceededError(["accounts to suspend: 11 > 10"], run_id=4)
-
-    assert str(error) == "run 4 held: accounts to suspend: 11 > 10"
-    restored = pickle.loads(pickle.dumps(error))  # noqa: S301  # our own bytes, just made
-    assert str(restored) == str(error)

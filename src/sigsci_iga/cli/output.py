@@ -29,6 +29,8 @@ def print_json(value: Any) -> None:
 def fail(error: SigsciIgaError | str, *, code: int | None = None) -> NoReturn:
     """End the command with a one-line reason on standard error."""
     message = str(error)
-    exit_code = code if code is not None else getattr(error, "exit_code", 1)
+    exit_code = (
+        code if code is not None else (error.exit_code if isinstance(error, SigsciIgaError) else 1)
+    )
     stderr().print(Text.assemble(("error: ", "bold red"), message))
     raise typer.Exit(exit_code)

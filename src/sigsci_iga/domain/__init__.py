@@ -26,7 +26,6 @@ from sigsci_iga.domain.model import (
 )
 from sigsci_iga.domain.thresholds import (
     Limit,
-    ThresholdExceededError,
     Thresholds,
     Verdict,
     evaluate_thresholds,
@@ -51,7 +50,6 @@ __all__ = [
     "NewEntitlement",
     "RepositoryView",
     "SiteSnapshot",
-    "ThresholdExceededError",
     "Thresholds",
     "Verdict",
     "apply_to_view",

@@ -6,22 +6,6 @@ from dataclasses import dataclass, field
 
 from sigsci_iga.domain.diff import Diff
 from sigsci_iga.domain.model import CurrentCounts, EntitlementType
-from sigsci_iga.errors import SigsciIgaError
-
-
-class ThresholdExceededError(SigsciIgaError):
-    """An import would remove more than the thresholds allow; it is held until approved."""
-
-    exit_code = 7
-
-    def __init__(self, reasons: list[str], run_id: int | None = None) -> None:
-        self.reasons = list(reasons)
-        self.run_id = run_id
-        where = f"run {run_id} held" if run_id is not None else "held"
-        super().__init__(f"{where}: " + "; ".join(self.reasons))
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.reasons, self.run_id))
 
 
 @dataclass(frozen=True, slots=True)

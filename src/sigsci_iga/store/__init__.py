@@ -1,7 +1,6 @@
 """The identity repository: tables, migrations, bulk apply and queries (no HTTP here)."""
 
-from sigsci_iga.store.db import create_engine_for, normalize_url, open_repository, upgrade
-from sigsci_iga.store.errors import (
+from sigsci_iga.errors import (
     LeaseLostError,
     RecordNotFoundError,
     RepositoryChangedError,
@@ -9,6 +8,7 @@ from sigsci_iga.store.errors import (
     StoreError,
     TaskStateError,
 )
+from sigsci_iga.store.db import create_engine_for, normalize_url, open_repository, upgrade
 from sigsci_iga.store.records import (
     AccountRecord,
     Checkpoint,
