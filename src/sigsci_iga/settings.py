@@ -10,7 +10,8 @@ from typing import Any
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sigsci_iga.errors import ConfigError
+from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.errors import ConfigError, InvalidInputError
 
 DEFAULT_API_URL = "https://dashboard.signalsciences.net"
 CONFIG_ENV = "SIGSCI_IGA_CONFIG"
@@ -88,7 +89,12 @@ class Settings(BaseSettings):
     @field_validator("email")
     @classmethod
     def _lower_email(cls, value: str | None) -> str | None:
-        return value.strip().lower() if value else value
+        if not value:
+            return value
+        try:
+            return normalize_email(value, "the email")
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
 
     def require_credentials(self) -> tuple[str, str]:
         """Return (email, corp) or raise ConfigError naming what is missing."""

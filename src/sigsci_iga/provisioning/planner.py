@@ -20,17 +20,8 @@ from sigsci_iga.connectors.base import (
     Step,
 )
 from sigsci_iga.domain.model import AccountSnapshot, EntitlementType
+from sigsci_iga.domain.tasks import Operation
 
-Operation = Literal[
-    "create_account", "update_account", "add_access", "remove_access", "remove_account"
-]
-OPERATIONS: tuple[Operation, ...] = (
-    "create_account",
-    "update_account",
-    "add_access",
-    "remove_access",
-    "remove_account",
-)
 OWNER = "owner"
 
 
@@ -56,22 +47,25 @@ def _refuse(reason: str, current: AccountSnapshot | None) -> Plan:
 
 
 def plan_task(
-    operation: str, email: str, params: Mapping[str, Any], current: AccountSnapshot | None
+    operation: Operation | str,
+    email: str,
+    params: Mapping[str, Any],
+    current: AccountSnapshot | None,
 ) -> Plan:
     """Plan one task against the account's current state (None: the target has no such user)."""
-    if operation == "create_account":
+    if operation == Operation.CREATE_ACCOUNT:
         return _plan_create(email, params, current)
-    if operation == "update_account":
+    if operation == Operation.UPDATE_ACCOUNT:
         return _plan_set_role(email, str(params["role"]), current)
-    if operation == "add_access":
+    if operation == Operation.ADD_ACCESS:
         if params["entitlement_type"] == EntitlementType.CORP_ROLE:
             return _plan_set_role(email, str(params["value"]), current)
         return _plan_add_site(email, str(params["value"]), current)
-    if operation == "remove_access":
+    if operation == Operation.REMOVE_ACCESS:
         return _plan_remove_site(
             email, str(params["value"]), current, allow_no_sites=bool(params.get("allow_no_sites"))
         )
-    if operation == "remove_account":
+    if operation == Operation.REMOVE_ACCOUNT:
         return _plan_remove_account(email, current)
     raise ValueError(f"unknown operation {operation!r}")
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from sigsci_iga.domain.diff import AccountChange, Diff, EntitlementChange, FieldChange
 from sigsci_iga.domain.model import EntitlementStatus, EntitlementType, parse_iso
-from sigsci_iga.store.errors import RepositoryChangedError
+from sigsci_iga.errors import RepositoryChangedError
 from sigsci_iga.store.tables import (
     UTCDateTime,
     account_entitlements,

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
+from sigsci_iga.domain.tasks import FINAL_STATES, OPEN_STATES, Operation, TaskState
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -56,18 +58,12 @@ ENTITLEMENT_STATUSES = ("active", "inactive")
 CONNECTOR_KINDS = ("signalsciences", "rest")
 RUN_MODES = ("full", "incremental")
 RUN_STATUSES = ("running", "succeeded", "failed", "held", "approved", "refused")
-TASK_OPERATIONS = (
-    "create_account",
-    "update_account",
-    "add_access",
-    "remove_access",
-    "remove_account",
-)
-TASK_STATES = ("new", "in_progress", "completed", "failed", "discontinued", "no_action_required")
+TASK_OPERATIONS = tuple(op.value for op in Operation)
+TASK_STATES = tuple(state.value for state in TaskState)
 #: States of a task that still has to run (or is running); later tasks of its account wait.
-OPEN_TASK_STATES = ("new", "in_progress")
+OPEN_TASK_STATES = tuple(state.value for state in TaskState if state in OPEN_STATES)
 #: States `finish_task` may set.
-FINAL_TASK_STATES = ("completed", "no_action_required", "failed", "discontinued")
+FINAL_TASK_STATES = tuple(state.value for state in TaskState if state in FINAL_STATES)
 JOURNAL_KINDS = ("requested", "claimed", "snapshot", "intent", "call", "state", "note")
 
 
@@ -107,6 +103,9 @@ endpoints = sa.Table(
     # Bumped by every apply; a held run may be approved only against the version it was diffed on.
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # References to secrets (`env:NAME`, `file:PATH`) by secret name; never a secret's value.
+    sa.Column("credentials", json_type()),
+    sa.Column("retired_at", UTCDateTime()),
     sa.CheckConstraint(_in("connector", CONNECTOR_KINDS), name="connector"),
 )
 

@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from sigsci_iga.domain.diff import compute_partial_diff
+from sigsci_iga.domain.emails import email_key
 from sigsci_iga.domain.model import AccountSnapshot
-from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.domain.tasks import Operation, TaskState
+from sigsci_iga.errors import InvalidInputError, LeaseLostError, RecordNotFoundError
 from sigsci_iga.store.apply import apply_diff
-from sigsci_iga.store.errors import LeaseLostError, RecordNotFoundError
 from sigsci_iga.store.records import JournalEntry, JournalRecord, TaskRecord
 from sigsci_iga.store.tables import (
     JOURNAL_KINDS,
@@ -85,13 +86,6 @@ def check_states(states: Iterable[str]) -> None:
         raise InvalidInputError(f"task state(s) {unknown} are not among {', '.join(TASK_STATES)}")
 
 
-def normalize_email(email: str) -> str:
-    cleaned = email.strip().lower()
-    if "@" not in cleaned:
-        raise InvalidInputError(f"{email!r} is not an email address")
-    return cleaned
-
-
 def tasks_query() -> sa.Select[Any]:
     return sa.select(tasks, endpoints.c.name.label("endpoint_name")).join(
         endpoints, endpoints.c.id == tasks.c.endpoint_id
@@ -102,10 +96,10 @@ def task_record(row: Row[Any]) -> TaskRecord:
     return TaskRecord(
         id=row.id,
         endpoint=row.endpoint_name,
-        operation=row.operation,
+        operation=Operation(row.operation),
         email=row.email,
         params=dict(row.params or {}),
-        state=row.state,
+        state=TaskState(row.state),
         attempts=row.attempts,
         max_attempts=row.max_attempts,
         next_attempt_at=row.next_attempt_at,
@@ -219,7 +213,7 @@ def insert_journal(conn: Connection, entries: Sequence[JournalEntry], now: datet
                 "task_id": entry.task_id,
                 "request_id": entry.request_id,
                 "operation": entry.operation,
-                "target": entry.target.strip().lower() if entry.target is not None else None,
+                "target": email_key(entry.target) if entry.target is not None else None,
                 "attempt": entry.attempt,
                 "kind": entry.kind,
                 "state_before": entry.state_before,

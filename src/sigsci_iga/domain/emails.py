@@ -1,0 +1,33 @@
+"""Email addresses as account keys: the one place they are checked and normalised."""
+
+from __future__ import annotations
+
+import re
+
+from sigsci_iga.errors import InvalidInputError
+
+#: RFC 5321's limit on a forward path; longer values are not addresses anyone can receive at.
+MAX_EMAIL_LENGTH = 254
+_FORBIDDEN = re.compile(r"[\x00-\x20\x7f/\\]")
+
+
+def normalize_email(value: str, what: str = "email") -> str:
+    """The account key for an address: trimmed and lower-cased; anything unaddressable is refused."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{what} must be text")
+    email = value.strip().lower()
+    if not email:
+        raise InvalidInputError(f"{what} is empty")
+    if len(email) > MAX_EMAIL_LENGTH:
+        raise InvalidInputError(f"{what} is longer than {MAX_EMAIL_LENGTH} characters")
+    if _FORBIDDEN.search(email):
+        raise InvalidInputError(f"{what} {value!r} contains a space, slash or control character")
+    local, at, domain = email.partition("@")
+    if not at or not local or not domain or "@" in domain:
+        raise InvalidInputError(f"{what} {value!r} is not an email address")
+    return email
+
+
+def email_key(value: str) -> str:
+    """The key a lookup compares with (no checks: a bad address simply matches nothing)."""
+    return value.strip().lower()

@@ -1,0 +1,47 @@
+"""The provisioning vocabulary: what a task does and the states it moves through."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Operation(StrEnum):
+    """One provisioning change to one account."""
+
+    CREATE_ACCOUNT = "create_account"
+    #: Changes the corp role (and nothing else): `request update-role`.
+    UPDATE_ACCOUNT = "update_account"
+    ADD_ACCESS = "add_access"
+    REMOVE_ACCESS = "remove_access"
+    REMOVE_ACCOUNT = "remove_account"
+
+    @property
+    def label(self) -> str:
+        """The spelling people type and read (`create-account`)."""
+        return self.value.replace("_", "-")
+
+
+class TaskState(StrEnum):
+    """new -> in_progress (leased) -> one of the final states, or back to new when rescheduled."""
+
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DISCONTINUED = "discontinued"
+    NO_ACTION_REQUIRED = "no_action_required"
+
+    @property
+    def is_open(self) -> bool:
+        """Still to run or running; later tasks of the same account wait for it."""
+        return self in OPEN_STATES
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+#: States of a task that still has to run (or is running).
+OPEN_STATES: frozenset[TaskState] = frozenset({TaskState.NEW, TaskState.IN_PROGRESS})
+#: States a worker (or a person, for `discontinued`) ends a task in.
+FINAL_STATES: frozenset[TaskState] = frozenset(set(TaskState) - OPEN_STATES)
