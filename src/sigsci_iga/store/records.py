@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sigsci_iga.domain.model import iso
+from sigsci_iga.domain.tasks import Operation, TaskState
 
 
 def _jsonable(data: dict[str, Any]) -> dict[str, Any]:
@@ -35,6 +36,9 @@ class EndpointInfo:
     checkpoint: Checkpoint
     version: int
     created_at: datetime
+    #: Secret name -> reference (`env:NAME` or `file:PATH`); empty: the process settings' secrets.
+    credentials: dict[str, str] = field(default_factory=dict)
+    retired_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = _jsonable(asdict(self))
@@ -163,10 +167,10 @@ class TaskRecord:
 
     id: int
     endpoint: str
-    operation: str
+    operation: Operation
     email: str
     params: dict[str, Any]
-    state: str
+    state: TaskState
     attempts: int
     max_attempts: int
     next_attempt_at: datetime | None
@@ -184,7 +188,7 @@ class TaskRecord:
     @property
     def is_open(self) -> bool:
         """Still to run or running; later tasks of the same account wait for it."""
-        return self.state in ("new", "in_progress")
+        return self.state.is_open
 
     def to_json(self) -> dict[str, Any]:
         return _jsonable(asdict(self))

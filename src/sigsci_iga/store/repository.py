@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError
 
 from sigsci_iga.domain.diff import Diff
+from sigsci_iga.domain.emails import email_key, normalize_email
 from sigsci_iga.domain.model import (
     AccountSnapshot,
     EntitlementStatus,
@@ -22,12 +23,12 @@ from sigsci_iga.domain.model import (
     RepositoryView,
     iso,
 )
-from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.domain.secrets import parse_secret_ref
+from sigsci_iga.errors import InvalidInputError, RecordNotFoundError, RunStateError, TaskStateError
 from sigsci_iga.store import identities as identity_store
 from sigsci_iga.store import tasks as task_store
 from sigsci_iga.store.apply import apply_diff, ensure_types
 from sigsci_iga.store.db import WRITE_LOCK
-from sigsci_iga.store.errors import RecordNotFoundError, RunStateError, TaskStateError
 from sigsci_iga.store.records import (
     AccountRecord,
     Checkpoint,
@@ -45,6 +46,7 @@ from sigsci_iga.store.records import (
 from sigsci_iga.store.tables import (
     CONNECTOR_KINDS,
     FINAL_TASK_STATES,
+    OPEN_TASK_STATES,
     account_entitlements,
     accounts,
     endpoints,
@@ -125,8 +127,14 @@ class Repository:
         email: str | None = None,
         connector: str = "signalsciences",
         settings: Mapping[str, Any] | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> EndpointInfo:
-        """Register a governed corp; `settings` must hold no secrets (refused if they look so)."""
+        """Register a governed corp; `settings` must hold no secrets (refused if they look so).
+
+        `credentials` maps a secret's name (`token`, `password`, a package's secret parameter)
+        to a reference to it (`env:NAME`, `file:PATH`); values that are not references are
+        refused, so a secret pasted in by mistake never reaches the database.
+        """
         if not name.strip():
             raise InvalidInputError("endpoint name must not be empty")
         if connector not in CONNECTOR_KINDS:
@@ -134,6 +142,7 @@ class Repository:
                 f"connector {connector!r} is not one of {', '.join(CONNECTOR_KINDS)}"
             )
         _refuse_secrets(settings or {})
+        refs = _checked_credentials(credentials or {})
         try:
             with self._write() as conn:
                 endpoint_id = conn.execute(
@@ -145,6 +154,7 @@ class Repository:
                         "corp": corp,
                         "email": email,
                         "settings": dict(settings or {}),
+                        "credentials": refs,
                         "checkpoint_event_ids": [],
                         "version": 0,
                         "created_at": _now(),
@@ -155,6 +165,60 @@ class Repository:
             raise InvalidInputError(f"endpoint {name!r} already exists") from exc
         return self.get_endpoint(name)
 
+    def remove_endpoint(self, name: str) -> Literal["deleted", "retired"]:
+        """Delete an endpoint and everything imported for it, or retire it if it has a journal.
+
+        The journal is append-only evidence: an endpoint with journal lines is kept, marked
+        retired, and no longer listed or usable. Open tasks must be ended first.
+        """
+        with self._write() as conn:
+            endpoint_id = self._endpoint_id(conn, name)
+            open_tasks = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(tasks)
+                .where(tasks.c.endpoint_id == endpoint_id, tasks.c.state.in_(OPEN_TASK_STATES))
+            ).scalar_one()
+            if open_tasks:
+                raise TaskStateError(
+                    f"endpoint {name!r} has {open_tasks} open task(s); discontinue them first"
+                )
+            journaled = conn.execute(
+                sa.select(journal_table.c.id)
+                .where(journal_table.c.endpoint_id == endpoint_id)
+                .limit(1)
+            ).first()
+            if journaled is not None:
+                conn.execute(
+                    endpoints.update()
+                    .where(endpoints.c.id == endpoint_id)
+                    .values(retired_at=_now())
+                )
+                return "retired"
+            # Children first: SQLite enforces the foreign keys but the schema does not cascade
+            # every one of them.
+            value_ids = (
+                sa.select(entitlement_values.c.id)
+                .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+                .where(entitlement_types.c.endpoint_id == endpoint_id)
+            )
+            account_ids = sa.select(accounts.c.id).where(accounts.c.endpoint_id == endpoint_id)
+            conn.execute(
+                account_entitlements.delete().where(
+                    account_entitlements.c.account_id.in_(account_ids)
+                    | account_entitlements.c.value_id.in_(value_ids)
+                )
+            )
+            conn.execute(history.delete().where(history.c.endpoint_id == endpoint_id))
+            conn.execute(tasks.delete().where(tasks.c.endpoint_id == endpoint_id))
+            conn.execute(accounts.delete().where(accounts.c.endpoint_id == endpoint_id))
+            conn.execute(entitlement_values.delete().where(entitlement_values.c.id.in_(value_ids)))
+            conn.execute(
+                entitlement_types.delete().where(entitlement_types.c.endpoint_id == endpoint_id)
+            )
+            conn.execute(import_runs.delete().where(import_runs.c.endpoint_id == endpoint_id))
+            conn.execute(endpoints.delete().where(endpoints.c.id == endpoint_id))
+        return "deleted"
+
     def update_endpoint(
         self,
         name: str,
@@ -162,9 +226,12 @@ class Repository:
         api_url: str | None = None,
         email: str | None = None,
         settings: Mapping[str, Any] | None = None,
+        credentials: Mapping[str, str] | None = None,
     ) -> EndpointInfo:
         """Change connection details; arguments left as None keep their value."""
         values: dict[str, Any] = {}
+        if credentials is not None:
+            values["credentials"] = _checked_credentials(credentials)
         if api_url is not None:
             values["api_url"] = api_url
         if email is not None:
@@ -185,9 +252,12 @@ class Repository:
             raise RecordNotFoundError(f"endpoint {name!r} is not registered")
         return _endpoint_info(row)
 
-    def list_endpoints(self) -> list[EndpointInfo]:
+    def list_endpoints(self, *, include_retired: bool = False) -> list[EndpointInfo]:
+        query = sa.select(endpoints).order_by(endpoints.c.name)
+        if not include_retired:
+            query = query.where(endpoints.c.retired_at.is_(None))
         with self._read() as conn:
-            rows = conn.execute(sa.select(endpoints).order_by(endpoints.c.name)).all()
+            rows = conn.execute(query).all()
         return [_endpoint_info(row) for row in rows]
 
     def set_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
@@ -277,11 +347,15 @@ class Repository:
         *,
         base_version: int,
         checkpoint: Checkpoint | None = None,
+        correlation_rule: str | None = None,
     ) -> RunRecord:
         """Apply `diff` and mark the run succeeded, atomically; the checkpoint moves with it.
 
-        Raises `RepositoryChangedError` if the endpoint is no longer at `base_version`.
+        With a `correlation_rule`, the endpoint's accounts are correlated in the same
+        transaction. Raises `RepositoryChangedError` if the endpoint is no longer at
+        `base_version`.
         """
+        rule = identity_store.correlation_rule(correlation_rule) if correlation_rule else None
         with self._write() as conn:
             endpoint_id = self._running(conn, run_id)
             now = _now()
@@ -290,6 +364,8 @@ class Repository:
             )
             if checkpoint is not None:
                 _write_checkpoint(conn, endpoint_id, checkpoint)
+            if rule is not None:
+                identity_store.correlate(conn, endpoint_id, rule)
             conn.execute(
                 import_runs.update()
                 .where(import_runs.c.id == run_id)
@@ -303,11 +379,13 @@ class Repository:
             )
         return self.get_run(run_id)
 
-    def approve_run(self, run_id: int) -> RunRecord:
+    def approve_run(self, run_id: int, *, correlation_rule: str | None = None) -> RunRecord:
         """Apply exactly the held diff, if the repository is still at the version it was diffed on.
 
-        Raises `RepositoryChangedError` otherwise (the run stays held; import again instead).
+        Accounts are correlated as `apply_run` does. Raises `RepositoryChangedError` otherwise
+        (the run stays held; import again instead).
         """
+        rule = identity_store.correlation_rule(correlation_rule) if correlation_rule else None
         with self._write() as conn:
             row = self._run_row(conn, run_id)
             if row.status != "held" or row.diff is None or row.base_version is None:
@@ -322,6 +400,8 @@ class Repository:
                 expected_version=row.base_version,
                 now=now,
             )
+            if rule is not None:
+                identity_store.correlate(conn, row.endpoint_id, rule)
             conn.execute(
                 import_runs.update()
                 .where(import_runs.c.id == run_id)
@@ -433,7 +513,7 @@ class Repository:
         """One account by email (case-insensitive)."""
         with self._read() as conn:
             endpoint_id = self._endpoint_id(conn, endpoint)
-            wanted = [sa.func.lower(accounts.c.email) == email.strip().lower()]
+            wanted = [sa.func.lower(accounts.c.email) == email_key(email)]
             found = _account_records(conn, endpoint, endpoint_id, wanted)
         if not found:
             raise RecordNotFoundError(f"account {email!r} is not in endpoint {endpoint!r}")
@@ -524,7 +604,7 @@ class Repository:
         """One account by email (case-insensitive), or None if the repository does not hold it."""
         with self._read() as conn:
             endpoint_id = self._endpoint_id(conn, endpoint)
-            wanted = [sa.func.lower(accounts.c.email) == email.strip().lower()]
+            wanted = [sa.func.lower(accounts.c.email) == email_key(email)]
             found = _account_records(conn, endpoint, endpoint_id, wanted)
         return found[0] if found else None
 
@@ -550,7 +630,7 @@ class Repository:
     ) -> TaskRecord:
         """Queue a task (state `new`, due now) and journal it as `requested`, atomically."""
         task_store.check_operation(operation)
-        email = task_store.normalize_email(email)
+        email = normalize_email(email)
         task_store.refuse_secrets(params, "params")
         stored_params = task_store.plain_json(params, "task params")
         if max_attempts < 1:
@@ -618,7 +698,7 @@ class Repository:
             task_store.check_states(states)
             query = query.where(tasks.c.state.in_(states))
         if email is not None:
-            query = query.where(tasks.c.email == email.strip().lower())
+            query = query.where(tasks.c.email == email_key(email))
         if request_id is not None:
             query = query.where(tasks.c.request_id == request_id)
         if limit is not None:
@@ -907,7 +987,7 @@ class Repository:
         if task_id is not None:
             query = query.where(journal_table.c.task_id == task_id)
         if target is not None:
-            query = query.where(journal_table.c.target == target.strip().lower())
+            query = query.where(journal_table.c.target == email_key(target))
         if request_id is not None:
             query = query.where(journal_table.c.request_id == request_id)
         if kind is not None:
@@ -928,7 +1008,7 @@ class Repository:
                 sa.select(journal_table.c.detail)
                 .where(
                     journal_table.c.endpoint_id == endpoint_id,
-                    journal_table.c.target == email.strip().lower(),
+                    journal_table.c.target == email_key(email),
                     journal_table.c.kind == "snapshot",
                     journal_table.c.operation == "remove_account",
                 )
@@ -957,6 +1037,15 @@ def _write_checkpoint(conn: Connection, endpoint_id: int, checkpoint: Checkpoint
     )
 
 
+def _checked_credentials(credentials: Mapping[str, str]) -> dict[str, str]:
+    checked: dict[str, str] = {}
+    for name, ref in credentials.items():
+        if not str(name).strip():
+            raise InvalidInputError("credentials: a secret's name must not be empty")
+        checked[str(name)] = str(parse_secret_ref(ref, f"credentials.{name}"))
+    return checked
+
+
 def _endpoint_info(row: Row[Any]) -> EndpointInfo:
     return EndpointInfo(
         id=row.id,
@@ -969,6 +1058,8 @@ def _endpoint_info(row: Row[Any]) -> EndpointInfo:
         checkpoint=Checkpoint(row.checkpoint_at, tuple(row.checkpoint_event_ids or ())),
         version=row.version,
         created_at=row.created_at,
+        credentials=dict(row.credentials or {}),
+        retired_at=row.retired_at,
     )
 
 
