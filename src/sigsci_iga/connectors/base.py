@@ -50,10 +50,29 @@ class ChangeBatch:
     sites: frozenset[str] = field(default_factory=frozenset)
 
 
+@dataclass(frozen=True)
+class ConnectionReport:
+    """What `validate` found: the target answers, who the caller is there, what it can see."""
+
+    target: str
+    display_name: str
+    caller: str | None
+    #: The caller's role on the target; None when the target does not say.
+    caller_role: str | None
+    sites_visible: int
+    accounts_visible: int | None = None
+    #: How long the target lets a credential live (Signal Sciences' apiTokenMaxAge); 0: forever.
+    credential_max_age_seconds: int | None = None
+
+
 class Connector(Protocol):
-    """Reading side of a target; provisioning operations are added by the provisioning issue."""
+    """Reading side of a target."""
 
     kind: str
+
+    async def validate(self, caller: str | None) -> ConnectionReport:
+        """Prove the connection works and that `caller` (the endpoint's caller) is visible."""
+        ...
 
     async def accounts_page(self, cursor: str | None) -> PageResult[AccountSnapshot]:
         """A page of accounts with their site memberships; cursor None asks for the first."""

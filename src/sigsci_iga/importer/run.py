@@ -276,11 +276,13 @@ class Importer:
             return self.repository.hold_run(
                 run_id, diff=diff, base_version=base_version, reasons=verdict.reasons
             )
-        run = self.repository.apply_run(
-            run_id, diff, base_version=base_version, checkpoint=checkpoint
+        return self.repository.apply_run(
+            run_id,
+            diff,
+            base_version=base_version,
+            checkpoint=checkpoint,
+            correlation_rule=options.correlation_rule,
         )
-        self.repository.correlate(self.endpoint, options.correlation_rule)
-        return run
 
     def _fail(self, run_id: int, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, SigsciIgaError) else f"{type(exc).__name__}: {exc}"

@@ -247,20 +247,30 @@ class LoadedPackage:
         return self.requests[where]
 
     def bind(
-        self, params: Mapping[str, str], *, env: Mapping[str, str] | None = None
+        self,
+        params: Mapping[str, str],
+        *,
+        env: Mapping[str, str] | None = None,
+        secrets: Mapping[str, str] | None = None,
     ) -> BoundPackage:
         """Supply parameter values (non-secret) and read secrets from `env` (default os.environ).
 
-        Raises ConfigError naming a missing required parameter, an unknown one, or a secret
-        passed as a plain parameter instead of through its environment variable.
+        `secrets` holds secret parameters already resolved by name (an endpoint's own secret
+        references); they win over the environment. Raises ConfigError naming a missing
+        required parameter, an unknown one, or a secret passed as a plain parameter instead of
+        through its environment variable.
         """
         environment = os.environ if env is None else env
+        resolved = secrets or {}
         declared = self.spec.parameters
         unknown = sorted(set(params) - set(declared))
         if unknown:
             raise ConfigError(f"{self.source}: unknown parameter {unknown[0]!r}")
+        not_secret = sorted(n for n in resolved if n not in declared or not declared[n].secret)
+        if not_secret:
+            raise ConfigError(f"{self.source}: {not_secret[0]!r} is not a secret parameter")
         values: dict[str, str] = {}
-        secrets: list[str] = []
+        secret_values: list[str] = []
         for name, parameter in declared.items():
             if parameter.secret:
                 if name in params:
@@ -268,7 +278,7 @@ class LoadedPackage:
                         f"{self.source}: parameter {name!r} is secret; "
                         f"supply it through ${parameter.env}, not as a value"
                     )
-                value = environment.get(parameter.env or "")
+                value = resolved.get(name) or environment.get(parameter.env or "")
             else:
                 value = params.get(name)
                 if value is None and parameter.env is not None:
@@ -282,9 +292,9 @@ class LoadedPackage:
                 continue
             values[name] = value
             if parameter.secret:
-                secrets.append(value)
+                secret_values.append(value)
         base_url = _checked_base_url(self.source, self.base_url.render({"params": values}))
-        return BoundPackage(self, values, tuple(secrets), base_url)
+        return BoundPackage(self, values, tuple(secret_values), base_url)
 
 
 @dataclass

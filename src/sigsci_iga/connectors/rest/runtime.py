@@ -24,6 +24,7 @@ import stamina
 from sigsci_iga.connectors.base import (
     AddToSite,
     ChangeBatch,
+    ConnectionReport,
     DeleteAccount,
     Invite,
     PageResult,
@@ -75,6 +76,8 @@ MASK = "***"
 #: Query parameters as httpx takes them (every value here is already text).
 QueryPairs = list[tuple[str, str | int | float | bool | None]]
 _UNSUPPORTED = "NONE"
+#: `validate` reads the sites list the way an import does, but never endlessly.
+_MAX_VALIDATE_PAGES = 10_000
 
 
 class NotSupportedError(ApiError):
@@ -520,6 +523,39 @@ class RestConnector:
             key = self._key(record)
             merged[key] = {**merged.get(key, {}), **record}
         return merged
+
+    async def validate(self, caller: str | None) -> ConnectionReport:
+        """Authenticate, read every account and every site; the caller must be among them."""
+        accounts = (await self.accounts_page(None)).items
+        found = None
+        if caller is not None:
+            wanted = caller.strip().lower()
+            found = next((a for a in accounts if a.email == wanted), None)
+            if found is None:
+                raise UnexpectedResponseError(
+                    method="GET",
+                    path="import.accounts",
+                    status=200,
+                    message=f"the accounts list ({len(accounts)} accounts) does not include "
+                    f"the caller {wanted}",
+                )
+        sites = 0
+        cursor: str | None = None
+        for _ in range(_MAX_VALIDATE_PAGES):
+            page = await self.sites_page(cursor)
+            sites += len(page.items)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        spec = self.package.spec
+        return ConnectionReport(
+            target=spec.name,
+            display_name=spec.description or spec.name,
+            caller=found.email if found is not None else None,
+            caller_role=found.role if found is not None else None,
+            sites_visible=sites,
+            accounts_visible=len(accounts),
+        )
 
     async def accounts_page(self, cursor: str | None) -> PageResult[AccountSnapshot]:
         """All accounts in one page: links may need the whole account set at once."""

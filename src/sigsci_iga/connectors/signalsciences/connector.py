@@ -9,6 +9,7 @@ from sigsci_iga.connectors.base import (
     AddToSite,
     ChangeBatch,
     ChangeEvent,
+    ConnectionReport,
     DeleteAccount,
     Invite,
     PageResult,
@@ -24,6 +25,7 @@ from sigsci_iga.connectors.signalsciences.client import (
     SiteCursor,
 )
 from sigsci_iga.connectors.signalsciences.models import ActivityEvent, Site, User, UserStatus
+from sigsci_iga.connectors.signalsciences.paths import api_path
 from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
 from sigsci_iga.errors import NotFoundError, UnexpectedResponseError
 
@@ -86,6 +88,35 @@ class SignalSciencesConnector:
     ) -> None:
         self.client = client
         self.site_page_size = site_page_size
+
+    async def validate(self, caller: str | None) -> ConnectionReport:
+        """Read the corp, the caller and the site list; any failure raises from the error tree.
+
+        The caller is the token owner (`x-api-user`), whatever `caller` says.
+        """
+        client = self.client
+        corp = await client.get_corp()
+        if corp.name != client.corp:
+            raise UnexpectedResponseError(
+                method="GET",
+                path=api_path("corps", (client.corp, "corp name")),
+                status=200,
+                message=f"the corp that answered is {corp.name!r}, not {client.corp!r}",
+            )
+        try:
+            role: str | None = (await client.get_user(client.email, expand_memberships=False)).role
+        except NotFoundError:
+            # A token owner outside the corp's user list (unusual) still passed the corp read.
+            role = None
+        sites = await client.list_sites()
+        return ConnectionReport(
+            target=corp.name,
+            display_name=corp.display_name,
+            caller=client.email,
+            caller_role=role,
+            sites_visible=len(sites),
+            credential_max_age_seconds=corp.api_token_max_age,
+        )
 
     async def accounts_page(self, cursor: str | None) -> PageResult[AccountSnapshot]:
         if cursor is not None:
