@@ -20,10 +20,10 @@ from pydantic import SecretStr
 
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
+from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.importer.run import Importer, ImportOptions
-from sigsci_iga.provisioning.planner import Operation
-from sigsci_iga.provisioning.requests import Request, build_params, submit
+from sigsci_iga.provisioning.requests import build_params
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, SimRuntime, SimState
 from sigsci_iga.store import Repository, TaskRecord, open_repository
 
@@ -155,7 +155,7 @@ class World:
         repo = self.repo()
         try:
             built = build_params(repo, DEMO_CORP, operation, **params)
-            return submit(repo, DEMO_CORP, operation, email, built, Request("cli-tester", None))
+            return repo.create_task(DEMO_CORP, operation, email, built, requester="cli-tester")
         finally:
             repo.close()
 

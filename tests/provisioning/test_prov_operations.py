@@ -30,8 +30,8 @@ from sigsci_iga.connectors.signalsciences.connector import (
     account_from_user,
 )
 from sigsci_iga.domain.model import AccountSnapshot
-from sigsci_iga.provisioning.planner import Operation
-from sigsci_iga.provisioning.requests import Request, build_params, submit
+from sigsci_iga.domain.tasks import Operation
+from sigsci_iga.provisioning.requests import build_params
 from sigsci_iga.provisioning.worker import WorkerOptions
 from sigsci_iga.store import Repository, TaskRecord
 
@@ -55,13 +55,13 @@ def request(
 ) -> TaskRecord:
     """Validate and queue one request, as `sigsci-iga request ...` does."""
     built = build_params(repo, corp.endpoint, operation, **params)
-    return submit(
-        repo,
+    return repo.create_task(
         corp.endpoint,
         operation,
         email,
         built,
-        Request(requester, justification),
+        requester=requester,
+        justification=justification,
         max_attempts=max_attempts,
     )
 

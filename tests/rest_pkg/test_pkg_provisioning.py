@@ -24,10 +24,10 @@ from pkg_harness import (
 from sigsci_iga.connectors.base import AddToSite, DeleteAccount, Invite, SetRole
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.connectors.rest.runtime import RestConnector
+from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import AuthError, BadRequestError
 from sigsci_iga.importer.run import Importer, ImportOptions
-from sigsci_iga.provisioning.planner import Operation
-from sigsci_iga.provisioning.requests import Request, build_params, submit
+from sigsci_iga.provisioning.requests import build_params
 from sigsci_iga.provisioning.worker import PlannedTask, RunSummary, Worker, WorkerOptions
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, SimConfig, SimState, create_app
 from sigsci_iga.store import Repository, open_repository
@@ -81,7 +81,9 @@ def pick(app: FastAPI, role: str, least: int) -> str:
 
 def queue(repo: Repository, operation: Operation, email: str, **params: Any) -> int:
     built = build_params(repo, DEMO_CORP, operation, **params)
-    return submit(repo, DEMO_CORP, operation, email, built, Request("alice", "ticket 7")).id
+    return repo.create_task(
+        DEMO_CORP, operation, email, built, requester="alice", justification="ticket 7"
+    ).id
 
 
 def work(app: FastAPI, repo: Repository) -> tuple[RunSummary, RestConnector]:

@@ -23,11 +23,11 @@ from sigsci_iga.connectors.rest.loader import BoundPackage
 from sigsci_iga.connectors.rest.runtime import RestConnector
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
+from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.errors import AuthError
 from sigsci_iga.importer.run import Importer, ImportOptions, ImportResult
-from sigsci_iga.provisioning.planner import Operation
-from sigsci_iga.provisioning.requests import Request, build_params, submit
+from sigsci_iga.provisioning.requests import build_params
 from sigsci_iga.provisioning.worker import RunSummary, Worker, WorkerOptions
 from sigsci_iga.sim import (
     DEMO_CORP,
@@ -187,7 +187,9 @@ def _access(app: FastAPI, email: str) -> tuple[str, list[str]] | None:
 
 def _queue(repo: Repository, operation: Operation, email: str, **params: Any) -> int:
     built = build_params(repo, DEMO_CORP, operation, **params)
-    return submit(repo, DEMO_CORP, operation, email, built, Request("alice", "ticket 9")).id
+    return repo.create_task(
+        DEMO_CORP, operation, email, built, requester="alice", justification="ticket 9"
+    ).id
 
 
 def _work(app: FastAPI, repo: Repository, bound: BoundPackage) -> RunSummary:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -9,11 +10,12 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
+from sigsci_iga.app import check_endpoint
 from sigsci_iga.cli import context
-from sigsci_iga.cli.check import check, describe_token_policy
+from sigsci_iga.cli.check import describe_token_policy
 from sigsci_iga.cli.imports import db_app, import_app, runs_app
 from sigsci_iga.cli.inventory import accounts_app, entitlements_app, identities_app
-from sigsci_iga.cli.output import fail, stdout
+from sigsci_iga.cli.output import stdout
 from sigsci_iga.cli.packages import endpoints_app, packages_app
 from sigsci_iga.cli.provision import (
     journal_app,
@@ -22,7 +24,6 @@ from sigsci_iga.cli.provision import (
     restore_command,
     tasks_app,
 )
-from sigsci_iga.errors import SigsciIgaError
 
 app = typer.Typer(
     name="sigsci-iga",
@@ -54,20 +55,29 @@ def _root(
 
 
 @app.command("check")
-def check_command() -> None:
+def check_command(
+    endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint",
+            help="A registered endpoint to check (default: the corp the settings describe, "
+            "checked without registering anything).",
+        ),
+    ] = None,
+) -> None:
     """Verify the credentials against the corp and show role, sites and token policy."""
-    settings = context.settings()
-    try:
-        report = check(settings)
-    except SigsciIgaError as exc:
-        fail(exc)
+    with context.session() as ctx:
+        result = asyncio.run(check_endpoint(ctx, endpoint))
+    report = result.report
     out = stdout()
+    out.print(Text.assemble(("corp      ", "bold"), f"{report.target} ({report.display_name})"))
     out.print(
-        Text.assemble(("corp      ", "bold"), f"{report.corp_name} ({report.corp_display_name})")
+        Text.assemble(
+            ("caller    ", "bold"), f"{report.caller} ({report.caller_role or 'unknown'})"
+        )
     )
-    out.print(Text.assemble(("caller    ", "bold"), f"{report.email} ({report.role})"))
     out.print(Text.assemble(("sites     ", "bold"), f"{report.sites_visible} visible"))
-    policy, warn = describe_token_policy(report.api_token_max_age)
+    policy, warn = describe_token_policy(report.credential_max_age_seconds)
     style = "yellow" if warn else ""
     out.print(
         Text.assemble(("tokens    ", "bold"), (("warning: " if warn else "") + policy, style))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.progress import (
@@ -16,13 +16,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from sigsci_iga import app
 from sigsci_iga.cli import context
 from sigsci_iga.cli.output import fail, print_json, stderr, stdout
-from sigsci_iga.domain.thresholds import Limit, Thresholds
-from sigsci_iga.errors import SigsciIgaError
-from sigsci_iga.importer.run import Importer, ImportMode, ImportOptions, ImportResult
-from sigsci_iga.settings import Settings
-from sigsci_iga.store import EndpointInfo, Repository, RunRecord, upgrade
 
 import_app = typer.Typer(
     invoke_without_command=True,
@@ -35,12 +31,6 @@ db_app = typer.Typer(no_args_is_help=True, help="The repository database.")
 EndpointOption = Annotated[
     str | None, typer.Option("--endpoint", help="Endpoint name (default: the corp name).")
 ]
-
-
-def _limit(absolute: int, percent: float) -> Limit:
-    return Limit(
-        absolute=absolute if absolute >= 0 else None, percent=percent if percent >= 0 else None
-    )
 
 
 @import_app.callback()
@@ -57,23 +47,31 @@ def import_command(
     ] = False,
     endpoint: EndpointOption = None,
     max_suspend: Annotated[
-        int, typer.Option(help="Hold if more accounts would be suspended (-1: no limit).")
-    ] = 10,
+        int | None,
+        typer.Option(
+            help=f"Hold if more accounts would be suspended (default {app.DEFAULT_MAX_ITEMS}; "
+            "-1: no limit)."
+        ),
+    ] = None,
     max_suspend_percent: Annotated[
-        float, typer.Option(help="Hold above this share of accounts suspended (-1: off).")
-    ] = 10.0,
+        float | None,
+        typer.Option(
+            help="Hold above this share of accounts suspended "
+            f"(default {app.DEFAULT_MAX_PERCENT:g}; -1: off)."
+        ),
+    ] = None,
     max_links_removed: Annotated[
-        int, typer.Option(help="Hold if more links would be removed.")
-    ] = 10,
+        int | None, typer.Option(help="Hold if more links would be removed.")
+    ] = None,
     max_links_removed_percent: Annotated[
-        float, typer.Option(help="Hold above this share of links removed.")
-    ] = 10.0,
+        float | None, typer.Option(help="Hold above this share of links removed.")
+    ] = None,
     max_sites_inactivated: Annotated[
-        int, typer.Option(help="Hold if more sites would become inactive.")
-    ] = 10,
+        int | None, typer.Option(help="Hold if more sites would become inactive.")
+    ] = None,
     max_sites_inactivated_percent: Annotated[
-        float, typer.Option(help="Hold above this share of sites inactivated.")
-    ] = 10.0,
+        float | None, typer.Option(help="Hold above this share of sites inactivated.")
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
 ) -> None:
     """Run an import (incremental once a checkpoint exists, else full)."""
@@ -81,27 +79,25 @@ def import_command(
         return
     if full and incremental:
         fail("choose one of --full and --incremental", code=2)
-    mode: ImportMode = "full" if full else "incremental" if incremental else "auto"
-    thresholds = Thresholds(
-        accounts_suspended=_limit(max_suspend, max_suspend_percent),
-        links_removed=_limit(max_links_removed, max_links_removed_percent),
-        sites_inactivated=_limit(max_sites_inactivated, max_sites_inactivated_percent),
+    thresholds = app.ThresholdSettings(
+        max_suspend=max_suspend,
+        max_suspend_percent=max_suspend_percent,
+        max_links_removed=max_links_removed,
+        max_links_removed_percent=max_links_removed_percent,
+        max_sites_inactivated=max_sites_inactivated,
+        max_sites_inactivated_percent=max_sites_inactivated_percent,
     )
-    current = context.settings()
-    name = context.endpoint_name(current, endpoint)
-    with context.repository(current) as repo:
-        try:
-            info = context.ensure_endpoint(repo, current, name)
-            options = ImportOptions(
-                mode=mode,
+    with context.session() as app_ctx:
+        result = asyncio.run(
+            _run(
+                app_ctx,
+                endpoint,
+                mode="full" if full else "incremental" if incremental else "auto",
                 dry_run=dry_run,
                 thresholds=thresholds,
-                required_account=info.email,
-                correlation_rule=current.correlation_rule,
+                show_progress=not json_output,
             )
-            result = asyncio.run(_run(repo, info, current, options, show_progress=not json_output))
-        except SigsciIgaError as exc:
-            fail(exc)
+        )
     if json_output:
         print_json(
             {
@@ -120,36 +116,39 @@ def import_command(
 
 
 async def _run(
-    repo: Repository,
-    info: EndpointInfo,
-    current: Settings,
-    options: ImportOptions,
+    ctx: app.AppContext,
+    endpoint: str | None,
     *,
+    mode: Literal["auto", "full", "incremental"],
+    dry_run: bool,
+    thresholds: app.ThresholdSettings,
     show_progress: bool,
-) -> ImportResult:
-    async with context.open_connector(current, info) as connector:
-        name = info.name
-        if not show_progress:
-            return await Importer(repo, name, connector).run(options)
-        with Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=stderr(),
-            transient=True,
-        ) as progress:
-            tasks: dict[str, TaskID] = {}
+) -> app.ImportResult:
+    if not show_progress:
+        return await app.run_import(
+            ctx, endpoint, mode=mode, dry_run=dry_run, thresholds=thresholds
+        )
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=stderr(),
+        transient=True,
+    ) as progress:
+        tasks: dict[str, TaskID] = {}
 
-            def report(stage: str, done: int, total: int | None) -> None:
-                if stage not in tasks:
-                    tasks[stage] = progress.add_task(stage, total=total)
-                progress.update(tasks[stage], completed=done, total=total)
+        def report(stage: str, done: int, total: int | None) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
 
-            return await Importer(repo, name, connector, progress=report).run(options)
+        return await app.run_import(
+            ctx, endpoint, mode=mode, dry_run=dry_run, thresholds=thresholds, progress=report
+        )
 
 
-def _print_result(result: ImportResult) -> None:
+def _print_result(result: app.ImportResult) -> None:
     out = stdout()
     run = result.run
     if result.fallback_reason:
@@ -189,26 +188,20 @@ def _print_result(result: ImportResult) -> None:
 @import_app.command("approve")
 def approve_command(run_id: int) -> None:
     """Apply exactly the diff of a held run, if the repository has not changed since."""
-    with context.repository() as repo:
-        try:
-            run = repo.approve_run(run_id)
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        run = app.approve_run(ctx, run_id)
     stdout().print(f"run {run.id} approved and applied")
 
 
 @import_app.command("refuse")
 def refuse_command(run_id: int, reason: Annotated[str | None, typer.Option()] = None) -> None:
     """Discard a held run."""
-    with context.repository() as repo:
-        try:
-            run = repo.refuse_run(run_id, reason)
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        run = app.refuse_run(ctx, run_id, reason)
     stdout().print(f"run {run.id} refused")
 
 
-def _run_row(run: RunRecord) -> list[str]:
+def _run_row(run: app.RunRecord) -> list[str]:
     finished = run.finished_at.isoformat(timespec="seconds") if run.finished_at else ""
     counts = run.counts or {}
     accounts = counts.get("accounts", {}) if isinstance(counts, dict) else {}
@@ -232,8 +225,8 @@ def runs_list(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Import runs, newest first."""
-    with context.repository() as repo:
-        runs = repo.list_runs(endpoint, limit=limit)
+    with context.session() as ctx:
+        runs = app.list_runs(ctx, endpoint, limit=limit)
     if json_output:
         print_json([r.to_json() for r in runs])
         return
@@ -246,13 +239,9 @@ def runs_list(
 @runs_app.command("show")
 def runs_show(run_id: int, json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One run: counts, reason, and its recorded changes."""
-    with context.repository() as repo:
-        try:
-            run = repo.get_run(run_id)
-        except SigsciIgaError as exc:
-            fail(exc)
-        changes = repo.list_history(run_id=run_id, limit=200)
-        diff = repo.get_run_diff(run_id) if run.has_diff else None
+    with context.session() as ctx:
+        detail = app.run_detail(ctx, run_id)
+    run, changes, diff = detail.run, detail.changes, detail.held_diff
     if json_output:
         print_json(
             {
@@ -288,9 +277,6 @@ def _short(value: object) -> str:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Migrate the repository to the newest schema (first use does this automatically)."""
-    current = context.settings()
-    try:
-        upgrade(current.database_url)
-    except SigsciIgaError as exc:
-        fail(exc)
+    with context.session() as ctx:
+        app.upgrade_database(ctx)
     stdout().print("repository is at the newest schema")

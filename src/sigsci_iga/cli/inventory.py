@@ -8,9 +8,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, stdout
-from sigsci_iga.errors import SigsciIgaError
+from sigsci_iga.cli.output import print_json, stdout
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts (corp users) in the repository.")
 entitlements_app = typer.Typer(no_args_is_help=True, help="Entitlements: corp roles and sites.")
@@ -20,10 +20,6 @@ EndpointOption = Annotated[
     str | None, typer.Option("--endpoint", help="Endpoint name (default: the corp name).")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON array.")]
-
-
-def _endpoint(explicit: str | None) -> str:
-    return context.endpoint_name(context.settings(), explicit)
 
 
 @accounts_app.command("list")
@@ -37,12 +33,9 @@ def accounts_list(
     json_output: JsonOption = False,
 ) -> None:
     """Accounts with their role, status, sites and correlated identity."""
-    name = _endpoint(endpoint)
-    with context.repository() as repo:
-        try:
-            records = repo.list_accounts(name, site=site, role=role, status=status)
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        name = app.endpoint_name(ctx, endpoint)
+        records = app.list_accounts(ctx, name, site=site, role=role, status=status)
     if json_output:
         print_json([r.to_json() for r in records])
         return
@@ -70,13 +63,9 @@ def accounts_show(
     email: str, endpoint: EndpointOption = None, json_output: JsonOption = False
 ) -> None:
     """One account, all its sites, and its recorded changes."""
-    name = _endpoint(endpoint)
-    with context.repository() as repo:
-        try:
-            record = repo.get_account(name, email)
-        except SigsciIgaError as exc:
-            fail(exc)
-        changes = repo.list_history(endpoint=name, object_key=record.email, limit=50)
+    with context.session() as ctx:
+        detail = app.account_detail(ctx, endpoint, email)
+    record, changes = detail.account, detail.history
     if json_output:
         print_json({**record.to_json(), "history": [c.to_json() for c in changes]})
         return
@@ -113,12 +102,9 @@ def entitlements_list(
     json_output: JsonOption = False,
 ) -> None:
     """Entitlement values and how many accounts hold each."""
-    name = _endpoint(endpoint)
-    with context.repository() as repo:
-        try:
-            records = repo.list_entitlements(name, type=type_, status=status)
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        name = app.endpoint_name(ctx, endpoint)
+        records = app.list_entitlements(ctx, name, type=type_, status=status)
     if json_output:
         print_json([r.to_json() for r in records])
         return
@@ -143,32 +129,26 @@ def identities_load(
     ] = None,
 ) -> None:
     """Load or update identities, then correlate the endpoint's accounts to them."""
-    current = context.settings()
-    with context.repository(current) as repo:
-        try:
-            result = repo.load_identities(file)
-            out = stdout()
-            out.print(
-                f"identities: {result.created} created, {result.updated} updated, "
-                f"{result.unchanged} unchanged"
-            )
-            name = endpoint or current.corp
-            if name and any(e.name == name for e in repo.list_endpoints()):
-                corr = repo.correlate(name, rule or current.correlation_rule)
-                out.print(
-                    f"correlation ({corr.rule}): {corr.matched} matched, {corr.unmatched} unmatched"
-                )
-                for account in repo.unmatched_accounts(name):
-                    out.print(f"  unmatched: {account.email} ({account.status})")
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        result = app.load_identities(ctx, file, endpoint=endpoint, rule=rule)
+    out = stdout()
+    loaded = result.loaded
+    out.print(
+        f"identities: {loaded.created} created, {loaded.updated} updated, "
+        f"{loaded.unchanged} unchanged"
+    )
+    corr = result.correlation
+    if corr is not None:
+        out.print(f"correlation ({corr.rule}): {corr.matched} matched, {corr.unmatched} unmatched")
+        for account in result.unmatched:
+            out.print(f"  unmatched: {account.email} ({account.status})")
 
 
 @identities_app.command("list")
 def identities_list(json_output: JsonOption = False) -> None:
     """Identities in the repository."""
-    with context.repository() as repo:
-        records = repo.list_identities()
+    with context.session() as ctx:
+        records = app.list_identities(ctx)
     if json_output:
         print_json([r.to_json() for r in records])
         return

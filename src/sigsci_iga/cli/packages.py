@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from sigsci_iga import app
 from sigsci_iga.cli import context
 from sigsci_iga.cli.output import fail, print_json, stdout
-from sigsci_iga.connectors.base import (
-    AddToSite,
-    DeleteAccount,
-    Invite,
-    RemoveFromSite,
-    SetRole,
-    Step,
-)
-from sigsci_iga.connectors.rest.loader import LoadedPackage, load_package
-from sigsci_iga.connectors.rest.runtime import RestConnector
-from sigsci_iga.connectors.rest.saviynt import import_saviynt
-from sigsci_iga.connectors.rest.spec import package_json_schema
+from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import InvalidInputError, SigsciIgaError
 
 packages_app = typer.Typer(no_args_is_help=True, help="Connection packages for the rest connector.")
@@ -37,7 +26,7 @@ ParamOption = Annotated[
         "their environment variable.",
     ),
 ]
-OPERATIONS = ("create-account", "update-account", "add-access", "remove-access", "remove-account")
+OPERATIONS = tuple(op.label for op in Operation)
 
 
 def _params(values: list[str] | None) -> dict[str, str]:
@@ -50,28 +39,16 @@ def _params(values: list[str] | None) -> dict[str, str]:
     return params
 
 
-def _load(file: Path) -> LoadedPackage:
-    try:
-        return load_package(file)
-    except SigsciIgaError as exc:
-        fail(exc)
-
-
 @packages_app.command("validate")
 def packages_validate(file: Path) -> None:
     """Check a package: schema (unknown keys refused), templates and expressions."""
-    package = _load(file)
-    spec = package.spec
-    ops = (
-        sorted(
-            name for name, value in spec.provisioning.model_dump(exclude_none=True).items() if value
-        )
-        if spec.provisioning is not None
-        else []
-    )
+    try:
+        summary = app.validate_package(file)
+    except SigsciIgaError as exc:
+        fail(exc)
     stdout().print(
-        f"{file}: ok — package {spec.name!r} {spec.version}, {len(package.requests)} calls, "
-        f"{len(spec.parameters)} parameters; provisioning: {', '.join(ops) or 'none'}"
+        f"{file}: ok — package {summary.name!r} {summary.version}, {summary.calls} calls, "
+        f"{summary.parameters} parameters; provisioning: {', '.join(summary.operations) or 'none'}"
     )
 
 
@@ -86,7 +63,7 @@ def packages_import_saviynt(
 ) -> None:
     """Convert a Saviynt REST connection into a native package, with a report of every finding."""
     try:
-        result = import_saviynt(file, output)
+        result = app.convert_saviynt(file, output)
     except SigsciIgaError as exc:
         fail(exc)
     out = stdout()
@@ -104,39 +81,12 @@ def packages_schema(
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file.")] = None,
 ) -> None:
     """Print the JSON Schema of the package format (for editors and CI checks)."""
-    schema = package_json_schema()
+    schema = app.package_schema()
     if output is None:
         print_json(schema)
         return
     output.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
     stdout().print(f"wrote {output}")
-
-
-def _step(
-    operation: str, account: str, entitlement: list[str], type_: str, role: str | None
-) -> Step:
-    email = account.strip().lower()
-    if operation == "create-account":
-        return Invite(email, role or "user", tuple(entitlement))
-    if operation == "update-account":
-        if not role:
-            fail(InvalidInputError("update-account needs --role"))
-        return SetRole(email, role)
-    if operation in ("add-access", "remove-access"):
-        if type_ != "Site" or not entitlement:
-            if operation == "add-access" and role:
-                return SetRole(email, role)
-            fail(
-                InvalidInputError(
-                    f"{operation} needs --entitlement SITE (or --role for add-access)"
-                )
-            )
-        if operation == "add-access":
-            return AddToSite(entitlement[0], (email,))
-        return RemoveFromSite(entitlement[0], email)
-    if operation == "remove-account":
-        return DeleteAccount(email)
-    fail(InvalidInputError(f"--operation must be one of {', '.join(OPERATIONS)}"))
 
 
 @packages_app.command("render")
@@ -152,16 +102,18 @@ def packages_render(
     param: ParamOption = None,
 ) -> None:
     """Print the exact requests an operation would send (secrets masked); nothing is sent."""
-    package = _load(file)
-    # Secrets are masked in the output anyway; a missing one must not stop a preview.
-    env = dict(os.environ)
-    for parameter in package.spec.parameters.values():
-        if parameter.secret and parameter.env and not env.get(parameter.env):
-            env[parameter.env] = "unset-secret"
+    if operation not in OPERATIONS:
+        fail(InvalidInputError(f"--operation must be one of {', '.join(OPERATIONS)}"))
     try:
-        bound = package.bind(_params(param), env=env)
-        step = _step(operation, account, entitlement or [], type_, role)
-        calls = RestConnector(bound).describe_all(step)
+        calls = app.render_operation(
+            file,
+            Operation(operation.replace("-", "_")),
+            account=account,
+            entitlements=entitlement or [],
+            entitlement_type=type_,
+            role=role,
+            params=_params(param),
+        )
     except SigsciIgaError as exc:
         fail(exc)
     out = stdout()
@@ -175,27 +127,76 @@ def packages_render(
 
 
 @endpoints_app.command("list")
-def endpoints_list(json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+def endpoints_list(
+    include_retired: Annotated[
+        bool, typer.Option("--all", help="Also list removed endpoints kept for their journal.")
+    ] = False,
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
     """Registered endpoints."""
-    with context.repository() as repo:
-        endpoints = repo.list_endpoints()
+    with context.session() as ctx:
+        endpoints = app.list_endpoints(ctx, include_retired=include_retired)
     if json_output:
         print_json([e.to_json() for e in endpoints])
         return
-    table = Table("name", "connector", "corp", "api url", "email", "package", "checkpoint")
+    table = Table("name", "connector", "corp", "api url", "email", "credentials", "checkpoint")
     for e in endpoints:
         table.add_row(
-            e.name,
+            e.name + (" (removed)" if e.retired_at else ""),
             e.connector,
             e.corp,
             e.api_url,
             e.email or "",
-            str(e.settings.get("package", "")),
+            ", ".join(f"{k}={v}" for k, v in sorted(e.credentials.items())) or "(settings)",
             e.checkpoint.last_activity.isoformat(timespec="seconds")
             if e.checkpoint.last_activity
             else "",
         )
     stdout().print(table)
+
+
+@endpoints_app.command("add")
+def endpoints_add(
+    name: str,
+    corp: Annotated[str, typer.Option("--corp", help="The corp's short name.")],
+    email: Annotated[str, typer.Option("--email", help="The API token owner's email.")],
+    api_url: Annotated[
+        str | None, typer.Option("--api-url", help="API host (default: SIGSCI_API_URL's).")
+    ] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option("--token-env", help="The environment variable that holds its API token."),
+    ] = None,
+    token_file: Annotated[
+        Path | None,
+        typer.Option("--token-file", help="A file (a mounted secret) that holds its API token."),
+    ] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", help="Or a variable holding a password (session login)."),
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", help="Or a file holding a password.")
+    ] = None,
+) -> None:
+    """Register a Signal Sciences corp with its own caller and token (stored as a reference)."""
+    token = _ref(token_env, token_file, "--token-env", "--token-file")
+    password = _ref(password_env, password_file, "--password-env", "--password-file")
+    with context.session() as ctx:
+        info = app.register_native(
+            ctx, name, corp=corp, email=email, api_url=api_url, token=token, password=password
+        )
+    stdout().print(f"endpoint {info.name} (corp {info.corp}, {info.api_url}) registered")
+
+
+def _ref(env: str | None, file: Path | None, env_flag: str, file_flag: str) -> str | None:
+    if env and file:
+        fail(InvalidInputError(f"choose one of {env_flag} and {file_flag}"))
+    if env:
+        return f"env:{env}"
+    if file:
+        return f"file:{file.resolve()}"
+    return None
 
 
 @endpoints_app.command("add-rest")
@@ -214,21 +215,51 @@ def endpoints_add_rest(
             "import whose accounts list lacks it is a glitch and changes nothing.",
         ),
     ] = None,
+    secret: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--secret",
+            help="A secret parameter as NAME=env:VARIABLE or NAME=file:/path (repeat); "
+            "default: the variable the package declares.",
+        ),
+    ] = None,
 ) -> None:
     """Register an endpoint run by the rest connector through a package."""
-    loaded = _load(package)
     params = _params(param)
-    try:
-        bound = loaded.bind(params)
-        with context.repository() as repo:
-            info = repo.add_endpoint(
-                name,
-                corp=corp,
-                api_url=bound.base_url,
-                email=(caller or bound.params.get("email") or "").strip().lower() or None,
-                connector="rest",
-                settings={"package": str(package.resolve()), "params": params},
-            )
-    except SigsciIgaError as exc:
-        fail(exc)
+    secrets = _params(secret)
+    with context.session() as ctx:
+        info = app.register_rest(
+            ctx,
+            name,
+            package=package,
+            corp=corp,
+            params=params,
+            caller=caller,
+            secrets={k: _absolute_ref(v) for k, v in secrets.items()},
+        )
     stdout().print(f"endpoint {info.name} ({info.connector}, {info.api_url}) registered")
+
+
+def _absolute_ref(ref: str) -> str:
+    kind, sep, target = ref.partition(":")
+    if sep and kind == "file" and target and not target.startswith("/"):
+        return f"file:{Path(target).resolve()}"
+    return ref
+
+
+@endpoints_app.command("remove")
+def endpoints_remove(
+    name: str,
+    force: Annotated[
+        bool, typer.Option("--force", help="Discontinue the endpoint's open tasks first.")
+    ] = False,
+) -> None:
+    """Remove an endpoint and what was imported for it (kept, retired, if it has a journal)."""
+    with context.session() as ctx:
+        removal = app.remove_endpoint(ctx, name, force=force)
+    if removal.discontinued:
+        stdout().print(f"{removal.discontinued} open task(s) discontinued")
+    if removal.outcome == "retired":
+        stdout().print(f"endpoint {name} retired: its journal is kept, the rest is not used")
+    else:
+        stdout().print(f"endpoint {name} removed")

@@ -8,19 +8,16 @@ import io
 import json
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
+from sigsci_iga import app
 from sigsci_iga.cli import context
 from sigsci_iga.cli.output import fail, print_json, stdout
-from sigsci_iga.errors import InvalidInputError, SigsciIgaError
-from sigsci_iga.provisioning.planner import Operation
-from sigsci_iga.provisioning.requests import Request, build_params, submit
-from sigsci_iga.provisioning.worker import RunSummary, Worker, WorkerOptions
-from sigsci_iga.settings import Settings
-from sigsci_iga.store import JournalRecord, Repository, TaskRecord
+from sigsci_iga.domain.tasks import Operation, TaskState
+from sigsci_iga.errors import InvalidInputError
 
 request_app = typer.Typer(no_args_is_help=True, help="Request a change; it becomes a task.")
 provision_app = typer.Typer(no_args_is_help=True, help="Work the task queue (the retry job).")
@@ -39,82 +36,40 @@ Requester = Annotated[
 ]
 
 
-def _worker_options(current: Settings, **overrides: Any) -> WorkerOptions:
-    values: dict[str, Any] = {
-        "retry_base_seconds": current.retry_base_seconds,
-        "concurrency": current.max_concurrency,
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return WorkerOptions(**values)
+def _request(endpoint: str | None, request: app.AccessRequest) -> None:
+    with context.session() as ctx:
+        outcome = asyncio.run(app.request_access(ctx, endpoint, request))
+    _print_outcomes(outcome, instant=outcome.executed)
 
 
-async def _work(
-    repo: Repository,
-    current: Settings,
-    endpoint: str,
-    *,
-    task_ids: Sequence[int] | None = None,
-    options: WorkerOptions,
-    until_done: bool = False,
-    max_wait: float = 60.0,
-) -> RunSummary:
-    async with context.open_connector(current, repo.get_endpoint(endpoint)) as connector:
-        worker = Worker(repo, endpoint, connector, options=options)
-        return await worker.run(task_ids=task_ids, until_done=until_done, max_wait_seconds=max_wait)
-
-
-def _request(
-    operation: Operation,
-    email: str,
-    endpoint: str | None,
-    request: Request,
-    **params: Any,
-) -> None:
-    current = context.settings()
-    name = context.endpoint_name(current, endpoint)
-    with context.repository(current) as repo:
-        try:
-            context.ensure_endpoint(repo, current, name)
-            task = submit(
-                repo,
-                name,
-                operation,
-                email,
-                build_params(repo, name, operation, **params),
-                request,
-                max_attempts=current.task_max_attempts,
-            )
-            out = stdout()
-            out.print(f"task {task.id} ({operation.replace('_', '-')} {task.email}) requested")
-            if not current.instant_provisioning:
-                out.print("queued for the retry job (instant provisioning is off)")
-                return
-            asyncio.run(
-                _work(repo, current, name, task_ids=[task.id], options=_worker_options(current))
-            )
-            task = repo.get_task(task.id)
-        except SigsciIgaError as exc:
-            fail(exc)
-    _print_outcome(task)
-    if task.state == "failed":
+def _print_outcomes(outcome: app.RequestOutcome, *, instant: bool) -> None:
+    out = stdout()
+    for task in outcome.tasks:
+        out.print(f"task {task.id} ({task.operation.label} {task.email}) requested")
+    if not instant:
+        out.print("queued for the retry job (instant provisioning is off)")
+        return
+    for task in outcome.tasks:
+        _print_outcome(task)
+    if any(task.state is TaskState.FAILED for task in outcome.tasks):
         raise typer.Exit(1)
 
 
-def _print_outcome(task: TaskRecord) -> None:
+def _print_outcome(task: app.TaskRecord) -> None:
     out = stdout()
-    if task.state == "new" and task.attempts == 0:
+    if task.state is TaskState.NEW and task.attempts == 0:
         out.print(f"task {task.id} waits behind an earlier open task for {task.email}")
-    elif task.state == "new":
+    elif task.state is TaskState.NEW:
         when = (
             task.next_attempt_at.isoformat(timespec="seconds") if task.next_attempt_at else "soon"
         )
         out.print(
             f"task {task.id} queued for the retry job (next attempt {when}): {task.last_error}"
         )
-    elif task.state == "failed":
+    elif task.state is TaskState.FAILED:
         out.print(f"task {task.id} failed: {task.last_error}")
     else:
-        out.print(f"task {task.id} {task.state.replace('_', ' ')}")
+        out.print(f"task {task.id} {task.state.label}")
 
 
 @request_app.command("create-account")
@@ -130,12 +85,15 @@ def request_create(
 ) -> None:
     """Invite a new user with a role and sites."""
     _request(
-        "create_account",
-        email,
         endpoint,
-        Request(requester, justification),
-        role=role,
-        sites=site or [],
+        app.AccessRequest(
+            Operation.CREATE_ACCOUNT,
+            email,
+            role=role,
+            sites=tuple(site or ()),
+            requester=requester,
+            justification=justification,
+        ),
     )
 
 
@@ -148,26 +106,50 @@ def request_update_role(
     endpoint: EndpointOption = None,
 ) -> None:
     """Change a user's corp role (and nothing else)."""
-    _request("update_account", email, endpoint, Request(requester, justification), role=role)
+    _request(
+        endpoint,
+        app.AccessRequest(
+            Operation.UPDATE_ACCOUNT,
+            email,
+            role=role,
+            requester=requester,
+            justification=justification,
+        ),
+    )
 
 
 @request_app.command("add-access")
 def request_add_access(
     email: Email,
-    site: Annotated[str | None, typer.Option("--site", help="Site to grant.")] = None,
+    site: Annotated[
+        list[str] | None, typer.Option("--site", help="Site to grant (repeat: one task each).")
+    ] = None,
     role: Annotated[str | None, typer.Option("--role", help="Or a CorpRole to grant.")] = None,
     justification: Justification = None,
     requester: Requester = None,
     endpoint: EndpointOption = None,
 ) -> None:
     """Grant a site (bulk-add, never a memberships PATCH) or a corp role."""
-    _request("add_access", email, endpoint, Request(requester, justification), site=site, role=role)
+    _request(
+        endpoint,
+        app.AccessRequest(
+            Operation.ADD_ACCESS,
+            email,
+            role=role,
+            sites=tuple(site or ()),
+            requester=requester,
+            justification=justification,
+        ),
+    )
 
 
 @request_app.command("remove-access")
 def request_remove_access(
     email: Email,
-    site: Annotated[str | None, typer.Option("--site", help="Site to take away.")] = None,
+    site: Annotated[
+        list[str] | None,
+        typer.Option("--site", help="Site to take away (repeat: one task each)."),
+    ] = None,
     role: Annotated[
         str | None,
         typer.Option("--role", help="Refused: a corp role is changed (update-role), not removed."),
@@ -181,13 +163,16 @@ def request_remove_access(
 ) -> None:
     """Take a site away from a user."""
     _request(
-        "remove_access",
-        email,
         endpoint,
-        Request(requester, justification),
-        site=site,
-        role=role,
-        allow_no_sites=allow_no_sites,
+        app.AccessRequest(
+            Operation.REMOVE_ACCESS,
+            email,
+            role=role,
+            sites=tuple(site or ()),
+            allow_no_sites=allow_no_sites,
+            requester=requester,
+            justification=justification,
+        ),
     )
 
 
@@ -199,7 +184,12 @@ def request_remove_account(
     endpoint: EndpointOption = None,
 ) -> None:
     """Remove a user from the corp (its role and sites are journaled first, for restore)."""
-    _request("remove_account", email, endpoint, Request(requester, justification))
+    _request(
+        endpoint,
+        app.AccessRequest(
+            Operation.REMOVE_ACCOUNT, email, requester=requester, justification=justification
+        ),
+    )
 
 
 @provision_app.command("run")
@@ -232,32 +222,19 @@ def provision_run(
     endpoint: EndpointOption = None,
 ) -> None:
     """Work the due tasks: re-read, send what is missing, retry with backoff."""
-    current = context.settings()
-    name = context.endpoint_name(current, endpoint)
-    limits: dict[str, int] = {}
-    if max_per_operation is not None:
-        limits = dict.fromkeys(
-            ("create_account", "update_account", "add_access", "remove_access", "remove_account"),
-            max_per_operation,
-        )
-    if max_remove_account is not None:
-        limits["remove_account"] = max_remove_account
-    options = _worker_options(
-        current, per_operation_limits=limits, batch_size=batch_size, lease_seconds=lease_seconds
+    options = app.QueueOptions(
+        until_done=until_done,
+        max_wait_seconds=max_wait,
+        max_remove_account=max_remove_account,
+        max_per_operation=max_per_operation,
+        batch_size=batch_size,
+        lease_seconds=lease_seconds,
     )
-    with context.repository(current) as repo:
-        try:
-            context.ensure_endpoint(repo, current, name)
-            if dry_run:
-                _print_dry_run(asyncio.run(_plan(repo, current, name, options)))
-                return
-            summary = asyncio.run(
-                _work(
-                    repo, current, name, options=options, until_done=until_done, max_wait=max_wait
-                )
-            )
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        if dry_run:
+            _print_dry_run(asyncio.run(app.preview_queue(ctx, endpoint, options)))
+            return
+        summary = asyncio.run(app.run_queue(ctx, endpoint, options))
     stdout().print(
         f"claimed {summary.claimed} tasks in {summary.batches} batches: "
         f"{summary.completed} completed, {summary.no_action_required} no action required, "
@@ -267,15 +244,7 @@ def provision_run(
         stdout().print(f"note: {error}")
 
 
-async def _plan(
-    repo: Repository, current: Settings, name: str, options: WorkerOptions
-) -> list[Any]:
-    async with context.open_connector(current, repo.get_endpoint(name)) as connector:
-        worker = Worker(repo, name, connector, options=options)
-        return await worker.plan_due()
-
-
-def _print_dry_run(planned: Sequence[Any]) -> None:
+def _print_dry_run(planned: Sequence[app.PlannedTask]) -> None:
     out = stdout()
     if not planned:
         out.print("no task is due")
@@ -283,7 +252,7 @@ def _print_dry_run(planned: Sequence[Any]) -> None:
     printed: set[tuple[str, str, str]] = set()
     for item in planned:
         task = item.task
-        head = f"task {task.id} {task.operation.replace('_', '-')} {task.email}"
+        head = f"task {task.id} {task.operation.label} {task.email}"
         if item.plan.outcome != "act":
             out.print(f"{head}: {item.plan.outcome.replace('_', ' ')} — {item.plan.reason}")
             continue
@@ -314,14 +283,8 @@ def tasks_list(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Tasks, oldest first."""
-    current = context.settings()
-    with context.repository(current) as repo:
-        try:
-            tasks = repo.list_tasks(
-                endpoint=endpoint, state=status, email=email.lower() if email else None
-            )
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        tasks = app.list_tasks(ctx, endpoint=endpoint, state=status, email=email)
     if json_output:
         print_json([t.to_json() for t in tasks])
         return
@@ -337,14 +300,14 @@ def tasks_list(
             t.state,
             str(t.attempts),
             t.next_attempt_at.isoformat(timespec="seconds")
-            if t.state == "new" and t.next_attempt_at
+            if t.state is TaskState.NEW and t.next_attempt_at
             else "",
             (t.last_error or "")[:60],
         )
     stdout().print(table)
 
 
-def _detail(task: TaskRecord) -> str:
+def _detail(task: app.TaskRecord) -> str:
     p = task.params
     if "value" in p:
         return f"{p.get('entitlement_type')}={p['value']}"
@@ -358,12 +321,9 @@ def _detail(task: TaskRecord) -> str:
 @tasks_app.command("show")
 def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
     """One task and its journal."""
-    with context.repository() as repo:
-        try:
-            task = repo.get_task(task_id)
-        except SigsciIgaError as exc:
-            fail(exc)
-        entries = repo.list_journal(task_id=task_id)
+    with context.session() as ctx:
+        detail = app.task_detail(ctx, task_id)
+    task, entries = detail.task, detail.journal
     if json_output:
         print_json({"task": task.to_json(), "journal": [e.to_json() for e in entries]})
         return
@@ -376,11 +336,8 @@ def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")
 @tasks_app.command("retry")
 def tasks_retry(task_id: int) -> None:
     """Queue a failed or discontinued task again (attempts start over)."""
-    with context.repository() as repo:
-        try:
-            task = repo.retry_task(task_id)
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        task = app.retry_task(ctx, task_id)
     stdout().print(f"task {task.id} queued again")
 
 
@@ -389,11 +346,8 @@ def tasks_discontinue(
     task_id: int, reason: Annotated[str | None, typer.Option("--reason")] = None
 ) -> None:
     """Stop a task that should not run."""
-    with context.repository() as repo:
-        try:
-            task = repo.discontinue_task(task_id, reason=reason)
-        except SigsciIgaError as exc:
-            fail(exc)
+    with context.session() as ctx:
+        task = app.discontinue_task(ctx, task_id, reason)
     stdout().print(f"task {task.id} discontinued")
 
 
@@ -405,7 +359,7 @@ def _short_path(path: str | None) -> str:
     return "…/" + parts[5] if len(parts) > 5 and parts[3] == "corps" else path
 
 
-def _journal_table(entries: Sequence[JournalRecord], title: str) -> None:
+def _journal_table(entries: Sequence[app.JournalRecord], title: str) -> None:
     table = Table(
         "id",
         "time",
@@ -448,12 +402,8 @@ def journal_list(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Journal entries, oldest first."""
-    with context.repository() as repo:
-        entries = repo.list_journal(
-            endpoint=endpoint, task_id=task, target=email.lower() if email else None
-        )
-    if limit is not None:
-        entries = entries[-limit:]
+    with context.session() as ctx:
+        entries = app.list_journal(ctx, endpoint=endpoint, task_id=task, email=email, last=limit)
     if json_output:
         print_json([e.to_json() for e in entries])
         return
@@ -468,8 +418,8 @@ def journal_export(
     """The whole journal to standard output, as CSV or JSON."""
     if format_ not in ("csv", "json"):
         fail(InvalidInputError(f"--format must be csv or json, not {format_!r}"))
-    with context.repository() as repo:
-        entries = [e.to_json() for e in repo.list_journal(endpoint=endpoint)]
+    with context.session() as ctx:
+        entries = [e.to_json() for e in app.list_journal(ctx, endpoint=endpoint)]
     if format_ == "json":
         print_json(entries)
         return
@@ -507,20 +457,10 @@ def restore_command(
     endpoint: EndpointOption = None,
 ) -> None:
     """Re-invite a removed account with the role and sites journaled when it was removed."""
-    current = context.settings()
-    name = context.endpoint_name(current, endpoint)
-    with context.repository(current) as repo:
-        try:
-            access = repo.last_removed_access(name, email.strip().lower())
-        except SigsciIgaError as exc:
-            fail(exc)
-    if access is None:
-        fail(InvalidInputError(f"no removal of {email} is in the journal of endpoint {name!r}"))
-    _request(
-        "create_account",
-        email,
-        endpoint,
-        Request(requester, justification or f"restore of {email.lower()}"),
-        role=str(access["role"]),
-        sites=list(access.get("sites") or []),
-    )
+    with context.session() as ctx:
+        outcome = asyncio.run(
+            app.restore_account(
+                ctx, endpoint, email, requester=requester, justification=justification
+            )
+        )
+    _print_outcomes(outcome, instant=outcome.executed)

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sigsci_iga.connectors.signalsciences.models import Role, normalize_role
-from sigsci_iga.connectors.signalsciences.paths import check_segment, normalize_email
+from sigsci_iga.connectors.signalsciences.paths import check_segment
 from sigsci_iga.domain.model import EntitlementType
+from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import InvalidInputError
-from sigsci_iga.provisioning.planner import Operation
-from sigsci_iga.store import Repository, TaskRecord
+from sigsci_iga.store import Repository
 
 _ROLES = tuple(r.value for r in Role)
-
-
-@dataclass(frozen=True)
-class Request:
-    """Who asks and why; shared by every task one request creates."""
-
-    requester: str | None = None
-    justification: str | None = None
 
 
 def _role(value: str) -> str:
@@ -59,7 +50,7 @@ def build_params(
     allow_no_sites: bool = False,
 ) -> dict[str, Any]:
     """Validated task parameters for one operation; raises InvalidInputError naming the problem."""
-    if operation == "create_account":
+    if operation == Operation.CREATE_ACCOUNT:
         if role is None:
             raise InvalidInputError("create-account needs --role")
         chosen = _role(role)
@@ -69,46 +60,24 @@ def build_params(
                 "create-account needs at least one --site for a non-owner (owners get every site)"
             )
         return {"role": chosen, "sites": names}
-    if operation == "update_account":
+    if operation == Operation.UPDATE_ACCOUNT:
         if role is None:
             raise InvalidInputError("update-role needs --role")
         return {"role": _role(role)}
-    if operation in ("add_access", "remove_access"):
+    if operation in (Operation.ADD_ACCESS, Operation.REMOVE_ACCESS):
         if role is not None:
-            if operation == "remove_access":
+            if operation == Operation.REMOVE_ACCESS:
                 raise InvalidInputError(
                     "a corp role cannot be removed, only changed: request update-role"
                 )
             return {"entitlement_type": EntitlementType.CORP_ROLE.value, "value": _role(role)}
         if site is None:
-            raise InvalidInputError(f"{operation.replace('_', '-')} needs --site")
+            raise InvalidInputError(f"{Operation(operation).label} needs --site")
         (name,) = _known_sites(repo, endpoint, [site])
         params: dict[str, Any] = {"entitlement_type": EntitlementType.SITE.value, "value": name}
-        if operation == "remove_access":
+        if operation == Operation.REMOVE_ACCESS:
             params["allow_no_sites"] = allow_no_sites
         return params
-    if operation == "remove_account":
+    if operation == Operation.REMOVE_ACCOUNT:
         return {}
     raise InvalidInputError(f"unknown operation {operation!r}")
-
-
-def submit(
-    repo: Repository,
-    endpoint: str,
-    operation: Operation,
-    email: str,
-    params: dict[str, Any],
-    request: Request,
-    *,
-    max_attempts: int = 10,
-) -> TaskRecord:
-    """Record the task (and a `requested` journal entry); execution is the worker's job."""
-    return repo.create_task(
-        endpoint,
-        operation,
-        normalize_email(email),
-        params,
-        requester=request.requester,
-        justification=request.justification,
-        max_attempts=max_attempts,
-    )

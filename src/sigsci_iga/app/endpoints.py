@@ -1,0 +1,204 @@
+"""Endpoints: which corp a command acts on, registering, removing and checking them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from sigsci_iga.app.context import AppContext
+from sigsci_iga.connectors.base import ConnectionReport
+from sigsci_iga.connectors.rest.loader import load_package
+from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.domain.secrets import parse_secret_ref
+from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError
+from sigsci_iga.settings import Settings
+from sigsci_iga.store import Checkpoint, EndpointInfo
+
+
+def endpoint_name(ctx: AppContext, explicit: str | None) -> str:
+    """The endpoint a command is about: the one named, else the configured corp."""
+    if explicit:
+        return explicit
+    if ctx.settings.corp:
+        return ctx.settings.corp
+    raise ConfigError("no endpoint: pass --endpoint or set SIGSCI_CORP")
+
+
+def list_endpoints(ctx: AppContext, *, include_retired: bool = False) -> list[EndpointInfo]:
+    return ctx.repository.list_endpoints(include_retired=include_retired)
+
+
+def get_endpoint(ctx: AppContext, name: str) -> EndpointInfo:
+    """A registered, usable endpoint; a retired one is reported as such."""
+    info = ctx.repository.get_endpoint(name)
+    if info.retired_at is not None:
+        raise RecordNotFoundError(
+            f"endpoint {name!r} was removed on {info.retired_at:%Y-%m-%d}; its journal is kept"
+        )
+    return info
+
+
+def resolve_endpoint(ctx: AppContext, explicit: str | None) -> EndpointInfo:
+    """The endpoint a command acts on, registered from the single-corp settings on first use.
+
+    An endpoint that carries its own credentials (or runs a package) is used as registered. One
+    that the settings describe (no stored credentials) follows the settings' API URL and email,
+    but never changes corp.
+    """
+    name = endpoint_name(ctx, explicit)
+    repo = ctx.repository
+    try:
+        info = get_endpoint(ctx, name)
+    except RecordNotFoundError:
+        if _retired(ctx, name):
+            raise
+        email, corp = ctx.settings.require_credentials()
+        return repo.add_endpoint(name, corp=corp, api_url=ctx.settings.api_url, email=email)
+    if info.connector == "rest" or info.credentials:
+        return info
+    email, corp = ctx.settings.require_credentials()
+    if info.corp != corp:
+        raise ConfigError(
+            f"endpoint {name!r} governs corp {info.corp!r} but SIGSCI_CORP is {corp!r}; "
+            "pass --endpoint to choose another name"
+        )
+    if info.api_url != ctx.settings.api_url or info.email != email:
+        info = repo.update_endpoint(name, api_url=ctx.settings.api_url, email=email)
+    return info
+
+
+def _retired(ctx: AppContext, name: str) -> bool:
+    try:
+        return ctx.repository.get_endpoint(name).retired_at is not None
+    except RecordNotFoundError:
+        return False
+
+
+def settings_endpoint(settings: Settings, name: str | None = None) -> EndpointInfo:
+    """The endpoint the single-corp settings describe, without registering it."""
+    email, corp = settings.require_credentials()
+    return EndpointInfo(
+        id=0,
+        name=name or corp,
+        connector="signalsciences",
+        api_url=settings.api_url,
+        corp=corp,
+        email=email,
+        settings={},
+        checkpoint=Checkpoint(last_activity=None),
+        version=0,
+        created_at=datetime.now(UTC),
+    )
+
+
+def register_native(
+    ctx: AppContext,
+    name: str,
+    *,
+    corp: str,
+    email: str,
+    api_url: str | None = None,
+    token: str | None = None,
+    password: str | None = None,
+) -> EndpointInfo:
+    """Register a Signal Sciences corp with its own caller and secret references.
+
+    `token` and `password` are references (`env:NAME`, `file:PATH`), never secrets; one of them
+    is required, so that the endpoint never silently borrows the process settings' token.
+    """
+    refs = {key: ref for key, ref in (("token", token), ("password", password)) if ref}
+    if not refs:
+        raise InvalidInputError(
+            "an endpoint needs a token (or password) reference: env:NAME or file:PATH"
+        )
+    for key, ref in refs.items():
+        parse_secret_ref(ref, key)
+    url = (api_url or ctx.settings.api_url).rstrip("/")
+    if not url.startswith(("http://", "https://")):
+        raise InvalidInputError(f"API URL {url!r} must start with http:// or https://")
+    return ctx.repository.add_endpoint(
+        name, corp=corp, api_url=url, email=normalize_email(email), credentials=refs
+    )
+
+
+def register_rest(
+    ctx: AppContext,
+    name: str,
+    *,
+    package: Path,
+    corp: str,
+    params: Mapping[str, str],
+    caller: str | None = None,
+    secrets: Mapping[str, str] | None = None,
+) -> EndpointInfo:
+    """Register an endpoint run by the `rest` connector through a package.
+
+    `secrets` maps a secret parameter to a reference; without one, the parameter is read from
+    the environment variable the package declares. The package must bind now, so a missing
+    parameter is reported before anything is stored.
+    """
+    loaded = load_package(package)
+    refs = dict(secrets or {})
+    for key, ref in refs.items():
+        parameter = loaded.spec.parameters.get(key)
+        if parameter is None or not parameter.secret:
+            raise InvalidInputError(f"{package}: {key!r} is not a secret parameter of the package")
+        parse_secret_ref(ref, key)
+    # References are resolved when a connector opens, not here: a placeholder stands in.
+    bound = loaded.bind(params, secrets=dict.fromkeys(refs, "resolved-at-connection"))
+    chosen = caller or bound.params.get("email")
+    return ctx.repository.add_endpoint(
+        name,
+        corp=corp,
+        api_url=bound.base_url,
+        email=normalize_email(chosen) if chosen else None,
+        connector="rest",
+        settings={"package": str(package.resolve()), "params": dict(params)},
+        credentials=refs,
+    )
+
+
+@dataclass(frozen=True)
+class Removal:
+    endpoint: str
+    outcome: Literal["deleted", "retired"]
+    discontinued: int
+
+
+def remove_endpoint(ctx: AppContext, name: str, *, force: bool = False) -> Removal:
+    """Delete an endpoint (or retire it, when its journal must be kept).
+
+    Refused while it has open tasks, unless `force`, which discontinues them first.
+    """
+    repo = ctx.repository
+    get_endpoint(ctx, name)
+    open_tasks = repo.list_tasks(endpoint=name, state=("new", "in_progress"))
+    if open_tasks and not force:
+        raise InvalidInputError(
+            f"endpoint {name!r} has {len(open_tasks)} open task(s); discontinue them or pass "
+            "--force"
+        )
+    for task in open_tasks:
+        repo.discontinue_task(task.id, reason=f"endpoint {name} removed")
+    return Removal(name, repo.remove_endpoint(name), len(open_tasks))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    endpoint: str
+    report: ConnectionReport
+
+
+async def check_endpoint(ctx: AppContext, explicit: str | None = None) -> CheckResult:
+    """Prove an endpoint's connection and credentials work.
+
+    Without a name, the endpoint the settings describe is checked without being registered, so
+    a check on a fresh machine writes nothing.
+    """
+    info = get_endpoint(ctx, explicit) if explicit else settings_endpoint(ctx.settings)
+    async with ctx.connectors.open(info, quick=True) as connector:
+        report = await connector.validate(info.email)
+    return CheckResult(info.name, report)

@@ -1,0 +1,89 @@
+"""Import use cases: run an import, approve or refuse a held run, migrate the repository."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sigsci_iga.app.context import AppContext
+from sigsci_iga.app.endpoints import resolve_endpoint
+from sigsci_iga.domain.thresholds import Limit, Thresholds
+from sigsci_iga.importer.run import Importer, ImportMode, ImportOptions, ImportResult
+from sigsci_iga.store import RunRecord, upgrade
+
+#: A run is held when it would remove more than this many items of a kind ...
+DEFAULT_MAX_ITEMS = 10
+#: ... or more than this share (in percent) of the kind's existing items.
+DEFAULT_MAX_PERCENT = 10.0
+
+Progress = Callable[[str, int, int | None], None]
+
+
+@dataclass(frozen=True)
+class ThresholdSettings:
+    """Hold limits per kind of removal; None means the default, a negative number means off."""
+
+    max_suspend: int | None = None
+    max_suspend_percent: float | None = None
+    max_links_removed: int | None = None
+    max_links_removed_percent: float | None = None
+    max_sites_inactivated: int | None = None
+    max_sites_inactivated_percent: float | None = None
+
+    def thresholds(self) -> Thresholds:
+        return Thresholds(
+            accounts_suspended=_limit(self.max_suspend, self.max_suspend_percent),
+            links_removed=_limit(self.max_links_removed, self.max_links_removed_percent),
+            sites_inactivated=_limit(
+                self.max_sites_inactivated, self.max_sites_inactivated_percent
+            ),
+        )
+
+
+def _limit(items: int | None, percent: float | None) -> Limit:
+    items = DEFAULT_MAX_ITEMS if items is None else items
+    percent = DEFAULT_MAX_PERCENT if percent is None else percent
+    return Limit(absolute=items if items >= 0 else None, percent=percent if percent >= 0 else None)
+
+
+async def run_import(
+    ctx: AppContext,
+    endpoint: str | None,
+    *,
+    mode: ImportMode = "auto",
+    dry_run: bool = False,
+    thresholds: ThresholdSettings | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Read the endpoint's target, diff it against the repository, then apply, hold or refuse.
+
+    `auto` is incremental once a usable checkpoint exists. A held run changes nothing until
+    `approve_run`.
+    """
+    info = resolve_endpoint(ctx, endpoint)
+    options = ImportOptions(
+        mode=mode,
+        dry_run=dry_run,
+        thresholds=(thresholds or ThresholdSettings()).thresholds(),
+        required_account=info.email,
+        correlation_rule=ctx.settings.correlation_rule,
+    )
+    async with ctx.connectors.open(info) as connector:
+        extra = {"progress": progress} if progress is not None else {}
+        importer = Importer(ctx.repository, info.name, connector, clock=ctx.clock, **extra)
+        return await importer.run(options)
+
+
+def approve_run(ctx: AppContext, run_id: int) -> RunRecord:
+    """Apply exactly the held diff, and correlate as an import does; refused if the repo moved."""
+    return ctx.repository.approve_run(run_id, correlation_rule=ctx.settings.correlation_rule)
+
+
+def refuse_run(ctx: AppContext, run_id: int, reason: str | None = None) -> RunRecord:
+    """Discard a held run (its diff is kept for the record)."""
+    return ctx.repository.refuse_run(run_id, reason)
+
+
+def upgrade_database(ctx: AppContext) -> None:
+    """Migrate the repository to the newest schema."""
+    upgrade(ctx.settings.database_url)

@@ -1,0 +1,111 @@
+"""Connection packages: validate, describe, render an operation's calls, convert Saviynt exports."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sigsci_iga.connectors.base import (
+    AddToSite,
+    DeleteAccount,
+    Invite,
+    PlannedCall,
+    RemoveFromSite,
+    SetRole,
+    Step,
+)
+from sigsci_iga.connectors.rest.loader import load_package
+from sigsci_iga.connectors.rest.runtime import RestConnector
+from sigsci_iga.connectors.rest.saviynt import ConversionResult, import_saviynt
+from sigsci_iga.connectors.rest.spec import package_json_schema
+from sigsci_iga.domain.emails import email_key
+from sigsci_iga.domain.model import EntitlementType
+from sigsci_iga.domain.tasks import Operation
+from sigsci_iga.errors import InvalidInputError
+
+
+@dataclass(frozen=True)
+class PackageSummary:
+    name: str
+    version: str
+    calls: int
+    parameters: int
+    operations: tuple[str, ...]
+
+
+def validate_package(file: Path) -> PackageSummary:
+    """Load a package (schema, templates, expressions); raises naming the file and JSON path."""
+    package = load_package(file)
+    spec = package.spec
+    operations: tuple[str, ...] = ()
+    if spec.provisioning is not None:
+        dumped = spec.provisioning.model_dump(exclude_none=True)
+        operations = tuple(sorted(name for name, value in dumped.items() if value))
+    return PackageSummary(
+        spec.name, spec.version, len(package.requests), len(spec.parameters), operations
+    )
+
+
+def package_schema() -> dict[str, Any]:
+    """The JSON Schema of the package format."""
+    return package_json_schema()
+
+
+def convert_saviynt(file: Path, output: Path | None = None) -> ConversionResult:
+    """Convert a Saviynt REST connection into a package, with a located report of findings."""
+    return import_saviynt(file, output)
+
+
+def _step(
+    operation: Operation,
+    account: str,
+    entitlements: Sequence[str],
+    entitlement_type: str,
+    role: str | None,
+) -> Step:
+    # A package's accounts need not be email addresses; the key is only trimmed and lower-cased.
+    email = email_key(account)
+    if not email:
+        raise InvalidInputError("--account is empty")
+    site_type = entitlement_type == EntitlementType.SITE.value
+    if operation is Operation.CREATE_ACCOUNT:
+        return Invite(email, role or "user", tuple(entitlements))
+    if operation is Operation.UPDATE_ACCOUNT:
+        if not role:
+            raise InvalidInputError("update-account needs --role")
+        return SetRole(email, role)
+    if operation is Operation.ADD_ACCESS and role and not entitlements:
+        return SetRole(email, role)
+    if operation in (Operation.ADD_ACCESS, Operation.REMOVE_ACCESS):
+        if not site_type or len(entitlements) != 1:
+            extra = " (or --role for add-access)" if operation is Operation.ADD_ACCESS else ""
+            raise InvalidInputError(f"{operation.label} needs one --entitlement SITE{extra}")
+        if operation is Operation.ADD_ACCESS:
+            return AddToSite(entitlements[0], (email,))
+        return RemoveFromSite(entitlements[0], email)
+    return DeleteAccount(email)
+
+
+def render_operation(
+    file: Path,
+    operation: Operation,
+    *,
+    account: str,
+    entitlements: Sequence[str] = (),
+    entitlement_type: str = EntitlementType.SITE.value,
+    role: str | None = None,
+    params: Mapping[str, str] | None = None,
+) -> tuple[PlannedCall, ...]:
+    """The exact requests an operation would send, secrets masked; nothing is sent."""
+    package = load_package(file)
+    # Secrets are masked in the output anyway; a missing one must not stop a preview.
+    env = dict(os.environ)
+    for parameter in package.spec.parameters.values():
+        if parameter.secret and parameter.env and not env.get(parameter.env):
+            env[parameter.env] = "unset-secret"
+    bound = package.bind(dict(params or {}), env=env)
+    step = _step(operation, account, entitlements, entitlement_type, role)
+    return RestConnector(bound).describe_all(step)

@@ -1,0 +1,215 @@
+"""Provisioning use cases: requests become tasks; the queue is worked, previewed and managed."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigsci_iga.app.context import AppContext
+from sigsci_iga.app.endpoints import endpoint_name, resolve_endpoint
+from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.domain.tasks import Operation
+from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.provisioning.requests import build_params
+from sigsci_iga.provisioning.worker import PlannedTask, RunSummary, Worker, WorkerOptions
+from sigsci_iga.store import TaskRecord
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    """One person's request: an operation on one account, with who asks and why.
+
+    `sites` may name several sites: create-account grants them all in one task, add-access and
+    remove-access make one task per site. `role` is the corp role (create-account,
+    update-role, or add-access of a CorpRole).
+    """
+
+    operation: Operation
+    email: str
+    role: str | None = None
+    sites: tuple[str, ...] = ()
+    allow_no_sites: bool = False
+    requester: str | None = None
+    justification: str | None = None
+
+
+@dataclass(frozen=True)
+class RequestOutcome:
+    """The tasks a request became, as they stand now (after the instant attempt, if any)."""
+
+    request_id: str
+    tasks: list[TaskRecord]
+    executed: bool
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    """How one run of the queue (the retry job) behaves; None takes the setting or default."""
+
+    until_done: bool = False
+    max_wait_seconds: float = 60.0
+    max_remove_account: int | None = None
+    max_per_operation: int | None = None
+    batch_size: int | None = None
+    lease_seconds: float | None = None
+    task_ids: Sequence[int] | None = field(default=None)
+
+
+def _task_params(ctx: AppContext, endpoint: str, request: AccessRequest) -> list[dict[str, Any]]:
+    """Validated parameters of every task the request makes; raises before anything is stored."""
+    repo = ctx.repository
+    op = request.operation
+    label = op.label
+    if op is Operation.CREATE_ACCOUNT:
+        return [build_params(repo, endpoint, op, role=request.role, sites=request.sites)]
+    if op is Operation.UPDATE_ACCOUNT:
+        if request.sites:
+            raise InvalidInputError("update-role changes the corp role only; sites are not used")
+        return [build_params(repo, endpoint, op, role=request.role)]
+    if op in (Operation.ADD_ACCESS, Operation.REMOVE_ACCESS):
+        if request.role is not None and request.sites:
+            raise InvalidInputError(f"{label} takes a site or a corp role, not both")
+        if request.role is not None or not request.sites:
+            return [build_params(repo, endpoint, op, role=request.role)]
+        return [
+            build_params(repo, endpoint, op, site=site, allow_no_sites=request.allow_no_sites)
+            for site in dict.fromkeys(request.sites)
+        ]
+    if request.role is not None or request.sites:
+        raise InvalidInputError("remove-account takes no role or sites")
+    return [build_params(repo, endpoint, op)]
+
+
+def submit_request(ctx: AppContext, endpoint: str | None, request: AccessRequest) -> RequestOutcome:
+    """Validate the request and record its tasks (state `new`); nothing is sent to the target."""
+    info = resolve_endpoint(ctx, endpoint)
+    email = normalize_email(request.email)
+    every = _task_params(ctx, info.name, request)
+    request_id = uuid.uuid4().hex
+    tasks = [
+        ctx.repository.create_task(
+            info.name,
+            request.operation,
+            email,
+            params,
+            request_id=request_id,
+            requester=request.requester,
+            justification=request.justification,
+            max_attempts=ctx.settings.task_max_attempts,
+        )
+        for params in every
+    ]
+    return RequestOutcome(request_id, tasks, executed=False)
+
+
+async def request_access(
+    ctx: AppContext,
+    endpoint: str | None,
+    request: AccessRequest,
+    *,
+    instant: bool | None = None,
+) -> RequestOutcome:
+    """Submit a request and, with instant provisioning (the setting, unless `instant` says),
+    run its tasks at once; what fails for a transient reason stays queued for the retry job."""
+    submitted = submit_request(ctx, endpoint, request)
+    if not (ctx.settings.instant_provisioning if instant is None else instant):
+        return submitted
+    ids = [task.id for task in submitted.tasks]
+    name = submitted.tasks[0].endpoint
+    await run_queue(ctx, name, QueueOptions(task_ids=ids))
+    tasks = [ctx.repository.get_task(task_id) for task_id in ids]
+    return RequestOutcome(submitted.request_id, tasks, executed=True)
+
+
+async def restore_account(
+    ctx: AppContext,
+    endpoint: str | None,
+    email: str,
+    *,
+    requester: str | None = None,
+    justification: str | None = None,
+    instant: bool | None = None,
+) -> RequestOutcome:
+    """Re-invite a removed account with the role and sites journaled when it was removed."""
+    name = endpoint_name(ctx, endpoint)
+    key = normalize_email(email)
+    access = ctx.repository.last_removed_access(name, key)
+    if access is None:
+        raise InvalidInputError(f"no removal of {key} is in the journal of endpoint {name!r}")
+    request = AccessRequest(
+        Operation.CREATE_ACCOUNT,
+        key,
+        role=str(access["role"]),
+        sites=tuple(access.get("sites") or ()),
+        requester=requester,
+        justification=justification or f"restore of {key}",
+    )
+    return await request_access(ctx, name, request, instant=instant)
+
+
+def _worker_options(ctx: AppContext, options: QueueOptions) -> WorkerOptions:
+    limits: dict[str, int] = {}
+    if options.max_per_operation is not None:
+        limits = dict.fromkeys((op.value for op in Operation), options.max_per_operation)
+    if options.max_remove_account is not None:
+        limits[Operation.REMOVE_ACCOUNT.value] = options.max_remove_account
+    values: dict[str, Any] = {
+        "retry_base_seconds": ctx.settings.retry_base_seconds,
+        "concurrency": ctx.settings.max_concurrency,
+        "per_operation_limits": limits,
+    }
+    if options.batch_size is not None:
+        values["batch_size"] = options.batch_size
+    if options.lease_seconds is not None:
+        values["lease_seconds"] = options.lease_seconds
+    return WorkerOptions(**values)
+
+
+async def run_queue(
+    ctx: AppContext, endpoint: str | None, options: QueueOptions | None = None
+) -> RunSummary:
+    """Work the due tasks: re-read, send what is missing, retry with backoff."""
+    options = options or QueueOptions()
+    info = resolve_endpoint(ctx, endpoint)
+    async with ctx.connectors.open(info) as connector:
+        worker = Worker(
+            ctx.repository,
+            info.name,
+            connector,
+            options=_worker_options(ctx, options),
+            clock=ctx.clock,
+        )
+        return await worker.run(
+            task_ids=options.task_ids,
+            until_done=options.until_done,
+            max_wait_seconds=options.max_wait_seconds,
+        )
+
+
+async def preview_queue(
+    ctx: AppContext, endpoint: str | None, options: QueueOptions | None = None
+) -> list[PlannedTask]:
+    """What a run would send now (reads only; nothing is claimed or changed)."""
+    options = options or QueueOptions()
+    info = resolve_endpoint(ctx, endpoint)
+    async with ctx.connectors.open(info) as connector:
+        worker = Worker(
+            ctx.repository,
+            info.name,
+            connector,
+            options=_worker_options(ctx, options),
+            clock=ctx.clock,
+        )
+        return await worker.plan_due()
+
+
+def retry_task(ctx: AppContext, task_id: int) -> TaskRecord:
+    """Queue a failed or discontinued task again, with a fresh attempt budget."""
+    return ctx.repository.retry_task(task_id, now=ctx.clock())
+
+
+def discontinue_task(ctx: AppContext, task_id: int, reason: str | None = None) -> TaskRecord:
+    """Stop a task that should not run."""
+    return ctx.repository.discontinue_task(task_id, reason=reason, now=ctx.clock())
