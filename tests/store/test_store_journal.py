@@ -85,9 +85,9 @@ def test_the_database_refuses_to_update_or_delete_journal_lines(prod: Repository
             conn.execute(sa.text(statement))
 
     assert [e.error for e in prod.list_journal()] == ["original"]
-    # Nothing in the API rewrites the journal: it can only be appended to and read.
+    # Nothing in the API rewrites the journal: it can only be appended to, read and verified.
     public = sorted(name for name in dir(prod) if "journal" in name and not name.startswith("_"))
-    assert public == ["append_journal", "list_journal"]
+    assert public == ["append_journal", "list_journal", "verify_journal"]
 
 
 def test_entries_given_with_a_finish_are_filled_in_from_the_task(prod: Repository) -> None:

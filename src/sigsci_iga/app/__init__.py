@@ -40,6 +40,7 @@ from sigsci_iga.app.inventory import (
     list_tasks,
     run_detail,
     task_detail,
+    verify_journal,
 )
 from sigsci_iga.app.packages import (
     PackageSummary,
@@ -72,6 +73,7 @@ from sigsci_iga.store import (
     RunRecord,
     TaskRecord,
 )
+from sigsci_iga.store.journal import ChainReport
 
 __all__ = [
     "DEFAULT_MAX_ITEMS",
@@ -80,6 +82,7 @@ __all__ = [
     "AccountDetail",
     "AccountRecord",
     "AppContext",
+    "ChainReport",
     "CheckResult",
     "ConnectorFactory",
     "Connectors",
@@ -135,4 +138,5 @@ __all__ = [
     "task_detail",
     "upgrade_database",
     "validate_package",
+    "verify_journal",
 ]

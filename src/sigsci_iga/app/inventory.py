@@ -18,6 +18,7 @@ from sigsci_iga.store import (
     RunRecord,
     TaskRecord,
 )
+from sigsci_iga.store.journal import ChainReport
 
 
 def list_accounts(
@@ -118,3 +119,8 @@ def list_journal(
         endpoint=endpoint, task_id=task_id, target=email_key(email) if email else None
     )
     return entries if last is None else entries[max(0, len(entries) - last) :]
+
+
+def verify_journal(ctx: AppContext, endpoint: str | None = None) -> list[ChainReport]:
+    """Check the journal's hash chains; each report names the first line that breaks one."""
+    return ctx.repository.verify_journal(endpoint)

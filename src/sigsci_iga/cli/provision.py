@@ -19,6 +19,9 @@ from sigsci_iga.cli.output import fail, print_json, stdout
 from sigsci_iga.domain.tasks import Operation, TaskState
 from sigsci_iga.errors import InvalidInputError
 
+#: `journal verify` found a chain that does not hold.
+JOURNAL_BROKEN_EXIT = 9
+
 request_app = typer.Typer(no_args_is_help=True, help="Request a change; it becomes a task.")
 provision_app = typer.Typer(no_args_is_help=True, help="Work the task queue (the retry job).")
 tasks_app = typer.Typer(no_args_is_help=True, help="Provisioning tasks.")
@@ -408,6 +411,47 @@ def journal_list(
         print_json([e.to_json() for e in entries])
         return
     _journal_table(entries, title="journal")
+
+
+@journal_app.command("verify")
+def journal_verify(
+    endpoint: EndpointOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+) -> None:
+    """Check the journal's hash chains; name the first line that was edited, deleted or added.
+
+    Exits 9 when a chain is broken. Record the heads it prints somewhere else: a chain can only
+    prove that nothing changed since a head you kept.
+    """
+    with context.session() as ctx:
+        reports = app.verify_journal(ctx, endpoint)
+    if json_output:
+        print_json(
+            [
+                {
+                    "endpoint": r.endpoint,
+                    "intact": r.intact,
+                    "lines": r.lines,
+                    "head_seq": r.head_seq,
+                    "head_hash": r.head_hash,
+                    "problem": r.problem,
+                    "line_id": r.line_id,
+                }
+                for r in reports
+            ]
+        )
+    else:
+        out = stdout()
+        for r in reports:
+            if r.intact:
+                out.print(
+                    f"{r.endpoint}: intact, {r.lines} lines, head {r.head_seq} {r.head_hash}",
+                    markup=False,
+                )
+            else:
+                out.print(f"{r.endpoint}: BROKEN: {r.problem}", markup=False)
+    if any(not r.intact for r in reports):
+        raise typer.Exit(JOURNAL_BROKEN_EXIT)
 
 
 @journal_app.command("export")

@@ -29,6 +29,13 @@ from sigsci_iga.store import identities as identity_store
 from sigsci_iga.store import tasks as task_store
 from sigsci_iga.store.apply import apply_diff, ensure_types
 from sigsci_iga.store.db import WRITE_LOCK
+from sigsci_iga.store.journal import (
+    ChainReport,
+    insert_journal,
+    journal_query,
+    journal_record,
+    verify_chain,
+)
 from sigsci_iga.store.records import (
     AccountRecord,
     Checkpoint,
@@ -58,7 +65,7 @@ from sigsci_iga.store.tables import (
     tasks,
 )
 from sigsci_iga.store.tables import journal as journal_table
-from sigsci_iga.store.tasks import SECRET_MARKERS
+from sigsci_iga.store.values import SECRET_MARKERS, plain_json, refuse_secrets
 from sigsci_iga.store.view import load_view
 
 RunMode = Literal["full", "incremental"]
@@ -631,8 +638,8 @@ class Repository:
         """Queue a task (state `new`, due now) and journal it as `requested`, atomically."""
         task_store.check_operation(operation)
         email = normalize_email(email)
-        task_store.refuse_secrets(params, "params")
-        stored_params = task_store.plain_json(params, "task params")
+        refuse_secrets(params, "params")
+        stored_params = plain_json(params, "task params")
         if max_attempts < 1:
             raise InvalidInputError("max_attempts must be at least 1")
         now = now or _now()
@@ -673,7 +680,7 @@ class Repository:
                     "justification": justification,
                 },
             )
-            task_store.insert_journal(conn, [entry], now)
+            insert_journal(conn, [entry], now)
             return task_store.task_record(task_store.task_row(conn, task_id))
 
     def get_task(self, task_id: int) -> TaskRecord:
@@ -774,7 +781,7 @@ class Repository:
                         at=now,
                     )
                 )
-            task_store.insert_journal(conn, entries, now)
+            insert_journal(conn, entries, now)
             claimed = conn.execute(
                 task_store.tasks_query().where(tasks.c.id.in_(ids)).order_by(tasks.c.id)
             )
@@ -804,7 +811,7 @@ class Repository:
         with self._write() as conn:
             row = task_store.held_task(conn, task_id, worker)
             now = _now()
-            task_store.insert_journal(conn, [task_store.for_task(entry, row)], now)
+            insert_journal(conn, [task_store.for_task(entry, row)], now)
             conn.execute(
                 tasks.update().where(tasks.c.id == task_id).values(write_sent=True, updated_at=now)
             )
@@ -813,7 +820,7 @@ class Repository:
     def append_journal(self, entries: Sequence[JournalEntry]) -> list[int]:
         """Append journal lines, all or nothing; returns their ids. There is no update or delete."""
         with self._write() as conn:
-            return task_store.insert_journal(conn, entries, _now())
+            return insert_journal(conn, entries, _now())
 
     def finish_task(
         self,
@@ -863,7 +870,7 @@ class Repository:
                     lease_until=None,
                 )
             )
-            task_store.insert_journal(conn, entries, now)
+            insert_journal(conn, entries, now)
             if account_changes:
                 task_store.apply_account_changes(
                     conn, row.endpoint_id, account_changes, task_id=task_id, now=now
@@ -906,7 +913,7 @@ class Repository:
                     lease_until=None,
                 )
             )
-            task_store.insert_journal(conn, entries, now)
+            insert_journal(conn, entries, now)
             return task_store.task_record(task_store.task_row(conn, task_id))
 
     def retry_task(self, task_id: int, *, now: datetime | None = None) -> TaskRecord:
@@ -935,7 +942,7 @@ class Repository:
             entry = task_store.state_entry(
                 row, "new", kind="note", detail={"action": "retry"}, attempt=0
             )
-            task_store.insert_journal(conn, [entry], now)
+            insert_journal(conn, [entry], now)
             return task_store.task_record(task_store.task_row(conn, task_id))
 
     def discontinue_task(
@@ -963,9 +970,7 @@ class Repository:
                 )
             )
             detail = {"reason": reason} if reason else None
-            task_store.insert_journal(
-                conn, [task_store.state_entry(row, "discontinued", detail=detail)], now
-            )
+            insert_journal(conn, [task_store.state_entry(row, "discontinued", detail=detail)], now)
             return task_store.task_record(task_store.task_row(conn, task_id))
 
     # -- the journal (append-only) -----------------------------------------------------------
@@ -981,7 +986,7 @@ class Repository:
         limit: int | None = None,
     ) -> list[JournalRecord]:
         """Journal lines oldest first."""
-        query = task_store.journal_query().order_by(journal_table.c.id)
+        query = journal_query().order_by(journal_table.c.id)
         if endpoint is not None:
             query = query.where(endpoints.c.name == endpoint)
         if task_id is not None:
@@ -995,7 +1000,18 @@ class Repository:
         if limit is not None:
             query = query.limit(limit)
         with self._read() as conn:
-            return [task_store.journal_record(row) for row in conn.execute(query)]
+            return [journal_record(row) for row in conn.execute(query)]
+
+    def verify_journal(self, endpoint: str | None = None) -> list[ChainReport]:
+        """Check every endpoint's journal chain (retired ones included), or one endpoint's."""
+        query = sa.select(endpoints.c.id, endpoints.c.name).order_by(endpoints.c.name)
+        if endpoint is not None:
+            query = query.where(endpoints.c.name == endpoint)
+        with self._read() as conn:
+            found = conn.execute(query).all()
+            if endpoint is not None and not found:
+                raise RecordNotFoundError(f"endpoint {endpoint!r} is not registered")
+            return [verify_chain(conn, id_, name) for id_, name in found]
 
     def last_removed_access(self, endpoint: str, email: str) -> dict[str, Any] | None:
         """What the newest `remove_account` task saw the account hold before deleting it.

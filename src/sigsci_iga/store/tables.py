@@ -106,6 +106,9 @@ endpoints = sa.Table(
     # References to secrets (`env:NAME`, `file:PATH`) by secret name; never a secret's value.
     sa.Column("credentials", json_type()),
     sa.Column("retired_at", UTCDateTime()),
+    # The head of the endpoint's journal chain: its last sequence number and hash.
+    sa.Column("journal_seq", sa.BigInteger),
+    sa.Column("journal_head", sa.String(64)),
     sa.CheckConstraint(_in("connector", CONNECTOR_KINDS), name="connector"),
 )
 
@@ -300,6 +303,12 @@ journal = sa.Table(
     sa.Column("status", sa.Integer),
     sa.Column("error", sa.Text),
     sa.Column("detail", json_type()),
+    # The hash chain (see store/journal.py): position in the endpoint's chain, the previous
+    # line's hash and this line's.
+    sa.Column("seq", sa.BigInteger),
+    sa.Column("prev_hash", sa.String(64)),
+    sa.Column("chain_hash", sa.String(64)),
     sa.Index("ix_journal_endpoint_id_target", "endpoint_id", "target"),
+    sa.Index("ix_journal_endpoint_id_seq", "endpoint_id", "seq", unique=True),
     sa.CheckConstraint(_in("kind", JOURNAL_KINDS), name="kind"),
 )

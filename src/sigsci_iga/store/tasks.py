@@ -5,7 +5,6 @@ Callers (the `Repository`) own the transaction; nothing here commits.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -15,62 +14,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from sigsci_iga.domain.diff import compute_partial_diff
-from sigsci_iga.domain.emails import email_key
 from sigsci_iga.domain.model import AccountSnapshot
 from sigsci_iga.domain.tasks import Operation, TaskState
 from sigsci_iga.errors import InvalidInputError, LeaseLostError, RecordNotFoundError
 from sigsci_iga.store.apply import apply_diff
-from sigsci_iga.store.records import JournalEntry, JournalRecord, TaskRecord
+from sigsci_iga.store.records import JournalEntry, TaskRecord
 from sigsci_iga.store.tables import (
-    JOURNAL_KINDS,
     OPEN_TASK_STATES,
     TASK_OPERATIONS,
     TASK_STATES,
     endpoints,
-    journal,
     tasks,
 )
 from sigsci_iga.store.view import load_view
-
-#: Substrings of key names that would hold a secret; such keys are refused, not stored.
-SECRET_MARKERS = (
-    "token",
-    "password",
-    "passwd",
-    "secret",
-    "credential",
-    "apikey",
-    "api_key",
-    "authorization",
-    "cookie",
-    "private_key",
-)
-# Task parameters and journal details also refuse raw HTTP headers: they carry the token.
-_DETAIL_MARKERS = (*SECRET_MARKERS, "header")
-
-
-def refuse_secrets(value: Any, path: str = "detail") -> None:
-    """Raise `InvalidInputError` if any key at any depth (lists included) looks like a secret."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            lowered = str(key).lower()
-            if any(marker in lowered for marker in _DETAIL_MARKERS):
-                raise InvalidInputError(
-                    f"{path}.{key}: secrets and headers are never stored in the repository"
-                )
-            refuse_secrets(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            refuse_secrets(item, f"{path}[{index}]")
-
-
-def plain_json(value: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """A JSON-compatible copy of `value`; anything JSON cannot hold is refused up front."""
-    try:
-        loaded: dict[str, Any] = json.loads(json.dumps(dict(value)))
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} must be JSON-compatible: {exc}") from exc
-    return loaded
 
 
 def check_operation(operation: str) -> None:
@@ -180,81 +136,6 @@ def state_entry(
         state_after=after,
         error=error,
         detail=detail,
-    )
-
-
-def insert_journal(conn: Connection, entries: Sequence[JournalEntry], now: datetime) -> list[int]:
-    """Validate every entry first, then append them all; returns their ids in order."""
-    if not entries:
-        return []
-    names = {entry.endpoint for entry in entries}
-    endpoint_ids: dict[str, int] = {
-        name: id_
-        for name, id_ in conn.execute(
-            sa.select(endpoints.c.name, endpoints.c.id).where(endpoints.c.name.in_(names))
-        )
-    }
-    rows: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry.endpoint not in endpoint_ids:
-            raise RecordNotFoundError(f"endpoint {entry.endpoint!r} is not registered")
-        if entry.kind not in JOURNAL_KINDS:
-            raise InvalidInputError(
-                f"journal kind {entry.kind!r} is not one of {', '.join(JOURNAL_KINDS)}"
-            )
-        detail = None
-        if entry.detail is not None:
-            refuse_secrets(entry.detail)
-            detail = plain_json(entry.detail, "journal detail")
-        rows.append(
-            {
-                "at": entry.at or now,
-                "endpoint_id": endpoint_ids[entry.endpoint],
-                "task_id": entry.task_id,
-                "request_id": entry.request_id,
-                "operation": entry.operation,
-                "target": email_key(entry.target) if entry.target is not None else None,
-                "attempt": entry.attempt,
-                "kind": entry.kind,
-                "state_before": entry.state_before,
-                "state_after": entry.state_after,
-                "method": entry.method,
-                "path": entry.path,
-                "status": entry.status,
-                "error": entry.error,
-                "detail": detail,
-            }
-        )
-    result = conn.execute(
-        journal.insert().returning(journal.c.id, sort_by_parameter_order=True), rows
-    )
-    return [int(id_) for id_ in result.scalars()]
-
-
-def journal_query() -> sa.Select[Any]:
-    return sa.select(journal, endpoints.c.name.label("endpoint_name")).join(
-        endpoints, endpoints.c.id == journal.c.endpoint_id
-    )
-
-
-def journal_record(row: Row[Any]) -> JournalRecord:
-    return JournalRecord(
-        id=row.id,
-        at=row.at,
-        endpoint=row.endpoint_name,
-        task_id=row.task_id,
-        request_id=row.request_id,
-        operation=row.operation,
-        target=row.target,
-        attempt=row.attempt,
-        kind=row.kind,
-        state_before=row.state_before,
-        state_after=row.state_after,
-        method=row.method,
-        path=row.path,
-        status=row.status,
-        error=row.error,
-        detail=row.detail,
     )
 
 
