@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from sigsci_iga.connectors.http.segments import check_segment, normalize_email
 from sigsci_iga.connectors.signalsciences.models import (
     Membership,
     SiteMember,
@@ -11,7 +12,7 @@ from sigsci_iga.connectors.signalsciences.models import (
     UserStatus,
     normalize_role,
 )
-from sigsci_iga.connectors.signalsciences.paths import api_path, check_segment, normalize_email
+from sigsci_iga.connectors.signalsciences.paths import api_path
 from sigsci_iga.errors import InvalidInputError
 
 

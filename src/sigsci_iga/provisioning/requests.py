@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sigsci_iga.connectors.http.segments import check_segment, normalize_email
 from sigsci_iga.connectors.signalsciences.models import Role, normalize_role
-from sigsci_iga.connectors.signalsciences.paths import check_segment, normalize_email
 from sigsci_iga.domain.model import EntitlementType
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.provisioning.planner import Operation

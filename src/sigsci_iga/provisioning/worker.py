@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import DBAPIError
 
 from sigsci_iga.connectors.base import AddToSite, PlannedCall, ProvisioningConnector, Step
-from sigsci_iga.connectors.signalsciences.client import CallObserver, CallRecord
+from sigsci_iga.connectors.http.calls import CallObserver, CallRecord
 from sigsci_iga.domain.model import AccountSnapshot
 from sigsci_iga.errors import (
     ApiError,

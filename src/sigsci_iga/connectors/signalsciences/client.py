@@ -1,7 +1,8 @@
 """Async client for the Signal Sciences API v0: the endpoints identity governance needs.
 
 Reads are retried with exponential backoff and jitter; writes are sent once (the task queue owns
-their retries). Redirects are never followed. Every status code is interpreted in `responses`.
+their retries). Redirects are never followed. Every status code is interpreted in
+`connectors.http.responses`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ import httpx
 import stamina
 from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
 
-from sigsci_iga.connectors.signalsciences.limits import RequestLimiter
+from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord
+from sigsci_iga.connectors.http.limits import RequestLimiter
+from sigsci_iga.connectors.http.responses import (
+    decode_json,
+    error_for_response,
+    error_for_transport,
+    expect_shape,
+    scrub,
+)
+from sigsci_iga.connectors.http.segments import check_segment, normalize_email
 from sigsci_iga.connectors.signalsciences.models import (
     ActivityEvent,
     Corp,
@@ -32,19 +42,7 @@ from sigsci_iga.connectors.signalsciences.models import (
     User,
     normalize_role,
 )
-from sigsci_iga.connectors.signalsciences.paths import (
-    API_PREFIX,
-    api_path,
-    check_segment,
-    normalize_email,
-)
-from sigsci_iga.connectors.signalsciences.responses import (
-    decode_json,
-    error_for_response,
-    error_for_transport,
-    expect_shape,
-    scrub,
-)
+from sigsci_iga.connectors.signalsciences.paths import API_PREFIX, api_path
 from sigsci_iga.errors import (
     ApiError,
     AuthError,
@@ -56,7 +54,6 @@ from sigsci_iga.errors import (
 )
 from sigsci_iga.settings import Settings
 
-USER_AGENT = "sigsci-iga/0.1"
 DEFAULT_SITE_PAGE_SIZE = 100
 DEFAULT_ACTIVITY_PAGE_SIZE = 1000
 _MAX_PAGES = 100_000
@@ -102,18 +99,6 @@ class Reply:
     body: Any
 
 
-@dataclass(frozen=True)
-class CallRecord:
-    """One HTTP call as observers (journal, statistics) see it: no headers, no bodies."""
-
-    method: str
-    path: str
-    status: int | None
-    seconds: float
-    error: str | None
-
-
-CallObserver = Callable[[CallRecord], None]
 #: Turns a 2xx response into its value: (method, shown path, response) -> body.
 BodyParser = Callable[[str, str, httpx.Response], Any]
 M = TypeVar("M", bound=BaseModel)

@@ -17,9 +17,9 @@ from sigsci_iga.connectors.base import (
     SetRole,
     Step,
 )
+from sigsci_iga.connectors.http.calls import CallObserver
 from sigsci_iga.connectors.signalsciences.client import (
     DEFAULT_SITE_PAGE_SIZE,
-    CallObserver,
     SigSciClient,
     SiteCursor,
 )
