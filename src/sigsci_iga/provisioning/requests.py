@@ -7,13 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sigsci_iga.connectors.http.segments import check_segment, normalize_email
-from sigsci_iga.connectors.signalsciences.models import Role, normalize_role
-from sigsci_iga.domain.model import EntitlementType
+from sigsci_iga.domain.model import CorpRole, EntitlementType, corp_role
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.provisioning.planner import Operation
 from sigsci_iga.store import Repository, TaskRecord
-
-_ROLES = tuple(r.value for r in Role)
 
 
 @dataclass(frozen=True)
@@ -22,13 +19,6 @@ class Request:
 
     requester: str | None = None
     justification: str | None = None
-
-
-def _role(value: str) -> str:
-    role = normalize_role(value)
-    if role not in _ROLES:
-        raise InvalidInputError(f"role {value!r} is not one of {', '.join(_ROLES)}")
-    return role
 
 
 def _known_sites(repo: Repository, endpoint: str, sites: Iterable[str]) -> list[str]:
@@ -62,24 +52,27 @@ def build_params(
     if operation == "create_account":
         if role is None:
             raise InvalidInputError("create-account needs --role")
-        chosen = _role(role)
+        chosen = corp_role(role)
         names = _known_sites(repo, endpoint, sites)
-        if chosen != "owner" and not names:
+        if chosen is not CorpRole.OWNER and not names:
             raise InvalidInputError(
                 "create-account needs at least one --site for a non-owner (owners get every site)"
             )
-        return {"role": chosen, "sites": names}
+        return {"role": chosen.value, "sites": names}
     if operation == "update_account":
         if role is None:
             raise InvalidInputError("update-role needs --role")
-        return {"role": _role(role)}
+        return {"role": corp_role(role).value}
     if operation in ("add_access", "remove_access"):
         if role is not None:
             if operation == "remove_access":
                 raise InvalidInputError(
                     "a corp role cannot be removed, only changed: request update-role"
                 )
-            return {"entitlement_type": EntitlementType.CORP_ROLE.value, "value": _role(role)}
+            return {
+                "entitlement_type": EntitlementType.CORP_ROLE.value,
+                "value": corp_role(role).value,
+            }
         if site is None:
             raise InvalidInputError(f"{operation.replace('_', '-')} needs --site")
         (name,) = _known_sites(repo, endpoint, [site])

@@ -36,13 +36,12 @@ from sigsci_iga.connectors.signalsciences.models import (
     Corp,
     Membership,
     Page,
-    Role,
     Site,
     SiteMember,
     User,
-    normalize_role,
 )
 from sigsci_iga.connectors.signalsciences.paths import API_PREFIX, api_path
+from sigsci_iga.domain.model import corp_role
 from sigsci_iga.errors import (
     ApiError,
     AuthError,
@@ -102,13 +101,6 @@ class Reply:
 #: Turns a 2xx response into its value: (method, shown path, response) -> body.
 BodyParser = Callable[[str, str, httpx.Response], Any]
 M = TypeVar("M", bound=BaseModel)
-
-
-def _role_for_write(role: str) -> str:
-    normalized = normalize_role(role)
-    if normalized not in {r.value for r in Role}:
-        raise InvalidInputError(f"role {role!r} is not one of {', '.join(r.value for r in Role)}")
-    return normalized
 
 
 def _template(path: str) -> str:
@@ -434,7 +426,7 @@ class SigSciClient:
         )
 
     def invite_body(self, *, role: str, sites: Iterable[str]) -> dict[str, Any]:
-        return {"role": _role_for_write(role), "memberships": self._memberships_body(sites)}
+        return {"role": corp_role(role).value, "memberships": self._memberships_body(sites)}
 
     async def invite_user(self, email: str, *, role: str, sites: Iterable[str]) -> User | None:
         """Invite a new corp user with a role and sites; returns the pending user if echoed."""
@@ -454,7 +446,7 @@ class SigSciClient:
         path = self._corp_path("users", (normalize_email(email), "email"))
         body: dict[str, Any] = {}
         if role is not None:
-            body["role"] = _role_for_write(role)
+            body["role"] = corp_role(role).value
         if sites is not None:
             body["memberships"] = self._memberships_body(sites)
         if api_user is not None:
@@ -543,7 +535,7 @@ class SigSciClient:
             (normalize_email(email), "email"),
             "invite",
         )
-        data = await self._write("POST", path, {"role": _role_for_write(role)})
+        data = await self._write("POST", path, {"role": corp_role(role).value})
         return self._parse(SiteMember, data, "POST", path) if isinstance(data, dict) else None
 
     async def remove_site_member(self, site: str, email: str) -> None:
