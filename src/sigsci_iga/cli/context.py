@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from sigsci_iga.cli.output import fail
+from sigsci_iga.connectors.base import ProvisioningConnector
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.connectors.rest.runtime import RestConnector
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.errors import SigsciIgaError
-from sigsci_iga.provisioning.worker import WorkerConnector
 from sigsci_iga.settings import Settings, load_settings
 from sigsci_iga.store import EndpointInfo, RecordNotFoundError, Repository, open_repository
 
@@ -78,7 +78,9 @@ def ensure_endpoint(repo: Repository, current: Settings, name: str) -> EndpointI
 
 
 @asynccontextmanager
-async def open_connector(current: Settings, info: EndpointInfo) -> AsyncIterator[WorkerConnector]:
+async def open_connector(
+    current: Settings, info: EndpointInfo
+) -> AsyncIterator[ProvisioningConnector]:
     """The endpoint's connector: the native client, or a `rest` package with its parameters."""
     if info.connector == "rest":
         package = load_package(str(info.settings["package"]))

@@ -32,7 +32,7 @@ from sigsci_iga.connectors.base import (
     SetRole,
     Step,
 )
-from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord
+from sigsci_iga.connectors.http.calls import USER_AGENT, CallRecord, record_call
 from sigsci_iga.connectors.http.limits import RequestLimiter
 from sigsci_iga.connectors.http.responses import (
     error_for_response,
@@ -142,7 +142,6 @@ class RestConnector:
         package: BoundPackage,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        observers: Sequence[CallObserver] = (),
     ) -> None:
         self.package = package
         spec = package.spec.connection
@@ -155,7 +154,6 @@ class RestConnector:
         self._limiter = RequestLimiter(spec.rate_limit_per_minute, spec.max_concurrency)
         self._secrets: list[str] = list(package.secrets)
         self._auth = AuthState(package, self._login, self._secrets)
-        self.observers: list[CallObserver] = list(observers)
         #: Calls sent, by "METHOD <json path of the call>"; retries count as separate calls.
         self.calls: Counter[str] = Counter()
         #: Values captured by the last operation's calls, by call name (written-back attributes).
@@ -276,8 +274,7 @@ class RestConnector:
 
     def _notify(self, call: CompiledRequest, record: CallRecord) -> None:
         self.calls[f"{record.method} {call.where}"] += 1
-        for observer in self.observers:
-            observer(record)
+        record_call(record)
 
     async def _login(self, call: CompiledRequest) -> Reply:
         return await self._send(call, self._bindings(), authenticated=False)

@@ -21,7 +21,7 @@ import httpx
 import stamina
 from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
 
-from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord
+from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord, record_call
 from sigsci_iga.connectors.http.limits import RequestLimiter
 from sigsci_iga.connectors.http.responses import (
     decode_json,
@@ -214,6 +214,7 @@ class SigSciClient:
 
     def _notify(self, record: CallRecord) -> None:
         self.calls[f"{record.method} {_template(record.path)}"] += 1
+        record_call(record)
         for observer in self.observers:
             observer(record)
 
