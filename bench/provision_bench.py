@@ -41,7 +41,8 @@ from bench_repository import repository
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from sigsci_iga.connectors.signalsciences.client import CallRecord, SigSciClient
+from sigsci_iga.connectors.http.calls import CallRecord
+from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.importer.run import Importer, ImportOptions

@@ -16,7 +16,8 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from sigsci_iga.connectors.signalsciences.client import CallRecord, SigSciClient
+from sigsci_iga.connectors.http.calls import CallRecord
+from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.sim import (
     DEMO_CORP,
     DEMO_EMAIL,

@@ -8,7 +8,8 @@ from datetime import timedelta
 import pytest
 from client_harness import Sim, SimFactory, raises, run
 
-from sigsci_iga.connectors.signalsciences.models import Role, UserStatus
+from sigsci_iga.connectors.signalsciences.models import UserStatus
+from sigsci_iga.domain.model import CorpRole
 from sigsci_iga.errors import NotFoundError
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, SimState
 from sigsci_iga.sim.records import UserRecord
@@ -56,7 +57,7 @@ def test_lists_every_user_with_memberships_expanded_in_one_call(sim: Sim) -> Non
             record = state.users[user.email]
             assert user.role == record.role
             assert user.site_names == reachable_sites(state, record)
-        assert any(u.site_names for u in users if u.role != Role.OWNER)
+        assert any(u.site_names for u in users if u.role != CorpRole.OWNER)
         assert all(u.memberships.data == [] for u in bare)
 
     run(go())
@@ -76,7 +77,7 @@ def test_reads_one_user_and_its_memberships(sim: Sim) -> None:
         assert user.site_names == sorted(record.sites)
         assert sorted(m.site.name for m in memberships) == sorted(record.sites)
         assert {m.role for m in memberships} == {record.role}
-        assert me.role == Role.OWNER
+        assert me.role == CorpRole.OWNER
         assert me.memberships.data == []
 
     run(go())
@@ -241,7 +242,7 @@ def test_lists_site_members_with_the_owners_included(sim: Sim) -> None:
         assert sorted(emails) == expected
         assert set(state.owners()) <= set(emails)
         roles = {m.user.email: m.role for m in members}
-        assert all(roles[o] == Role.OWNER for o in state.owners())
+        assert all(roles[o] == CorpRole.OWNER for o in state.owners())
 
     run(go())
 

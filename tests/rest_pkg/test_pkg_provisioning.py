@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,32 @@ def test_every_operation_through_the_worker(app: FastAPI, repo: Repository) -> N
     everything = json.dumps([e.to_json() for e in repo.list_journal()])
     assert DEMO_TOKEN not in everything
     assert len(repo.list_journal(kind="call")) >= 10
+
+
+def test_two_workers_sharing_one_package_connector_journal_every_call_exactly_once(
+    app: FastAPI, repo: Repository
+) -> None:
+    with state(app).lock:
+        people = [
+            u.email for u in state(app).users.values() if u.role == "user" and u.email != DEMO_EMAIL
+        ][:4]
+    ids = [queue(repo, "update_account", email, role="observer") for email in people]
+    app.state.sim.calls.reset()
+    one_at_a_time = replace(FAST, batch_size=1)
+
+    async def main() -> int:
+        async with sim_connector(app) as connector:
+            workers = [
+                Worker(repo, DEMO_CORP, connector, options=one_at_a_time, worker_id=name)
+                for name in ("first", "second")
+            ]
+            summaries = await asyncio.gather(*(w.run() for w in workers))
+            assert sum(s.completed for s in summaries) == len(ids)
+            return sum(connector.calls.values())
+
+    sent = asyncio.run(main())
+
+    assert len(repo.list_journal(kind="call")) == sent == app.state.sim.calls.total()
 
 
 def test_coalesced_site_adds_are_described_as_one_call_per_account(

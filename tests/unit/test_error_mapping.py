@@ -8,7 +8,7 @@ import pickle
 import httpx
 import pytest
 
-from sigsci_iga.connectors.signalsciences.responses import (
+from sigsci_iga.connectors.http.responses import (
     decode_json,
     error_for_response,
     error_for_transport,

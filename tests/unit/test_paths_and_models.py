@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from sigsci_iga.connectors.http.segments import check_segment
 from sigsci_iga.connectors.signalsciences.models import (
     Membership,
     SiteMember,
     User,
     UserStatus,
-    normalize_role,
 )
-from sigsci_iga.connectors.signalsciences.paths import api_path, check_segment, normalize_email
+from sigsci_iga.connectors.signalsciences.paths import api_path
+from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.domain.model import CorpRole, corp_role, normalize_role
 from sigsci_iga.errors import InvalidInputError
 
 
@@ -61,6 +63,15 @@ def test_emails_are_lower_cased_and_checked() -> None:
 )
 def test_legacy_role_names_read_as_modern_ones(legacy: str, modern: str) -> None:
     assert normalize_role(legacy) == modern
+
+
+def test_a_requested_role_reads_legacy_names_and_refuses_anything_else() -> None:
+    assert corp_role("corpAdmin") is CorpRole.ADMIN
+    assert corp_role(" Observer ") is CorpRole.OBSERVER
+    with pytest.raises(
+        InvalidInputError, match="'none' is not one of owner, admin, user, observer"
+    ):
+        corp_role("none")
 
 
 @pytest.mark.parametrize("status", ["invited", "pending", "Pending", "registered-not", None, ""])

@@ -18,18 +18,17 @@ import httpx
 from pydantic import SecretStr
 
 from sigsci_iga.app.credentials import resolve_credentials
-from sigsci_iga.connectors.base import ConnectionReport
+from sigsci_iga.connectors.base import ConnectionReport, ProvisioningConnector
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.connectors.rest.runtime import RestConnector
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.errors import ConfigError
-from sigsci_iga.provisioning.worker import WorkerConnector
 from sigsci_iga.settings import Settings
 from sigsci_iga.store import EndpointInfo, Repository, open_repository
 
 
-class EndpointConnector(WorkerConnector, Protocol):
+class EndpointConnector(ProvisioningConnector, Protocol):
     """What the use cases need of a connector: reading, provisioning and `validate`."""
 
     async def validate(self, caller: str | None) -> ConnectionReport: ...

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from sigsci_iga.errors import InvalidInputError
+
 #: JSON-compatible value as stored in extra attributes, history and serialised diffs.
 JsonValue = Any
 
@@ -32,6 +34,40 @@ class EntitlementType(StrEnum):
 
     SITE = "Site"
     CORP_ROLE = "CorpRole"
+
+
+class CorpRole(StrEnum):
+    """The values of a `CorpRole` entitlement; roles are corp-wide since 2019."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    USER = "user"
+    OBSERVER = "observer"
+
+
+#: The names roles had before 2019, which the API and old exports may still use.
+_LEGACY_ROLES = {f"corp{role.value}": role for role in CorpRole}
+
+
+def normalize_role(value: str) -> str:
+    """Read legacy `corpOwner`-style names as the modern ones; keep unknown values as they are."""
+    lowered = value.strip().lower()
+    if lowered in _LEGACY_ROLES:
+        return _LEGACY_ROLES[lowered].value
+    if lowered in {r.value for r in CorpRole}:
+        return lowered
+    # Go defines "none" and "unknown" too; keep whatever the server said rather than guessing.
+    return value
+
+
+def corp_role(value: str) -> CorpRole:
+    """A role someone asks for (legacy names read as modern ones); anything else is refused."""
+    normalized = normalize_role(value)
+    if normalized not in {r.value for r in CorpRole}:
+        raise InvalidInputError(
+            f"role {value!r} is not one of {', '.join(r.value for r in CorpRole)}"
+        )
+    return CorpRole(normalized)
 
 
 #: Fields of an account that the diff compares and the history records.

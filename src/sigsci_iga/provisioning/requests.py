@@ -5,21 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sigsci_iga.connectors.signalsciences.models import Role, normalize_role
-from sigsci_iga.connectors.signalsciences.paths import check_segment
-from sigsci_iga.domain.model import EntitlementType
+from sigsci_iga.connectors.http.segments import check_segment
+from sigsci_iga.domain.model import CorpRole, EntitlementType, corp_role
 from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.store import Repository
-
-_ROLES = tuple(r.value for r in Role)
-
-
-def _role(value: str) -> str:
-    role = normalize_role(value)
-    if role not in _ROLES:
-        raise InvalidInputError(f"role {value!r} is not one of {', '.join(_ROLES)}")
-    return role
 
 
 def _known_sites(repo: Repository, endpoint: str, sites: Iterable[str]) -> list[str]:
@@ -53,24 +43,27 @@ def build_params(
     if operation == Operation.CREATE_ACCOUNT:
         if role is None:
             raise InvalidInputError("create-account needs --role")
-        chosen = _role(role)
+        chosen = corp_role(role)
         names = _known_sites(repo, endpoint, sites)
-        if chosen != "owner" and not names:
+        if chosen is not CorpRole.OWNER and not names:
             raise InvalidInputError(
                 "create-account needs at least one --site for a non-owner (owners get every site)"
             )
-        return {"role": chosen, "sites": names}
+        return {"role": chosen.value, "sites": names}
     if operation == Operation.UPDATE_ACCOUNT:
         if role is None:
             raise InvalidInputError("update-role needs --role")
-        return {"role": _role(role)}
+        return {"role": corp_role(role).value}
     if operation in (Operation.ADD_ACCESS, Operation.REMOVE_ACCESS):
         if role is not None:
             if operation == Operation.REMOVE_ACCESS:
                 raise InvalidInputError(
                     "a corp role cannot be removed, only changed: request update-role"
                 )
-            return {"entitlement_type": EntitlementType.CORP_ROLE.value, "value": _role(role)}
+            return {
+                "entitlement_type": EntitlementType.CORP_ROLE.value,
+                "value": corp_role(role).value,
+            }
         if site is None:
             raise InvalidInputError(f"{Operation(operation).label} needs --site")
         (name,) = _known_sites(repo, endpoint, [site])

@@ -14,8 +14,6 @@ account, and coalesced site calls run one after another.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import functools
 import os
 import random
@@ -23,15 +21,15 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
 from sigsci_iga.connectors.base import AddToSite, PlannedCall, ProvisioningConnector, Step
-from sigsci_iga.connectors.signalsciences.client import CallObserver, CallRecord
+from sigsci_iga.connectors.http.calls import CallRecord, capture_calls
 from sigsci_iga.domain.model import AccountSnapshot
 from sigsci_iga.errors import (
     ApiError,
@@ -44,11 +42,6 @@ from sigsci_iga.errors import (
 from sigsci_iga.provisioning.planner import Plan, plan_task
 from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskRecord
 
-_CALLS: contextvars.ContextVar[list[CallRecord] | None] = contextvars.ContextVar(
-    "provisioning_calls", default=None
-)
-
-
 #: deadlock_detected and serialization_failure: the transaction was aborted and may be rerun.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
 _FINISH_ATTEMPTS = 5
@@ -56,13 +49,6 @@ _FINISH_ATTEMPTS = 5
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-class WorkerConnector(ProvisioningConnector, Protocol):
-    """What the worker needs of a connector: provisioning, plus observers for the journal."""
-
-    @property
-    def observers(self) -> list[CallObserver]: ...
 
 
 def default_worker_id() -> str:
@@ -126,7 +112,7 @@ class Worker:
         self,
         repository: Repository,
         endpoint: str,
-        connector: WorkerConnector,
+        connector: ProvisioningConnector,
         *,
         options: WorkerOptions | None = None,
         worker_id: str | None = None,
@@ -140,7 +126,6 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not security)
-        self.connector.observers.append(self._observe)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -261,7 +246,7 @@ class Worker:
             else:
                 succeeded.extend(result)
         if succeeded:
-            with self._capture() as reads:
+            with capture_calls() as reads:
                 verified = await self._verify([task for task, _, _ in succeeded])
             for task, plan, journal in succeeded:
                 checks = [self._call_entry(task, r, shared=len(succeeded) > 1) for r in reads]
@@ -276,7 +261,7 @@ class Worker:
         self, tasks: Sequence[TaskRecord], summary: RunSummary
     ) -> tuple[list[CallRecord], dict[str, AccountSnapshot | None] | None]:
         """Re-read every task's account: one users-list read for a batch, else one GET each."""
-        with self._capture() as reads:
+        with capture_calls() as reads:
             try:
                 current = await self._accounts_of(tasks)
             except ApiError as exc:
@@ -350,7 +335,7 @@ class Worker:
 
     async def _send(self, step: Step) -> tuple[ApiError | None, list[CallRecord]]:
         """Send one step; throttled answers (not applied) are retried in place, not reported."""
-        with self._capture() as calls:
+        with capture_calls() as calls:
             for attempt in range(self.options.throttle_retries + 1):
                 try:
                     await self.connector.execute(step)
@@ -504,20 +489,6 @@ class Worker:
             if shared
             else {"seconds": round(record.seconds, 3)},
         )
-
-    def _observe(self, record: CallRecord) -> None:
-        calls = _CALLS.get()
-        if calls is not None:
-            calls.append(record)
-
-    @contextlib.contextmanager
-    def _capture(self) -> Iterator[list[CallRecord]]:
-        calls: list[CallRecord] = []
-        token = _CALLS.set(calls)
-        try:
-            yield calls
-        finally:
-            _CALLS.reset(token)
 
     # -- dry run ---------------------------------------------------------------------------
 

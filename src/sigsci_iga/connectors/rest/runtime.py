@@ -3,7 +3,7 @@
 Requests are rendered from compiled templates into parsed JSON (never by splicing text), every
 URL is checked to stay on the base URL's scheme and host, path segments from data are checked and
 percent-encoded, redirects are never followed, and status codes map through the same
-`responses` module as the native connector unless a call's own success/failure rules say
+`http.responses` module as the native connector unless a call's own success/failure rules say
 otherwise. Reads retry with backoff; writes are sent once (the worker owns their retries).
 """
 
@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import stamina
@@ -33,6 +33,14 @@ from sigsci_iga.connectors.base import (
     SetRole,
     Step,
 )
+from sigsci_iga.connectors.http.calls import USER_AGENT, CallRecord, record_call
+from sigsci_iga.connectors.http.limits import RequestLimiter
+from sigsci_iga.connectors.http.responses import (
+    error_for_response,
+    error_for_transport,
+    scrub,
+)
+from sigsci_iga.connectors.http.segments import encode_segment
 from sigsci_iga.connectors.rest.auth import AuthState, Reply
 from sigsci_iga.connectors.rest.expressions import EvaluationError
 from sigsci_iga.connectors.rest.loader import (
@@ -52,14 +60,6 @@ from sigsci_iga.connectors.rest.spec import (
     ResponseRule,
     StatusRule,
     get_path,
-)
-from sigsci_iga.connectors.signalsciences.client import USER_AGENT, CallObserver, CallRecord
-from sigsci_iga.connectors.signalsciences.limits import RequestLimiter
-from sigsci_iga.connectors.signalsciences.paths import check_segment
-from sigsci_iga.connectors.signalsciences.responses import (
-    error_for_response,
-    error_for_transport,
-    scrub,
 )
 from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
 from sigsci_iga.errors import (
@@ -145,7 +145,6 @@ class RestConnector:
         package: BoundPackage,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
-        observers: Sequence[CallObserver] = (),
     ) -> None:
         self.package = package
         spec = package.spec.connection
@@ -158,7 +157,6 @@ class RestConnector:
         self._limiter = RequestLimiter(spec.rate_limit_per_minute, spec.max_concurrency)
         self._secrets: list[str] = list(package.secrets)
         self._auth = AuthState(package, self._login, self._secrets)
-        self.observers: list[CallObserver] = list(observers)
         #: Calls sent, by "METHOD <json path of the call>"; retries count as separate calls.
         self.calls: Counter[str] = Counter()
         #: Values captured by the last operation's calls, by call name (written-back attributes).
@@ -219,7 +217,7 @@ class RestConnector:
             value = segment.template.render(bindings)
             text = "" if value is None else str(value)
             try:
-                check_segment(text, f"path segment {segment.raw!r}")
+                parts.append(encode_segment(text, f"path segment {segment.raw!r}"))
             except InvalidInputError as exc:
                 raise BadRequestError(
                     method=call.spec.method,
@@ -227,7 +225,6 @@ class RestConnector:
                     status=None,
                     message=scrub(str(exc), self._secrets),
                 ) from None
-            parts.append(quote(text, safe="@"))
         url = prefix + ("/" + "/".join(parts) if parts else "")
         if call.trailing_slash:
             url += "/"
@@ -280,8 +277,7 @@ class RestConnector:
 
     def _notify(self, call: CompiledRequest, record: CallRecord) -> None:
         self.calls[f"{record.method} {call.where}"] += 1
-        for observer in self.observers:
-            observer(record)
+        record_call(record)
 
     async def _login(self, call: CompiledRequest) -> Reply:
         return await self._send(call, self._bindings(), authenticated=False)

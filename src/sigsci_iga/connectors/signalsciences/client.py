@@ -1,7 +1,8 @@
 """Async client for the Signal Sciences API v0: the endpoints identity governance needs.
 
 Reads are retried with exponential backoff and jitter; writes are sent once (the task queue owns
-their retries). Redirects are never followed. Every status code is interpreted in `responses`.
+their retries). Redirects are never followed. Every status code is interpreted in
+`connectors.http.responses`.
 """
 
 from __future__ import annotations
@@ -20,31 +21,28 @@ import httpx
 import stamina
 from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
 
-from sigsci_iga.connectors.signalsciences.limits import RequestLimiter
-from sigsci_iga.connectors.signalsciences.models import (
-    ActivityEvent,
-    Corp,
-    Membership,
-    Page,
-    Role,
-    Site,
-    SiteMember,
-    User,
-    normalize_role,
-)
-from sigsci_iga.connectors.signalsciences.paths import (
-    API_PREFIX,
-    api_path,
-    check_segment,
-    normalize_email,
-)
-from sigsci_iga.connectors.signalsciences.responses import (
+from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord, record_call
+from sigsci_iga.connectors.http.limits import RequestLimiter
+from sigsci_iga.connectors.http.responses import (
     decode_json,
     error_for_response,
     error_for_transport,
     expect_shape,
     scrub,
 )
+from sigsci_iga.connectors.http.segments import check_segment
+from sigsci_iga.connectors.signalsciences.models import (
+    ActivityEvent,
+    Corp,
+    Membership,
+    Page,
+    Site,
+    SiteMember,
+    User,
+)
+from sigsci_iga.connectors.signalsciences.paths import API_PREFIX, api_path
+from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.domain.model import corp_role
 from sigsci_iga.errors import (
     ApiError,
     AuthError,
@@ -56,7 +54,6 @@ from sigsci_iga.errors import (
 )
 from sigsci_iga.settings import Settings
 
-USER_AGENT = "sigsci-iga/0.1"
 DEFAULT_SITE_PAGE_SIZE = 100
 DEFAULT_ACTIVITY_PAGE_SIZE = 1000
 _MAX_PAGES = 100_000
@@ -102,28 +99,9 @@ class Reply:
     body: Any
 
 
-@dataclass(frozen=True)
-class CallRecord:
-    """One HTTP call as observers (journal, statistics) see it: no headers, no bodies."""
-
-    method: str
-    path: str
-    status: int | None
-    seconds: float
-    error: str | None
-
-
-CallObserver = Callable[[CallRecord], None]
 #: Turns a 2xx response into its value: (method, shown path, response) -> body.
 BodyParser = Callable[[str, str, httpx.Response], Any]
 M = TypeVar("M", bound=BaseModel)
-
-
-def _role_for_write(role: str) -> str:
-    normalized = normalize_role(role)
-    if normalized not in {r.value for r in Role}:
-        raise InvalidInputError(f"role {role!r} is not one of {', '.join(r.value for r in Role)}")
-    return normalized
 
 
 def _template(path: str) -> str:
@@ -237,6 +215,7 @@ class SigSciClient:
 
     def _notify(self, record: CallRecord) -> None:
         self.calls[f"{record.method} {_template(record.path)}"] += 1
+        record_call(record)
         for observer in self.observers:
             observer(record)
 
@@ -449,7 +428,7 @@ class SigSciClient:
         )
 
     def invite_body(self, *, role: str, sites: Iterable[str]) -> dict[str, Any]:
-        return {"role": _role_for_write(role), "memberships": self._memberships_body(sites)}
+        return {"role": corp_role(role).value, "memberships": self._memberships_body(sites)}
 
     async def invite_user(self, email: str, *, role: str, sites: Iterable[str]) -> User | None:
         """Invite a new corp user with a role and sites; returns the pending user if echoed."""
@@ -469,7 +448,7 @@ class SigSciClient:
         path = self._corp_path("users", (normalize_email(email), "email"))
         body: dict[str, Any] = {}
         if role is not None:
-            body["role"] = _role_for_write(role)
+            body["role"] = corp_role(role).value
         if sites is not None:
             body["memberships"] = self._memberships_body(sites)
         if api_user is not None:
@@ -558,7 +537,7 @@ class SigSciClient:
             (normalize_email(email), "email"),
             "invite",
         )
-        data = await self._write("POST", path, {"role": _role_for_write(role)})
+        data = await self._write("POST", path, {"role": corp_role(role).value})
         return self._parse(SiteMember, data, "POST", path) if isinstance(data, dict) else None
 
     async def remove_site_member(self, site: str, email: str) -> None:

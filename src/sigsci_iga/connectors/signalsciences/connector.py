@@ -20,7 +20,6 @@ from sigsci_iga.connectors.base import (
 )
 from sigsci_iga.connectors.signalsciences.client import (
     DEFAULT_SITE_PAGE_SIZE,
-    CallObserver,
     SigSciClient,
     SiteCursor,
 )
@@ -191,11 +190,6 @@ class SignalSciencesConnector:
         )
 
     # -- provisioning ------------------------------------------------------------------------
-
-    @property
-    def observers(self) -> list[CallObserver]:
-        """The client's call observers (the worker journals every call through them)."""
-        return self.client.observers
 
     def describe_all(self, step: Step) -> tuple[PlannedCall, ...]:
         return (self.describe(step),)

@@ -1,7 +1,8 @@
 """Typed Signal Sciences API v0 payloads.
 
 Every model ignores unknown fields (the API adds keys over time) and accepts every alternative the
-reference marks uncertain: legacy `corp*` role names, pending-user status strings, lenient RFC 3339.
+reference marks uncertain: legacy `corp*` role names (read by the domain's `normalize_role`),
+pending-user status strings, lenient RFC 3339.
 """
 
 from __future__ import annotations
@@ -12,33 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
-class Role(StrEnum):
-    """The four corp roles; roles are corp-wide since 2019."""
-
-    OWNER = "owner"
-    ADMIN = "admin"
-    USER = "user"
-    OBSERVER = "observer"
-
-
-_LEGACY_ROLES = {
-    "corpowner": Role.OWNER,
-    "corpadmin": Role.ADMIN,
-    "corpuser": Role.USER,
-    "corpobserver": Role.OBSERVER,
-}
-
-
-def normalize_role(value: str) -> str:
-    """Read legacy `corpOwner`-style names as the modern ones; keep unknown values as they are."""
-    lowered = value.strip().lower()
-    if lowered in _LEGACY_ROLES:
-        return _LEGACY_ROLES[lowered].value
-    if lowered in {r.value for r in Role}:
-        return lowered
-    # Go defines "none" and "unknown" too; keep whatever the server said rather than guessing.
-    return value
+from sigsci_iga.domain.model import normalize_role
 
 
 class UserStatus(StrEnum):

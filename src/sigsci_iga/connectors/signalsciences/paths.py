@@ -1,37 +1,10 @@
-"""Building API paths safely: every segment is checked, then percent-encoded."""
+"""Signal Sciences API paths: literal words and checked, encoded segments under /api/v0."""
 
 from __future__ import annotations
 
-import re
-from urllib.parse import quote
-
-from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.connectors.http.segments import encode_segment
 
 API_PREFIX = "/api/v0"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def check_segment(value: str, what: str) -> str:
-    """Refuse a segment that could change which resource a path names; return it unchanged."""
-    if not isinstance(value, str) or value.strip() == "":
-        raise InvalidInputError(f"{what} is empty")
-    if "/" in value or "\\" in value:
-        raise InvalidInputError(f"{what} {value!r} contains a slash")
-    if ".." in value:
-        raise InvalidInputError(f"{what} {value!r} contains '..'")
-    if _CONTROL.search(value):
-        raise InvalidInputError(f"{what} {value!r} contains a control character")
-    if value != value.strip():
-        raise InvalidInputError(f"{what} {value!r} has leading or trailing spaces")
-    return value
-
-
-def normalize_email(email: str) -> str:
-    """Lower-case and check an email used as an identity key and path segment."""
-    value = check_segment(email, "email").lower()
-    if value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
-        raise InvalidInputError(f"email {email!r} is not an email address")
-    return value
 
 
 def api_path(*segments: tuple[str, str] | str) -> str:
@@ -43,7 +16,7 @@ def api_path(*segments: tuple[str, str] | str) -> str:
     for segment in segments:
         if isinstance(segment, tuple):
             value, what = segment
-            parts.append(quote(check_segment(value, what), safe="@"))
+            parts.append(encode_segment(value, what))
         else:
             parts.append(segment)
     return API_PREFIX + "/" + "/".join(parts)

@@ -1,0 +1,1 @@
+"""HTTP plumbing both connectors share: call records, pacing, path segments, status mapping."""
