@@ -6,12 +6,14 @@ Connectors talk to targets and return typed pages; they never touch the reposito
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Generic, Protocol, TypeVar
 
+from sigsci_iga.domain.emails import email_key
 from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
+from sigsci_iga.errors import UnexpectedResponseError
 
 T = TypeVar("T")
 
@@ -93,6 +95,29 @@ class Connector(Protocol):
     async def changes_since(self, since: datetime) -> ChangeBatch:
         """Activity since `since`; raises if the feed cannot be read completely."""
         ...
+
+
+def require_caller(emails: Collection[str], caller: str | None, *, path: str) -> None:
+    """Refuse an accounts listing that cannot be the target's whole list.
+
+    A target always lists its caller (the token owner, or the account an endpoint names): a
+    list that is empty or lacks it is a glitch or someone else's list, never "accounts gone".
+    """
+    if not emails:
+        raise UnexpectedResponseError(
+            method="GET",
+            path=path,
+            status=200,
+            message="the accounts list is empty; a target always lists at least its caller",
+        )
+    if caller is not None and email_key(caller) not in emails:
+        raise UnexpectedResponseError(
+            method="GET",
+            path=path,
+            status=200,
+            message=f"the accounts list ({len(emails)} accounts) does not include the caller "
+            f"{email_key(caller)}; not read as the target's list",
+        )
 
 
 # -- provisioning -----------------------------------------------------------------------------

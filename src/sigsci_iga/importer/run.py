@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
-from sigsci_iga.connectors.base import ChangeEvent, Connector, PageResult
+from sigsci_iga.connectors.base import ChangeEvent, Connector, PageResult, require_caller
 from sigsci_iga.domain.diff import Diff, compute_diff, compute_partial_diff
 from sigsci_iga.domain.model import (
     AccountSnapshot,
@@ -114,21 +114,7 @@ async def read_corp(
     """Read every account and site; raise rather than return anything partial or implausible."""
     accounts: list[AccountSnapshot] = await _read_all(connector.accounts_page, "accounts", progress)
     sites: list[SiteSnapshot] = await _read_all(connector.sites_page, "sites", progress)
-    if not accounts:
-        # A corp always has at least the token owner: an empty list is a glitch, not "nobody".
-        raise IncompleteReadError(
-            method="GET",
-            path="users",
-            status=200,
-            message="the users list is empty; a corp always lists at least its owners",
-        )
-    if required_account is not None and required_account not in {a.email for a in accounts}:
-        raise IncompleteReadError(
-            method="GET",
-            path="users",
-            status=200,
-            message=f"the users list does not include the token owner {required_account}",
-        )
+    require_caller({a.email for a in accounts}, required_account, path="users")
     return CorpSnapshot(accounts=tuple(accounts), sites=tuple(sites))
 
 

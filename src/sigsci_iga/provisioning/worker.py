@@ -28,17 +28,17 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from sigsci_iga.connectors.base import AddToSite, PlannedCall, ProvisioningConnector, Step
+from sigsci_iga.connectors.base import (
+    AddToSite,
+    PlannedCall,
+    ProvisioningConnector,
+    Step,
+    require_caller,
+)
 from sigsci_iga.connectors.http.calls import CallRecord, capture_calls
 from sigsci_iga.domain.model import AccountSnapshot
-from sigsci_iga.errors import (
-    ApiError,
-    AuthError,
-    BadRequestError,
-    NotFoundError,
-    RateLimitedError,
-    UnexpectedResponseError,
-)
+from sigsci_iga.domain.tasks import TaskState
+from sigsci_iga.errors import ApiError, Recovery
 from sigsci_iga.provisioning.planner import Plan, plan_task
 from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskRecord
 
@@ -81,12 +81,12 @@ class RunSummary:
     batches: int = 0
     errors: list[str] = field(default_factory=list)
 
-    def count(self, state: str) -> None:
-        if state == "completed":
+    def count(self, state: TaskState | str) -> None:
+        if state == TaskState.COMPLETED:
             self.completed += 1
-        elif state == "no_action_required":
+        elif state == TaskState.NO_ACTION_REQUIRED:
             self.no_action_required += 1
-        elif state == "failed":
+        elif state == TaskState.FAILED:
             self.failed += 1
         else:
             self.rescheduled += 1
@@ -203,15 +203,15 @@ class Worker:
                 continue
             if plan.outcome == "no_action":
                 # An earlier attempt's write evidently landed before that worker stopped.
-                state = "completed" if task.write_sent else "no_action_required"
+                state = TaskState.COMPLETED if task.write_sent else TaskState.NO_ACTION_REQUIRED
             else:
-                state = "failed"
+                state = TaskState.FAILED
             note = self._entry(task, "note", detail={"reason": plan.reason})
             self._finish(
                 task,
                 state,
                 summary,
-                error=plan.reason if state == "failed" else None,
+                error=plan.reason if state == TaskState.FAILED else None,
                 journal=[*journal, note],
                 changes={task.email: current.get(task.email)},
             )
@@ -252,7 +252,7 @@ class Worker:
                 checks = [self._call_entry(task, r, shared=len(succeeded) > 1) for r in reads]
                 changes = {task.email: verified.get(task.email, plan.expected)}
                 self._finish(
-                    task, "completed", summary, journal=[*journal, *checks], changes=changes
+                    task, TaskState.COMPLETED, summary, journal=[*journal, *checks], changes=changes
                 )
         if failure is not None:
             raise failure
@@ -268,7 +268,7 @@ class Worker:
                 for task in tasks:
                     journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
                     self._reschedule(task, summary, f"re-read failed: {exc}", journal)
-                if isinstance(exc, AuthError):
+                if exc.recovery is Recovery.FIX_CONFIGURATION:
                     raise
                 return reads, None
         return reads, current
@@ -314,7 +314,8 @@ class Worker:
                 )
             if error is None:
                 continue
-            if isinstance(error, (NotFoundError, BadRequestError)) and len(group) > 1:
+            recovery = error.recovery
+            if recovery is Recovery.PERMANENT and len(group) > 1:
                 # One bad member fails a bulk call for all: retry each on its own to isolate it.
                 done: list[_Done] = []
                 for task, plan in group:
@@ -322,13 +323,17 @@ class Worker:
                     done.extend(await self._run_steps([(task, plan)], plan.steps, summary))
                 return done
             for task, _ in group:
-                if error.retryable or not isinstance(error, (NotFoundError, BadRequestError)):
-                    self._reschedule(task, summary, str(error), journals[task.id])
-                else:
+                if recovery is Recovery.PERMANENT:
                     self._finish(
-                        task, "failed", summary, error=str(error), journal=journals[task.id]
+                        task, TaskState.FAILED, summary, error=str(error), journal=journals[task.id]
                     )
-            if isinstance(error, AuthError):
+                else:
+                    # The next attempt re-reads the account before it decides anything; after
+                    # a conflict or an untrustworthy answer that re-read is due at once.
+                    now = recovery is Recovery.REREAD_THEN_DECIDE
+                    self._reschedule(task, summary, str(error), journals[task.id], now=now)
+            if recovery is Recovery.FIX_CONFIGURATION:
+                # Every other task would fail the same way: stop the run, keep the tasks.
                 raise error
             return []
         return [(task, plan, journals[task.id]) for task, plan in group]
@@ -339,7 +344,9 @@ class Worker:
             for attempt in range(self.options.throttle_retries + 1):
                 try:
                     await self.connector.execute(step)
-                except RateLimitedError as exc:
+                except ApiError as exc:
+                    if exc.recovery is not Recovery.RETRY_IN_PLACE:
+                        return exc, calls
                     if attempt == self.options.throttle_retries:
                         return exc, calls
                     wait = (
@@ -352,8 +359,6 @@ class Worker:
                         )
                     )
                     await asyncio.sleep(min(wait, 60.0))
-                except ApiError as exc:
-                    return exc, calls
                 else:
                     return None, calls
         raise AssertionError("unreachable")  # pragma: no cover
@@ -368,15 +373,7 @@ class Worker:
             return {t.email: await self.connector.read_account(t.email) for t in tasks}
         page = await self.connector.accounts_page(None)
         everyone = {a.email: a for a in page.items}
-        caller = self._caller
-        if caller is not None and caller not in everyone:
-            raise UnexpectedResponseError(
-                method="GET",
-                path="accounts",
-                status=200,
-                message=f"the accounts list ({len(everyone)} accounts) does not include the "
-                f"caller {caller}; not read as the corp's list",
-            )
+        require_caller(everyone.keys(), self._caller, path="accounts")
         return {t.email: everyone.get(t.email) for t in tasks}
 
     @functools.cached_property
@@ -398,7 +395,7 @@ class Worker:
     def _finish(
         self,
         task: TaskRecord,
-        state: str,
+        state: TaskState,
         summary: RunSummary,
         *,
         error: str | None = None,
@@ -410,7 +407,7 @@ class Worker:
                 self.repo.finish_task(
                     task.id,
                     worker=self.worker_id,
-                    state=state,  # type: ignore[arg-type]
+                    state=state,
                     error=error,
                     journal=journal,
                     account_changes=changes,
@@ -431,12 +428,20 @@ class Worker:
             return
 
     def _reschedule(
-        self, task: TaskRecord, summary: RunSummary, error: str, journal: Sequence[JournalEntry]
+        self,
+        task: TaskRecord,
+        summary: RunSummary,
+        error: str,
+        journal: Sequence[JournalEntry],
+        *,
+        now: bool = False,
     ) -> None:
-        delay = min(
-            self.options.retry_max_seconds,
-            self.options.retry_base_seconds * (2 ** max(0, task.attempts - 1)),
-        ) * self.rng.uniform(0.5, 1.5)
+        delay = 0.0
+        if not now:
+            delay = min(
+                self.options.retry_max_seconds,
+                self.options.retry_base_seconds * (2 ** max(0, task.attempts - 1)),
+            ) * self.rng.uniform(0.5, 1.5)
         try:
             record = self.repo.reschedule_task(
                 task.id,

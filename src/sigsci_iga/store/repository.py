@@ -24,6 +24,7 @@ from sigsci_iga.domain.model import (
     iso,
 )
 from sigsci_iga.domain.secrets import parse_secret_ref
+from sigsci_iga.domain.tasks import TaskState
 from sigsci_iga.errors import InvalidInputError, RecordNotFoundError, RunStateError, TaskStateError
 from sigsci_iga.store import identities as identity_store
 from sigsci_iga.store import tasks as task_store
@@ -69,7 +70,6 @@ from sigsci_iga.store.values import SECRET_MARKERS, plain_json, refuse_secrets
 from sigsci_iga.store.view import load_view
 
 RunMode = Literal["full", "incremental"]
-FinalTaskState = Literal["completed", "no_action_required", "failed", "discontinued"]
 # Substrings of setting names that would hold a secret; such settings are refused, not stored.
 _SECRET_MARKERS = SECRET_MARKERS
 
@@ -827,7 +827,7 @@ class Repository:
         task_id: int,
         *,
         worker: str,
-        state: FinalTaskState,
+        state: TaskState | str,
         error: str | None = None,
         journal: Sequence[JournalEntry] = (),
         account_changes: Mapping[str, AccountSnapshot | None] | None = None,

@@ -32,6 +32,7 @@ from sigsci_iga.connectors.base import (
     RemoveFromSite,
     SetRole,
     Step,
+    require_caller,
 )
 from sigsci_iga.connectors.http.calls import USER_AGENT, CallRecord, record_call
 from sigsci_iga.connectors.http.limits import RequestLimiter
@@ -523,18 +524,9 @@ class RestConnector:
     async def validate(self, caller: str | None) -> ConnectionReport:
         """Authenticate, read every account and every site; the caller must be among them."""
         accounts = (await self.accounts_page(None)).items
-        found = None
-        if caller is not None:
-            wanted = caller.strip().lower()
-            found = next((a for a in accounts if a.email == wanted), None)
-            if found is None:
-                raise UnexpectedResponseError(
-                    method="GET",
-                    path="import.accounts",
-                    status=200,
-                    message=f"the accounts list ({len(accounts)} accounts) does not include "
-                    f"the caller {wanted}",
-                )
+        by_email = {a.email: a for a in accounts}
+        require_caller(by_email.keys(), caller, path="import.accounts")
+        found = by_email.get(caller.strip().lower()) if caller is not None else None
         sites = 0
         cursor: str | None = None
         for _ in range(_MAX_VALIDATE_PAGES):
