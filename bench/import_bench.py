@@ -187,7 +187,7 @@ def run_scenario(args: argparse.Namespace) -> Result:
         else:
             base_url = "http://sim"
         repo = stack.enter_context(repository(args.db, workdir))
-        repo.add_endpoint(state.config.corp, corp=state.config.corp, api_url=base_url)
+        repo.endpoints.add(state.config.corp, corp=state.config.corp, api_url=base_url)
 
         def client() -> SigSciClient:
             transport = inprocess_transport(app) if args.transport == "inprocess" else None

@@ -147,12 +147,12 @@ async def run_worker(
         serve_in_thread(app) as base_url,
         repository(db, workdir, prefix="sigsci_iga_prov_bench") as repo,
     ):
-        repo.add_endpoint("testcorp", corp="testcorp", api_url=base_url, email=DEMO_EMAIL)
+        repo.endpoints.add("testcorp", corp="testcorp", api_url=base_url, email=DEMO_EMAIL)
         async with client_for(base_url, args, Counter()) as reader:
             importer = Importer(repo, "testcorp", SignalSciencesConnector(reader))
             await importer.run(ImportOptions(mode="full", thresholds=NO_THRESHOLDS))
         for email, site in pairs:
-            repo.create_task(
+            repo.tasks.create(
                 "testcorp", "add_access", email, {"entitlement_type": "Site", "value": site}
             )
         runtime.calls.reset()
@@ -170,7 +170,7 @@ async def run_worker(
             seconds = time.perf_counter() - started
             client_calls = client.total_calls
         sim_calls = runtime.calls.snapshot()
-        tasks = repo.list_tasks(endpoint="testcorp")
+        tasks = repo.tasks.list(endpoint="testcorp")
         completed = sum(1 for t in tasks if t.state == "completed")
         rate_errors = sum(
             1 for t in tasks if t.last_error and any(w in t.last_error.lower() for w in RATE_WORDS)

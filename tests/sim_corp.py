@@ -69,5 +69,5 @@ class SimulatedCorp:
 
     def register(self, repo: Repository, endpoint: str | None = None) -> str:
         name = endpoint or self.corp
-        repo.add_endpoint(name, corp=self.corp, api_url=self.base_url, email=DEMO_EMAIL)
+        repo.endpoints.add(name, corp=self.corp, api_url=self.base_url, email=DEMO_EMAIL)
         return name

@@ -125,4 +125,4 @@ def test_db_upgrade_migrates_a_new_repository_to_the_newest_schema(cli: Cli) -> 
     again = cli("db", "upgrade")
     assert "newest schema" in again.stdout
     with open_repository(cli.database_url) as repo:
-        assert repo.list_endpoints() == []
+        assert repo.endpoints.list() == []

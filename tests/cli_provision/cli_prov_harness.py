@@ -155,21 +155,21 @@ class World:
         repo = self.repo()
         try:
             built = build_params(repo, DEMO_CORP, operation, **params)
-            return repo.create_task(DEMO_CORP, operation, email, built, requester="cli-tester")
+            return repo.tasks.create(DEMO_CORP, operation, email, built, requester="cli-tester")
         finally:
             repo.close()
 
     def journal(self) -> list[dict[str, Any]]:
         repo = self.repo()
         try:
-            return [e.to_json() for e in repo.list_journal()]
+            return [e.to_json() for e in repo.journal.list()]
         finally:
             repo.close()
 
     def tasks(self) -> list[TaskRecord]:
         repo = self.repo()
         try:
-            return repo.list_tasks()
+            return repo.tasks.list()
         finally:
             repo.close()
 
@@ -177,7 +177,7 @@ class World:
         """Register the endpoint and import the corp (in-process: fast, same app)."""
         repo = self.repo()
         try:
-            repo.add_endpoint(DEMO_CORP, corp=DEMO_CORP, api_url=self.api_url, email=DEMO_EMAIL)
+            repo.endpoints.add(DEMO_CORP, corp=DEMO_CORP, api_url=self.api_url, email=DEMO_EMAIL)
 
             async def main() -> None:
                 async with SigSciClient(

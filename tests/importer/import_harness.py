@@ -190,13 +190,13 @@ def actual_accounts(repo: Repository, endpoint: str) -> dict[str, dict[str, Any]
             "status": a.status,
             "sites": a.sites,
         }
-        for a in repo.list_accounts(endpoint)
+        for a in repo.inventory.accounts(endpoint)
         if a.status != "suspended"
     }
 
 
 def suspended_emails(repo: Repository, endpoint: str) -> set[str]:
-    return {a.email for a in repo.list_accounts(endpoint, status="suspended")}
+    return {a.email for a in repo.inventory.accounts(endpoint, status="suspended")}
 
 
 def actual_sites(
@@ -204,14 +204,14 @@ def actual_sites(
 ) -> dict[str, tuple[str, int]]:
     return {
         e.value: (e.display_name, e.holders)
-        for e in repo.list_entitlements(endpoint, type="Site", status=status)
+        for e in repo.inventory.entitlements(endpoint, type="Site", status=status)
     }
 
 
 def actual_roles(repo: Repository, endpoint: str) -> dict[str, int]:
     """role -> holders, for roles someone holds (a role nobody holds any more stays listed)."""
     return {
-        e.value: e.holders for e in repo.list_entitlements(endpoint, type="CorpRole") if e.holders
+        e.value: e.holders for e in repo.inventory.entitlements(endpoint, type="CorpRole") if e.holders
     }
 
 
@@ -220,13 +220,13 @@ def assert_matches_sim(repo: Repository, endpoint: str, corp: SimCorp) -> None:
     assert actual_accounts(repo, endpoint) == corp.expected_accounts()
     assert actual_sites(repo, endpoint) == corp.expected_sites()
     assert actual_roles(repo, endpoint) == corp.expected_roles()
-    for role in repo.list_entitlements(endpoint, type="CorpRole"):
+    for role in repo.inventory.entitlements(endpoint, type="CorpRole"):
         assert (role.display_name, role.status) == (role.value, "active")
 
 
 def state_of(repo: Repository, endpoint: str) -> dict[str, Any]:
     """Accounts (every field), links and entitlement values: what two imports must agree on."""
-    view = repo.load_view(endpoint)
+    view = repo.runs.load_view(endpoint)
     return {
         "accounts": dict(view.accounts),
         "sites": dict(view.sites),
@@ -236,12 +236,12 @@ def state_of(repo: Repository, endpoint: str) -> dict[str, Any]:
 
 def full_dump(repo: Repository, endpoint: str) -> dict[str, Any]:
     """Everything an import may write except the run records themselves."""
-    info = repo.get_endpoint(endpoint)
+    info = repo.endpoints.get(endpoint)
     return {
         **state_of(repo, endpoint),
-        "listed": [a.to_json() for a in repo.list_accounts(endpoint)],
-        "entitlements": [e.to_json() for e in repo.list_entitlements(endpoint)],
+        "listed": [a.to_json() for a in repo.inventory.accounts(endpoint)],
+        "entitlements": [e.to_json() for e in repo.inventory.entitlements(endpoint)],
         "version": info.version,
         "checkpoint": info.checkpoint,
-        "history": len(repo.list_history(endpoint=endpoint, limit=None)),
+        "history": len(repo.inventory.history(endpoint=endpoint, limit=None)),
     }

@@ -33,10 +33,10 @@ def test_a_full_import_stores_exactly_the_simulators_users_sites_and_roles(
     assert (result.accounts_read, result.sites_read) == (40, 8)
     assert_matches_sim(repo, endpoint, corp)
     # The seeded corp has owners, pending invitees and every role, so none of that is vacuous.
-    statuses = {a.status for a in repo.list_accounts(endpoint)}
+    statuses = {a.status for a in repo.inventory.accounts(endpoint)}
     assert statuses == {"active", "pending"}
     assert set(corp.expected_roles()) == {"owner", "admin", "user", "observer"}
-    assert repo.get_endpoint(endpoint).checkpoint.last_activity is not None
+    assert repo.endpoints.get(endpoint).checkpoint.last_activity is not None
 
 
 @pytest.mark.parametrize(("sites", "page_size"), [(8, 3), (9, 3), (8, 100), (1, 1)])
@@ -89,11 +89,11 @@ def test_changes_made_in_the_simulator_between_full_imports_reach_the_repository
     assert result.run.status == "succeeded"
     assert_matches_sim(repo, endpoint, corp)
     assert suspended_emails(repo, endpoint) == {removed}
-    gone = repo.get_account(endpoint, removed)
+    gone = repo.inventory.account(endpoint, removed)
     assert (gone.status, gone.sites) == ("suspended", [])
     assert actual_sites(repo, endpoint, status="inactive") == {doomed_site: (doomed_display, 0)}
-    assert repo.get_account(endpoint, pending).to_json()["status"] == "active"
-    assert repo.get_account(endpoint, "newcomer@example.com").status == "pending"
+    assert repo.inventory.account(endpoint, pending).to_json()["status"] == "active"
+    assert repo.inventory.account(endpoint, "newcomer@example.com").status == "pending"
     summary = result.diff.summary()
     assert summary["accounts"] == {"added": 1, "changed": 2, "suspended": 1, "reactivated": 0}
     assert summary["Site"]["added"] == 1
@@ -175,4 +175,4 @@ def test_an_unknown_correlation_rule_stops_the_import_before_anything_is_read(
     assert isinstance(outcome.error, ConfigError)
     assert "nickname" in str(outcome.error)
     assert sum(outcome.client_calls.values()) == 0
-    assert sqlite_repo.list_runs(endpoint) == []
+    assert sqlite_repo.runs.list(endpoint) == []

@@ -43,7 +43,7 @@ def _assert_failed_and_untouched(
 ) -> None:
     assert isinstance(error, SigsciIgaError)
     assert full_dump(repo, endpoint) == before
-    last = repo.list_runs(endpoint)[0]
+    last = repo.runs.list(endpoint)[0]
     assert last.status == "failed"
     assert last.reason
     assert last.applied_version is None
@@ -75,7 +75,7 @@ def test_an_empty_users_list_is_refused_without_a_retry(
 
     assert outcome.error is not None
     assert "empty" in str(outcome.error)
-    assert "empty" in (sqlite_repo.list_runs(endpoint)[0].reason or "")
+    assert "empty" in (sqlite_repo.runs.list(endpoint)[0].reason or "")
 
 
 @pytest.mark.parametrize("read_attempts", [1, 5])
@@ -112,4 +112,4 @@ def test_a_server_error_while_re_reading_a_user_fails_an_incremental_run_and_cha
     outcome = corp.run(repo, opts=options(mode="incremental"))
 
     _assert_failed_and_untouched(repo, endpoint, before, outcome.error)
-    assert repo.list_runs(endpoint)[0].mode == "incremental"
+    assert repo.runs.list(endpoint)[0].mode == "incremental"

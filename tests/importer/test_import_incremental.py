@@ -72,7 +72,7 @@ def test_an_incremental_import_re_reads_a_new_site_and_the_owners_who_hold_it_im
     outcome.ok()
     assert outcome.sim_calls == {ACTIVITY: 1, SITE: 1, USER: len(owners)}
     for owner in owners:
-        assert "brand-new.example.com" in repo.get_account(inc, owner).sites
+        assert "brand-new.example.com" in repo.inventory.account(inc, owner).sites
     corp.run(repo, full, options(mode="full")).ok()
     assert state_of(repo, inc) == state_of(repo, full)
     assert_matches_sim(repo, inc, corp)
@@ -90,7 +90,7 @@ def test_an_incremental_import_inactivates_a_deleted_site_and_drops_every_link_t
     outcome.ok()
     assert outcome.sim_calls == {ACTIVITY: 1, SITE: 1}
     assert [
-        e.status for e in sqlite_repo.list_entitlements(inc, type="Site") if e.value == doomed
+        e.status for e in sqlite_repo.inventory.entitlements(inc, type="Site") if e.value == doomed
     ] == ["inactive"]
     corp.run(sqlite_repo, full, options(mode="full")).ok()
     assert state_of(sqlite_repo, inc) == state_of(sqlite_repo, full)
@@ -109,7 +109,7 @@ def test_a_site_deleted_and_recreated_between_runs_loses_its_old_members(
 
     corp.run(sqlite_repo, inc, options()).ok()
 
-    holders = {a.email for a in sqlite_repo.list_accounts(inc, site=site)}
+    holders = {a.email for a in sqlite_repo.inventory.accounts(inc, site=site)}
     assert holders == {kept, *corp.state.owners()}
     corp.run(sqlite_repo, full, options(mode="full")).ok()
     assert state_of(sqlite_repo, inc) == state_of(sqlite_repo, full)
@@ -146,7 +146,7 @@ def test_without_a_checkpoint_an_incremental_request_runs_a_full_import(
     assert result.mode == "full"
     assert "no checkpoint" in (result.fallback_reason or "")
     assert ACTIVITY not in outcome.sim_calls
-    assert sqlite_repo.list_runs(endpoint)[0].mode == "full"
+    assert sqlite_repo.runs.list(endpoint)[0].mode == "full"
     assert_matches_sim(sqlite_repo, endpoint, corp)
 
 
@@ -188,7 +188,7 @@ def test_an_unreadable_activity_feed_falls_back_to_a_full_import(
     assert result.mode == "full"
     assert "activity feed unavailable" in (result.fallback_reason or "")
     assert outcome.sim_calls[ACTIVITY] == 2
-    assert [r.mode for r in repo.list_runs(endpoint)] == ["full", "full"]
+    assert [r.mode for r in repo.runs.list(endpoint)] == ["full", "full"]
     assert_matches_sim(repo, endpoint, corp)
 
 

@@ -63,20 +63,20 @@ def test_approving_a_held_run_applies_exactly_the_held_diff(
     endpoint = corp.register(repo)
     corp.run(repo, opts=DEFAULTS).ok()
     victims = _remove_users(corp, 11)
-    view_before = repo.load_view(endpoint)
+    view_before = repo.runs.load_view(endpoint)
     held = corp.run(repo, opts=DEFAULTS).ok()
-    assert repo.get_run_diff(held.run.id) == held.diff
+    assert repo.runs.diff(held.run.id) == held.diff
 
-    approved = repo.approve_run(held.run.id)
+    approved = repo.runs.approve(held.run.id)
 
     assert approved.status == "approved"
     assert approved.applied_version == view_before.version + 1
-    after = repo.load_view(endpoint)
+    after = repo.runs.load_view(endpoint)
     assert after == apply_to_view(view_before, held.diff)
-    assert {a.email for a in repo.list_accounts(endpoint, status="suspended")} == set(victims)
+    assert {a.email for a in repo.inventory.accounts(endpoint, status="suspended")} == set(victims)
     assert_matches_sim(repo, endpoint, corp)
     with pytest.raises(RunStateError):
-        repo.approve_run(held.run.id)
+        repo.runs.approve(held.run.id)
 
 
 def test_approving_after_another_import_changed_the_repository_is_refused(
@@ -92,9 +92,9 @@ def test_approving_after_another_import_changed_the_repository_is_refused(
     moved_on = full_dump(repo, endpoint)
 
     with pytest.raises(RepositoryChangedError):
-        repo.approve_run(held.run.id)
+        repo.runs.approve(held.run.id)
 
-    assert repo.get_run(held.run.id).status == "held"
+    assert repo.runs.get(held.run.id).status == "held"
     assert full_dump(repo, endpoint) == moved_on
 
 
@@ -104,12 +104,12 @@ def test_a_dry_run_writes_only_its_run_record(repo: Repository, corp: SimCorp) -
     corp.state.invite_user("dry@example.com", "admin", [next(iter(corp.state.sites))])
     _remove_users(corp, 11)
     before = full_dump(repo, endpoint)
-    runs_before = repo.list_runs(endpoint)
+    runs_before = repo.runs.list(endpoint)
 
     result = corp.run(repo, opts=ImportOptions(mode="full", dry_run=True)).ok()
 
     assert full_dump(repo, endpoint) == before
-    runs = repo.list_runs(endpoint)
+    runs = repo.runs.list(endpoint)
     assert runs[1:] == runs_before
     run = runs[0]
     assert (run.dry_run, run.status, run.reason) == (True, "succeeded", "dry run: nothing applied")
@@ -133,7 +133,7 @@ def test_an_incremental_run_is_held_by_the_same_thresholds(
 
     assert (result.mode, result.run.status) == ("incremental", "held")
     assert state_of(sqlite_repo, endpoint) == before
-    sqlite_repo.approve_run(result.run.id)
+    sqlite_repo.runs.approve(result.run.id)
     assert_matches_sim(sqlite_repo, endpoint, corp)
 
 

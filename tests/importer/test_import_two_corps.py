@@ -25,17 +25,17 @@ def test_two_corps_imported_into_one_repository_each_list_only_their_own_account
 
     assert_matches_sim(repo, "alpha", alpha)
     assert_matches_sim(repo, "beta", beta)
-    alpha_emails = {a.email for a in repo.list_accounts("alpha")}
-    beta_emails = {a.email for a in repo.list_accounts("beta")}
+    alpha_emails = {a.email for a in repo.inventory.accounts("alpha")}
+    beta_emails = {a.email for a in repo.inventory.accounts("beta")}
     assert alpha_emails == set(alpha.state.users)
     assert beta_emails == set(beta.state.users) | {
-        a.email for a in repo.list_accounts("beta", status="suspended")
+        a.email for a in repo.inventory.accounts("beta", status="suspended")
     }
-    assert len(repo.list_accounts("beta", status="suspended")) == 1
+    assert len(repo.inventory.accounts("beta", status="suspended")) == 1
     # The demo owner exists in both corps: one account per endpoint, each with its own sites.
-    assert repo.get_account("alpha", DEMO_EMAIL).sites == sorted(alpha.state.sites)
-    assert repo.get_account("beta", DEMO_EMAIL).sites == sorted(beta.state.sites)
-    assert {e.value for e in repo.list_entitlements("alpha", type="Site")} == set(alpha.state.sites)
-    assert "beta-only.example.com" not in {e.value for e in repo.list_entitlements("alpha")}
-    assert {r.endpoint for r in repo.list_runs("beta")} == {"beta"}
-    assert [r.mode for r in repo.list_runs("beta")] == ["incremental", "full"]
+    assert repo.inventory.account("alpha", DEMO_EMAIL).sites == sorted(alpha.state.sites)
+    assert repo.inventory.account("beta", DEMO_EMAIL).sites == sorted(beta.state.sites)
+    assert {e.value for e in repo.inventory.entitlements("alpha", type="Site")} == set(alpha.state.sites)
+    assert "beta-only.example.com" not in {e.value for e in repo.inventory.entitlements("alpha")}
+    assert {r.endpoint for r in repo.runs.list("beta")} == {"beta"}
+    assert [r.mode for r in repo.runs.list("beta")] == ["incremental", "full"]

@@ -173,7 +173,7 @@ def writes(calls: Mapping[str, int]) -> dict[str, int]:
 
 def repo_access(repo: Repository, endpoint: str, email: str) -> tuple[str, str, list[str]] | None:
     """(role, status, sites) the repository holds for an account, None if absent or suspended."""
-    account = repo.account_state(endpoint, email)
+    account = repo.inventory.find_account(endpoint, email)
     if account is None or account.status == "suspended":
         return None
     return account.role, account.status, sorted(account.sites)
@@ -335,7 +335,7 @@ def _expect(mix: Mix) -> None:
 
 def queue_mix(repo: Repository, endpoint: str, mix: Mix, **options: Any) -> list[int]:
     return [
-        repo.create_task(endpoint, operation, email, params, **options).id
+        repo.tasks.create(endpoint, operation, email, params, **options).id
         for operation, email, params in mix.tasks
     ]
 

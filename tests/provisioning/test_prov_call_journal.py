@@ -27,11 +27,11 @@ def queue_role_changes_and_site_grants(repo: Repository, corp: Corp) -> list[int
     assert len(people) == 6
     ids = []
     for email, _ in people[:3]:
-        ids.append(repo.create_task(corp.endpoint, "update_account", email, {"role": "admin"}).id)
+        ids.append(repo.tasks.create(corp.endpoint, "update_account", email, {"role": "admin"}).id)
     for email, held in people[3:]:
         site = next(s for s in corp.sites() if s not in held)
         params = {"entitlement_type": "Site", "value": site}
-        ids.append(repo.create_task(corp.endpoint, "add_access", email, params).id)
+        ids.append(repo.tasks.create(corp.endpoint, "add_access", email, params).id)
     return ids
 
 
@@ -55,17 +55,17 @@ def test_two_workers_sharing_one_connector_journal_every_call_exactly_once(
 
     sent = asyncio.run(main())
 
-    rows = imported.list_journal(kind="call")
+    rows = imported.journal.list(kind="call")
     assert len(rows) == sum(sent.values()) == corp.runtime.calls.total()
     assert Counter(str(r.method) for r in rows) == Counter(k.split()[0] for k in sent.elements())
     for task_id in ids:
         # A task's journal shows its own write, once: not its sibling's, not a copy.
         written = [
             (r.method, r.path)
-            for r in imported.list_journal(task_id=task_id, kind="call")
+            for r in imported.journal.list(task_id=task_id, kind="call")
             if r.method != "GET"
         ]
         intended = [
-            (r.method, r.path) for r in imported.list_journal(task_id=task_id, kind="intent")
+            (r.method, r.path) for r in imported.journal.list(task_id=task_id, kind="intent")
         ]
         assert written == intended

@@ -68,11 +68,11 @@ def test_every_task_completes_once_under_a_fifth_of_calls_failing(
     # Writes saw faults too, not only reads: some write calls failed and were recovered.
     failed_writes = Counter(
         e.method
-        for e in imported.list_journal(kind="call")
+        for e in imported.journal.list(kind="call")
         if e.method != "GET" and (e.error is not None or (e.status or 0) >= 400)
     )
     assert sum(failed_writes.values()) >= 3, failed_writes
-    states = {t.id: t.state for t in imported.list_tasks()}
+    states = {t.id: t.state for t in imported.tasks.list()}
     expected = {
         i: "no_action_required" if n in mix.no_ops else "completed" for n, i in enumerate(ids)
     }

@@ -55,7 +55,7 @@ def request(
 ) -> TaskRecord:
     """Validate and queue one request, as `sigsci-iga request ...` does."""
     built = build_params(repo, corp.endpoint, operation, **params)
-    return repo.create_task(
+    return repo.tasks.create(
         corp.endpoint,
         operation,
         email,
@@ -104,19 +104,19 @@ def assert_no_drift(repo: Repository, corp: Corp) -> None:
 
 
 def journal_kinds(repo: Repository, task_id: int) -> list[str]:
-    return [e.kind for e in repo.list_journal(task_id=task_id)]
+    return [e.kind for e in repo.journal.list(task_id=task_id)]
 
 
 def intents(repo: Repository, task_id: int) -> list[tuple[str | None, str | None, Any]]:
     return [
         (e.method, e.path, (e.detail or {}).get("body"))
-        for e in repo.list_journal(task_id=task_id, kind="intent")
+        for e in repo.journal.list(task_id=task_id, kind="intent")
     ]
 
 
 def notes(repo: Repository, task_id: int) -> list[str]:
     return [
-        str((e.detail or {}).get("reason")) for e in repo.list_journal(task_id=task_id, kind="note")
+        str((e.detail or {}).get("reason")) for e in repo.journal.list(task_id=task_id, kind="note")
     ]
 
 
@@ -141,7 +141,7 @@ def test_create_account_invites_the_user_once_with_every_requested_site(
     assert intents(imported, task.id) == [
         ("POST", f"/api/v0/corps/testcorp/users/{NEW}/invite", body)
     ]
-    assert imported.get_task(task.id).state == "completed"
+    assert imported.tasks.get(task.id).state == "completed"
     assert_repo_follows_sim(imported, corp, NEW)
     assert_no_drift(imported, corp)
 
@@ -224,7 +224,7 @@ def test_add_access_is_one_bulk_members_post_per_site_never_a_patch(
     assert shared == [
         ("POST", f"/api/v0/corps/testcorp/sites/{site}/members", {"members": sorted(emails)})
     ]
-    assert all(imported.get_task(t.id).state == "completed" for t in tasks)
+    assert all(imported.tasks.get(t.id).state == "completed" for t in tasks)
     assert site_adds_per_pair(corp.state) == {(e, site): 1 for e in emails} | (
         {(other, other_site): 1} if other not in emails else {}
     )
@@ -248,7 +248,7 @@ def test_remove_access_takes_away_that_site_only(imported: Repository, corp: Cor
         "DELETE /corps/{corp}/sites/{site}/members/{email}": 1
     }
     assert site_removals_per_pair(corp.state) == {(email, gone): 1}
-    assert imported.get_task(task.id).state == "completed"
+    assert imported.tasks.get(task.id).state == "completed"
     assert_repo_follows_sim(imported, corp, email)
     assert_no_drift(imported, corp)
 
@@ -264,7 +264,7 @@ class SnapshotWitness(SignalSciencesConnector):
 
     async def execute(self, step: Step) -> None:
         if isinstance(step, DeleteAccount):
-            access = self.repo.last_removed_access(self.client.corp, step.email)
+            access = self.repo.tasks.last_removed_access(self.client.corp, step.email)
             SnapshotWitness.seen.append((step.email, access))
         await super().execute(step)
 
@@ -293,13 +293,13 @@ def test_remove_account_journals_a_snapshot_before_the_delete_and_restore_reinvi
     kinds = journal_kinds(imported, task.id)
     assert kinds.index("snapshot") < kinds.index("intent") < len(kinds) - 1
     assert_repo_follows_sim(imported, corp, email)
-    suspended = imported.account_state(corp.endpoint, email)
+    suspended = imported.inventory.find_account(corp.endpoint, email)
     assert suspended is not None
     assert (suspended.status, suspended.sites) == ("suspended", [])
     assert_no_drift(imported, corp)
 
     # Restore: the journaled access becomes a new create-account task, and a re-invite.
-    access = imported.last_removed_access(corp.endpoint, email)
+    access = imported.tasks.last_removed_access(corp.endpoint, email)
     assert access is not None
     restore = request(
         imported, corp, "create_account", email, role=access["role"], sites=access["sites"]
@@ -307,7 +307,7 @@ def test_remove_account_journals_a_snapshot_before_the_delete_and_restore_reinvi
     summary, _ = corp.work(imported)
 
     assert summary.completed == 1
-    assert imported.get_task(restore.id).state == "completed"
+    assert imported.tasks.get(restore.id).state == "completed"
     assert corp.access(email) == (role, sites)
     assert corp.status(email) == "pending"
     assert invites_per_email(corp.state) == {email: 1}
@@ -340,7 +340,7 @@ def test_every_operation_needs_no_action_when_the_change_is_already_in_place(
     summary, _ = corp.work(imported)
 
     assert summary.no_action_required == len(tasks)
-    assert [imported.get_task(t.id).state for t in tasks] == ["no_action_required"] * len(tasks)
+    assert [imported.tasks.get(t.id).state for t in tasks] == ["no_action_required"] * len(tasks)
     assert writes(corp.runtime.calls.snapshot()) == {}
     assert corp.all_access() == before
     assert len(corp.state.events) == events_before
@@ -361,7 +361,7 @@ def test_adding_a_site_to_an_owner_needs_no_action_and_says_why(
 
     corp.work(imported)
 
-    done = imported.get_task(task.id)
+    done = imported.tasks.get(task.id)
     assert (done.state, done.last_error) == ("no_action_required", None)
     assert notes(imported, task.id) == [
         f"{owner} is an owner, and owners are members of every site"
@@ -378,7 +378,7 @@ def test_removing_a_site_from_an_owner_fails_with_the_reason(
 
     summary, _ = corp.work(imported)
 
-    done = imported.get_task(task.id)
+    done = imported.tasks.get(task.id)
     assert (summary.failed, done.state) == (1, "failed")
     assert done.last_error is not None
     assert "is an owner, and owners are members of every site" in done.last_error
@@ -396,7 +396,7 @@ def test_removing_the_last_site_of_a_non_owner_is_refused_unless_allowed(
 
     corp.work(imported)
 
-    done = imported.get_task(refused.id)
+    done = imported.tasks.get(refused.id)
     assert done.state == "failed"
     assert done.last_error == (
         f"removing {only} would leave {email} ({role}) with no site; "
@@ -408,7 +408,7 @@ def test_removing_the_last_site_of_a_non_owner_is_refused_unless_allowed(
     allowed = request(imported, corp, "remove_access", email, site=only, allow_no_sites=True)
     corp.work(imported)
 
-    assert imported.get_task(allowed.id).state == "completed"
+    assert imported.tasks.get(allowed.id).state == "completed"
     assert corp.access(email) == (role, ())
     assert_repo_follows_sim(imported, corp, email)
     assert_no_drift(imported, corp)
@@ -434,9 +434,9 @@ def test_the_repository_follows_each_task_and_imports_find_no_drift(
     for operation, email, params in steps:
         task = request(imported, corp, operation, email, **params)
         corp.work(imported)
-        assert imported.get_task(task.id).state == "completed", (operation, email)
+        assert imported.tasks.get(task.id).state == "completed", (operation, email)
         assert_repo_follows_sim(imported, corp, email)
-        history = imported.list_history(endpoint=corp.endpoint, limit=None)
+        history = imported.inventory.history(endpoint=corp.endpoint, limit=None)
         assert any(h.task_id == task.id for h in history), (operation, email)
     assert corp.access(NEW) == ("user", tuple(sorted(corp.sites()[1:3])))
     assert_no_drift(imported, corp)
@@ -457,7 +457,7 @@ def test_a_task_keeps_its_state_attempts_error_request_id_requester_and_justific
 
     summary, _ = corp.work(imported, SLOW_RETRY)
 
-    waiting = imported.get_task(task.id)
+    waiting = imported.tasks.get(task.id)
     assert summary.rescheduled == 1
     assert (waiting.state, waiting.attempts, waiting.write_sent) == ("new", 1, True)
     assert waiting.last_error is not None
@@ -468,7 +468,7 @@ def test_a_task_keeps_its_state_attempts_error_request_id_requester_and_justific
 
     summary, _ = corp.work(imported, clock=later(120))
 
-    done = imported.get_task(task.id)
+    done = imported.tasks.get(task.id)
     assert summary.completed == 1
     assert (done.state, done.attempts, done.last_error) == ("completed", 2, None)
     assert (done.request_id, done.requester, done.justification) == (
@@ -476,7 +476,7 @@ def test_a_task_keeps_its_state_attempts_error_request_id_requester_and_justific
         "bob",
         "JIRA-7",
     )
-    entries = imported.list_journal(task_id=task.id)
+    entries = imported.journal.list(task_id=task.id)
     assert {e.request_id for e in entries} == {task.request_id}
     assert [e.attempt for e in entries if e.kind == "claimed"] == [1, 2]
     requested = entries[0]
@@ -494,13 +494,13 @@ def test_a_task_fails_once_it_used_its_max_attempts(imported: Repository, corp: 
 
     summary, _ = corp.work(imported, until_done=True, max_wait_seconds=10)
 
-    done = imported.get_task(task.id)
+    done = imported.tasks.get(task.id)
     assert (summary.failed, summary.rescheduled) == (1, 2)
     assert (done.state, done.attempts) == ("failed", 3)
     assert done.last_error is not None
     assert "500" in done.last_error
     assert corp.runtime.calls[MEMBERS_POST] == 3
-    last = imported.list_journal(task_id=task.id, kind="state")[-1]
+    last = imported.journal.list(task_id=task.id, kind="state")[-1]
     assert last.state_after == "failed"
     assert last.detail == {"reason": "3 of 3 attempts used"}
 
@@ -513,26 +513,26 @@ def test_retry_task_queues_a_failed_task_again_and_discontinue_task_stops_one(
     failing = request(imported, corp, "add_access", email, site=site, max_attempts=1)
     corp.add_fault(kind="error_500", method="POST", path="/members$", count=1)
     corp.work(imported)
-    assert imported.get_task(failing.id).state == "failed"
+    assert imported.tasks.get(failing.id).state == "failed"
 
-    retried = imported.retry_task(failing.id)
+    retried = imported.tasks.retry(failing.id)
     assert (retried.state, retried.attempts) == ("new", 0)
     corp.work(imported)
-    done = imported.get_task(failing.id)
+    done = imported.tasks.get(failing.id)
     assert (done.state, done.attempts) == ("completed", 1)
     assert site in (corp.access(email) or ("", ()))[1]
 
     other = pick(corp, "observer")
     stopped = request(imported, corp, "remove_account", other)
-    imported.discontinue_task(stopped.id, reason="asked by mistake")
+    imported.tasks.discontinue(stopped.id, reason="asked by mistake")
     corp.runtime.calls.reset()
     summary, _ = corp.work(imported)
 
     assert summary.claimed == 0
-    assert imported.get_task(stopped.id).state == "discontinued"
+    assert imported.tasks.get(stopped.id).state == "discontinued"
     assert corp.access(other) is not None
     assert corp.runtime.calls.total() == 0
-    last = imported.list_journal(task_id=stopped.id)[-1]
+    last = imported.journal.list(task_id=stopped.id)[-1]
     assert (last.state_after, last.detail) == ("discontinued", {"reason": "asked by mistake"})
 
 
@@ -554,8 +554,8 @@ def test_per_operation_limits_cap_remove_account_tasks_per_run(
         summary, _ = corp.work(imported, options)
         removed_per_run.append(sum(removals_per_email(corp.state).values()))
     assert removed_per_run == [2, 4, 5]
-    assert imported.get_task(joiner.id).state == "completed"
-    assert all(imported.get_task(t.id).state == "completed" for t in tasks)
+    assert imported.tasks.get(joiner.id).state == "completed"
+    assert all(imported.tasks.get(t.id).state == "completed" for t in tasks)
     assert all(corp.access(e) is None for e in leavers)
     # A run that hits the limit with more waiting ends instead of idling (until_done too).
     more = [
@@ -563,7 +563,7 @@ def test_per_operation_limits_cap_remove_account_tasks_per_run(
     ]
     summary, _ = corp.work(imported, options, until_done=True, max_wait_seconds=5)
     assert summary.completed == 2
-    assert [imported.get_task(t.id).state for t in more].count("new") == 1
+    assert [imported.tasks.get(t.id).state for t in more].count("new") == 1
 
 
 # -- dry run --------------------------------------------------------------------------------------
@@ -587,8 +587,8 @@ def test_plan_due_lists_the_exact_calls_and_changes_nothing(
         request(imported, corp, "remove_access", mover, site=mover_sites[0]),
         request(imported, corp, "remove_access", owner, site=site),
     ]
-    tasks_before = imported.list_tasks()
-    journal_before = imported.list_journal()
+    tasks_before = imported.tasks.list()
+    journal_before = imported.journal.list()
     sim_before = corp.all_access()
     corp.runtime.calls.reset()
 
@@ -620,8 +620,8 @@ def test_plan_due_lists_the_exact_calls_and_changes_nothing(
     sent = corp.runtime.calls.snapshot()
     assert sent
     assert all(key.startswith("GET ") for key in sent)
-    assert imported.list_tasks() == tasks_before
-    assert imported.list_journal() == journal_before
+    assert imported.tasks.list() == tasks_before
+    assert imported.journal.list() == journal_before
     assert corp.all_access() == sim_before
 
 
@@ -651,7 +651,7 @@ def test_create_account_for_an_existing_user_converges_instead_of_inviting_twice
 
     corp.work(imported, FAST)
 
-    assert imported.get_task(task.id).state == "completed"
+    assert imported.tasks.get(task.id).state == "completed"
     assert invites_per_email(corp.state) == {}
     expected_sites = () if role == "owner" else tuple(wanted)
     assert corp.access(email) == (role, expected_sites)
@@ -666,7 +666,7 @@ def test_run_until_done_waits_out_an_abandoned_lease_and_reclaims_the_task(
     site = missing_site(corp, email)
     task = request(imported, corp, "add_access", email, site=site)
     # A worker claims the task and dies: its lease has a second to run.
-    (held,) = imported.claim_tasks(
+    (held,) = imported.tasks.claim(
         corp.endpoint, worker="dead-worker", now=datetime.now(UTC), lease_seconds=1, limit=10
     )
     assert held.id == task.id
@@ -679,9 +679,9 @@ def test_run_until_done_waits_out_an_abandoned_lease_and_reclaims_the_task(
 
     assert 0.3 < time.monotonic() - started < 8
     assert (summary.claimed, summary.completed) == (1, 1)
-    done = imported.get_task(task.id)
+    done = imported.tasks.get(task.id)
     assert (done.state, done.attempts) == ("completed", 2)
-    claims = imported.list_journal(task_id=task.id, kind="claimed")
+    claims = imported.journal.list(task_id=task.id, kind="claimed")
     assert [c.detail.get("reclaimed_from") if c.detail else None for c in claims] == [
         None,
         "dead-worker",
@@ -696,9 +696,9 @@ def test_plan_due_shows_an_abandoned_task_a_run_would_reclaim(
     site = missing_site(corp, email)
     past = datetime.now(UTC) - timedelta(minutes=10)
     params = build_params(imported, corp.endpoint, "add_access", site=site)
-    task = imported.create_task(corp.endpoint, "add_access", email, params, now=past)
-    imported.claim_tasks(corp.endpoint, worker="dead-worker", now=past, lease_seconds=60, limit=1)
-    before = imported.get_task(task.id)
+    task = imported.tasks.create(corp.endpoint, "add_access", email, params, now=past)
+    imported.tasks.claim(corp.endpoint, worker="dead-worker", now=past, lease_seconds=60, limit=1)
+    before = imported.tasks.get(task.id)
     assert before.state == "in_progress"
 
     planned = corp.plan(imported)
@@ -706,7 +706,7 @@ def test_plan_due_shows_an_abandoned_task_a_run_would_reclaim(
     assert [(p.task.id, [(c.method, c.path) for c in p.calls]) for p in planned] == [
         (task.id, [("POST", f"/api/v0/corps/testcorp/sites/{site}/members")])
     ]
-    assert imported.get_task(task.id) == before
+    assert imported.tasks.get(task.id) == before
     summary, _ = corp.work(imported)
     assert (summary.claimed, summary.completed) == (1, 1)
     assert site in (corp.access(email) or ("", ()))[1]
@@ -736,9 +736,9 @@ def test_an_empty_users_glitch_never_reads_as_accounts_gone_and_tasks_wait_for_a
     # Read as "nobody", the glitch would have ended every task as no action required.
     assert glitched.no_action_required == 0
     assert glitched.completed == 0
-    assert [imported.get_task(t.id).state for t in tasks] == ["new"] * 3
+    assert [imported.tasks.get(t.id).state for t in tasks] == ["new"] * 3
     assert all(
-        "does not include the caller" in (imported.get_task(t.id).last_error or "") for t in tasks
+        "does not include the caller" in (imported.tasks.get(t.id).last_error or "") for t in tasks
     )
     assert all(corp.access(email) is not None for email in leavers)
 

@@ -34,7 +34,7 @@ SEED = 20_240_601
 
 
 def claimed_entries(repo: Repository) -> int:
-    return len(repo.list_journal(kind="claimed"))
+    return len(repo.journal.list(kind="claimed"))
 
 
 def wait_for_claims(repo: Repository, before: int, child: subprocess.Popen[bytes]) -> bool:
@@ -60,7 +60,7 @@ def test_provision_run_applies_every_change_exactly_once_though_killed_again_and
     rng = random.Random(SEED)
     repo = open_repository(url)
     with serve_in_thread(corp.app) as api_url:
-        repo.add_endpoint(corp.endpoint, corp=corp.endpoint, api_url=api_url, email=DEMO_EMAIL)
+        repo.endpoints.add(corp.endpoint, corp=corp.endpoint, api_url=api_url, email=DEMO_EMAIL)
         corp.import_(repo, mode="full")
         mix = build_mix(corp, rng, new_users=8, per_kind=7)
         ids = queue_mix(repo, corp.endpoint, mix)
@@ -89,11 +89,11 @@ def test_provision_run_applies_every_change_exactly_once_though_killed_again_and
                     child.send_signal(signal.SIGKILL)
                     kills += 1
                     # A kill between a write's intent and the task's end: did it land or not?
-                    mid_write += any(t.write_sent for t in repo.list_tasks(state="in_progress"))
+                    mid_write += any(t.write_sent for t in repo.tasks.list(state="in_progress"))
             finally:
                 child.wait(timeout=30)
                 log.close()
-            if not repo.list_tasks(state=["new", "in_progress"]):
+            if not repo.tasks.list(state=["new", "in_progress"]):
                 break
         assert kills >= KILLS, f"only {kills} kills landed before the queue ran dry"
         assert mid_write >= 2, "fewer than two kills caught a task mid-write"
@@ -105,14 +105,14 @@ def test_provision_run_applies_every_change_exactly_once_though_killed_again_and
         )
         assert final.returncode == 0, final.stdout + final.stderr
 
-    tasks = {t.id: t for t in repo.list_tasks()}
+    tasks = {t.id: t for t in repo.tasks.list()}
     states = {i: tasks[i].state for i in ids}
     expected = {
         i: "no_action_required" if n in mix.no_ops else "completed" for n, i in enumerate(ids)
     }
     assert states == expected, final.stdout
     reclaimed = [
-        e for e in repo.list_journal(kind="claimed") if e.detail and "reclaimed_from" in e.detail
+        e for e in repo.journal.list(kind="claimed") if e.detail and "reclaimed_from" in e.detail
     ]
     assert reclaimed, "no abandoned task was ever reclaimed"
     assert_applied_once(corp, mix)

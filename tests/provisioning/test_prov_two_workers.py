@@ -31,7 +31,7 @@ def test_two_provision_runs_at_once_never_work_the_same_task(pg_url: str, tmp_pa
     corp = Corp.create(users=150, sites=10, seed=21, pending_share=0.0, latency_ms=15)
     repo = open_repository(pg_url)
     with serve_in_thread(corp.app) as api_url:
-        repo.add_endpoint(corp.endpoint, corp=corp.endpoint, api_url=api_url, email=DEMO_EMAIL)
+        repo.endpoints.add(corp.endpoint, corp=corp.endpoint, api_url=api_url, email=DEMO_EMAIL)
         corp.import_(repo, mode="full")
         mix = build_mix(corp, random.Random(3), new_users=20, per_kind=20)
         ids = queue_mix(repo, corp.endpoint, mix)
@@ -53,7 +53,7 @@ def test_two_provision_runs_at_once_never_work_the_same_task(pg_url: str, tmp_pa
         assert codes == [0, 0], outputs
     sim_calls = corp.runtime.calls.snapshot()
 
-    tasks = {t.id: t for t in repo.list_tasks()}
+    tasks = {t.id: t for t in repo.tasks.list()}
     expected = {
         i: "no_action_required" if n in mix.no_ops else "completed" for n, i in enumerate(ids)
     }
@@ -61,7 +61,7 @@ def test_two_provision_runs_at_once_never_work_the_same_task(pg_url: str, tmp_pa
 
     claims: dict[int, list[int]] = defaultdict(list)
     workers: Counter[str] = Counter()
-    for entry in repo.list_journal(kind="claimed"):
+    for entry in repo.journal.list(kind="claimed"):
         assert entry.task_id is not None
         assert entry.attempt is not None
         assert entry.detail is not None
@@ -76,7 +76,7 @@ def test_two_provision_runs_at_once_never_work_the_same_task(pg_url: str, tmp_pa
     # Each task's journal belongs to the worker that claimed it: its lines are not interleaved
     # with another worker's claim of the same task.
     for task_id in ids:
-        kinds = [e.kind for e in repo.list_journal(task_id=task_id)]
+        kinds = [e.kind for e in repo.journal.list(task_id=task_id)]
         assert kinds.count("claimed") == tasks[task_id].attempts
         assert kinds[0] == "requested"
         assert kinds[-1] == "state"

@@ -34,7 +34,7 @@ def _import(repo: Repository, connector: Connector, mode: str = "full") -> Impor
 
 
 def _state(repo: Repository) -> dict[str, Any]:
-    view = repo.load_view(DEMO_CORP)
+    view = repo.runs.load_view(DEMO_CORP)
     accounts = {
         email: (
             a.name,
@@ -50,7 +50,7 @@ def _state(repo: Repository) -> dict[str, Any]:
     }
     entitlements = [
         (e.type, e.value, e.display_name, e.status, e.holders)
-        for e in repo.list_entitlements(DEMO_CORP)
+        for e in repo.inventory.entitlements(DEMO_CORP)
     ]
     return {"accounts": accounts, "entitlements": entitlements}
 
@@ -60,8 +60,8 @@ def test_package_import_equals_native_import(tmp_path: Path) -> None:
     native_repo = open_repository(f"sqlite:///{tmp_path / 'native.db'}")
     rest_repo = open_repository(f"sqlite:///{tmp_path / 'rest.db'}")
     try:
-        native_repo.add_endpoint(DEMO_CORP, corp=DEMO_CORP, api_url="http://sim", email=DEMO_EMAIL)
-        rest_repo.add_endpoint(
+        native_repo.endpoints.add(DEMO_CORP, corp=DEMO_CORP, api_url="http://sim", email=DEMO_EMAIL)
+        rest_repo.endpoints.add(
             DEMO_CORP,
             corp=DEMO_CORP,
             api_url="http://sim",
@@ -119,7 +119,7 @@ def test_an_empty_users_glitch_through_the_package_fails_the_import_and_changes_
     app = create_app(SimConfig(users=30, sites=5))
     repo = open_repository(f"sqlite:///{tmp_path / 'rest.db'}")
     try:
-        repo.add_endpoint(
+        repo.endpoints.add(
             DEMO_CORP, corp=DEMO_CORP, api_url="http://sim", email=DEMO_EMAIL, connector="rest"
         )
         _import(repo, sim_connector(app))
@@ -132,6 +132,6 @@ def test_an_empty_users_glitch_through_the_package_fails_the_import_and_changes_
             asyncio.run(Importer(repo, DEMO_CORP, sim_connector(app)).run(options))
 
         assert _state(repo) == before
-        assert repo.list_runs(DEMO_CORP)[0].status == "failed"
+        assert repo.runs.list(DEMO_CORP)[0].status == "failed"
     finally:
         repo.close()

@@ -46,7 +46,7 @@ def app() -> FastAPI:
 def repo(tmp_path: Path, app: FastAPI) -> Iterator[Repository]:
     """A repository with the corp registered as a `rest` endpoint and imported through the package."""
     repository = open_repository(f"sqlite:///{tmp_path / 'repo.db'}")
-    repository.add_endpoint(
+    repository.endpoints.add(
         DEMO_CORP, corp=DEMO_CORP, api_url="http://sim", email=DEMO_EMAIL, connector="rest"
     )
 
@@ -82,7 +82,7 @@ def pick(app: FastAPI, role: str, least: int) -> str:
 
 def queue(repo: Repository, operation: Operation, email: str, **params: Any) -> int:
     built = build_params(repo, DEMO_CORP, operation, **params)
-    return repo.create_task(
+    return repo.tasks.create(
         DEMO_CORP, operation, email, built, requester="alice", justification="ticket 7"
     ).id
 
@@ -111,9 +111,9 @@ def test_every_operation_through_the_worker(app: FastAPI, repo: Repository) -> N
     summary, connector = work(app, repo)
     assert summary.completed == 1, summary
     assert access(app, NEW) == ("user", sites[:2])
-    assert repo.get_task(created).state == "completed"
+    assert repo.tasks.get(created).state == "completed"
     assert connector.captured == {"invite": {"user_status": "pending"}}
-    intent = repo.list_journal(task_id=created, kind="intent")[0]
+    intent = repo.journal.list(task_id=created, kind="intent")[0]
     assert intent.path == f"/api/v0/corps/{DEMO_CORP}/users/{NEW}/invite"
     assert intent.detail == {
         "body": {
@@ -138,7 +138,7 @@ def test_every_operation_through_the_worker(app: FastAPI, repo: Repository) -> N
     queue(repo, "remove_access", member, site=before[1][0])
     assert work(app, repo)[0].completed == 1
     assert access(app, member) == ("admin", sorted([*before[1][1:], extra]))
-    account = repo.account_state(DEMO_CORP, member)
+    account = repo.inventory.find_account(DEMO_CORP, member)
     assert account is not None
     assert sorted(account.sites) == sorted([*before[1][1:], extra])
 
@@ -146,12 +146,12 @@ def test_every_operation_through_the_worker(app: FastAPI, repo: Repository) -> N
     removed = queue(repo, "remove_account", member)
     assert work(app, repo)[0].completed == 1
     assert access(app, member) is None
-    assert [e.method for e in repo.list_journal(task_id=removed, kind="intent")] == ["DELETE"]
+    assert [e.method for e in repo.journal.list(task_id=removed, kind="intent")] == ["DELETE"]
 
     # the journal never holds the token
-    everything = json.dumps([e.to_json() for e in repo.list_journal()])
+    everything = json.dumps([e.to_json() for e in repo.journal.list()])
     assert DEMO_TOKEN not in everything
-    assert len(repo.list_journal(kind="call")) >= 10
+    assert len(repo.journal.list(kind="call")) >= 10
 
 
 def test_two_workers_sharing_one_package_connector_journal_every_call_exactly_once(
@@ -177,7 +177,7 @@ def test_two_workers_sharing_one_package_connector_journal_every_call_exactly_on
 
     sent = asyncio.run(main())
 
-    assert len(repo.list_journal(kind="call")) == sent == app.state.sim.calls.total()
+    assert len(repo.journal.list(kind="call")) == sent == app.state.sim.calls.total()
 
 
 def test_coalesced_site_adds_are_described_as_one_call_per_account(

@@ -55,18 +55,18 @@ def _import(repo: Repository, connector: Connector) -> ImportResult:
 
 def _repo(tmp_path: Path, name: str, connector: str) -> Repository:
     repo = open_repository(f"sqlite:///{tmp_path / name}.db")
-    repo.add_endpoint(
+    repo.endpoints.add(
         DEMO_CORP, corp=DEMO_CORP, api_url="http://sim", email=DEMO_EMAIL, connector=connector
     )
     return repo
 
 
 def _accounts(repo: Repository) -> dict[str, Any]:
-    return dict(repo.load_view(DEMO_CORP).accounts)
+    return dict(repo.runs.load_view(DEMO_CORP).accounts)
 
 
 def _entitlements(repo: Repository, kind: str) -> dict[str, str]:
-    return {e.value: e.display_name for e in repo.list_entitlements(DEMO_CORP) if e.type == kind}
+    return {e.value: e.display_name for e in repo.inventory.entitlements(DEMO_CORP) if e.type == kind}
 
 
 def test_import_against_the_simulator_and_its_differences_from_the_native_connector(
@@ -187,7 +187,7 @@ def _access(app: FastAPI, email: str) -> tuple[str, list[str]] | None:
 
 def _queue(repo: Repository, operation: Operation, email: str, **params: Any) -> int:
     built = build_params(repo, DEMO_CORP, operation, **params)
-    return repo.create_task(
+    return repo.tasks.create(
         DEMO_CORP, operation, email, built, requester="alice", justification="ticket 9"
     ).id
 
@@ -218,12 +218,12 @@ def test_every_exported_operation_through_the_worker(
     failed = _queue(repo, "create_account", NEW, role="user", sites=requested)
     summary = _work(app, repo, bound)
     assert (summary.completed, summary.failed) == (0, 1)
-    task = repo.get_task(failed)
+    task = repo.tasks.get(failed)
     assert task.state == "failed"
     assert task.last_error is not None
     assert "400: Site not found" in task.last_error
     assert _access(app, NEW) is None
-    (intent,) = repo.list_journal(task_id=failed, kind="intent")
+    (intent,) = repo.journal.list(task_id=failed, kind="intent")
     assert intent.detail == {
         "body": {"role": "user", "memberships": {"data": [{"site": {"name": "staging"}}]}}
     }
@@ -256,5 +256,5 @@ def test_every_exported_operation_through_the_worker(
     removed = _queue(repo, "remove_account", member)
     assert _work(app, repo, bound).completed == 1
     assert _access(app, member) is None
-    assert [e.method for e in repo.list_journal(task_id=removed, kind="intent")] == ["DELETE"]
-    assert DEMO_TOKEN not in repr([e.to_json() for e in repo.list_journal()])
+    assert [e.method for e in repo.journal.list(task_id=removed, kind="intent")] == ["DELETE"]
+    assert DEMO_TOKEN not in repr([e.to_json() for e in repo.journal.list()])

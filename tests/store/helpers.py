@@ -24,7 +24,7 @@ def corp(*accounts: AccountSnapshot, sites: tuple[str, ...] = ("www", "api")) ->
 
 
 def add_endpoint(repo: Repository, name: str = "prod") -> None:
-    repo.add_endpoint(
+    repo.endpoints.add(
         name, corp=f"{name}-corp", api_url="https://dashboard.example", email="a@x.io"
     )
 
@@ -33,6 +33,6 @@ def import_full(repo: Repository, snapshot: CorpSnapshot, endpoint: str = "prod"
     """What the importer does for a full run that is not held."""
     from sigsci_iga.domain import compute_diff  # noqa: PLC0415  # keeps the helper's imports short
 
-    run_id = repo.start_run(endpoint, mode="full")
-    view = repo.load_view(endpoint)
-    return repo.apply_run(run_id, compute_diff(view, snapshot), base_version=view.version)
+    run_id = repo.runs.start(endpoint, mode="full")
+    view = repo.runs.load_view(endpoint)
+    return repo.runs.apply(run_id, compute_diff(view, snapshot), base_version=view.version)

@@ -24,7 +24,7 @@ def test_a_full_import_stores_accounts_sites_roles_and_links(repo: Repository) -
     assert run.status == "succeeded"
     assert run.counts is not None
     assert run.counts["accounts"]["added"] == 2
-    detail = repo.get_account("prod", "ALICE@example.com")
+    detail = repo.inventory.account("prod", "ALICE@example.com")
     assert detail.to_json() | {"created": None} == {
         "endpoint": "prod",
         "email": "alice@example.com",
@@ -38,7 +38,7 @@ def test_a_full_import_stores_accounts_sites_roles_and_links(repo: Repository) -
         "extra": {"api_user": False},
     }
     assert detail.created == CREATED
-    assert [(e.type, e.value, e.status, e.holders) for e in repo.list_entitlements("prod")] == [
+    assert [(e.type, e.value, e.status, e.holders) for e in repo.inventory.entitlements("prod")] == [
         ("CorpRole", "admin", "active", 1),
         ("CorpRole", "user", "active", 1),
         ("Site", "api", "active", 1),
@@ -50,7 +50,7 @@ def test_the_reloaded_view_equals_what_was_imported(repo: Repository) -> None:
     add_endpoint(repo)
     import_full(repo, corp(ALICE, BOB))
 
-    view = repo.load_view("prod")
+    view = repo.runs.load_view("prod")
 
     assert compute_diff(view, corp(ALICE, BOB)).is_empty
     assert view.version == 1
@@ -63,7 +63,7 @@ def test_every_change_is_recorded_in_the_history_with_its_run(repo: Repository) 
         repo, corp(account("alice@example.com", "www", role="user", extra={"api_user": False}), BOB)
     )
 
-    changes = repo.list_history(endpoint="prod", run_id=second.id)
+    changes = repo.inventory.history(endpoint="prod", run_id=second.id)
 
     assert {(h.object_type, h.object_key, h.field, h.old_value, h.new_value) for h in changes} == {
         ("account", "alice@example.com", "role", "admin", "user"),
@@ -72,7 +72,7 @@ def test_every_change_is_recorded_in_the_history_with_its_run(repo: Repository) 
         ("link", "alice@example.com", "CorpRole", None, "user"),
     }
     # A new account's first links are recorded inside its "added" row, not one row per link.
-    initial = repo.list_history(run_id=first.id, limit=None)
+    initial = repo.inventory.history(run_id=first.id, limit=None)
     assert len(initial) == 2 + 4
     added = {h.object_key: h.new_value for h in initial if h.object_type == "account"}
     assert added["alice@example.com"]["links"] == {"CorpRole": ["admin"], "Site": ["api", "www"]}
@@ -87,10 +87,10 @@ def test_a_vanished_account_is_suspended_not_deleted_and_loses_its_links(
 
     import_full(repo, corp(BOB))
 
-    alice = repo.get_account("prod", "alice@example.com")
+    alice = repo.inventory.account("prod", "alice@example.com")
     assert alice.status == "suspended"
     assert alice.sites == []
-    assert [a.email for a in repo.list_accounts("prod", status="suspended")] == [alice.email]
+    assert [a.email for a in repo.inventory.accounts("prod", status="suspended")] == [alice.email]
 
 
 def test_a_returning_account_is_reactivated_with_its_links(repo: Repository) -> None:
@@ -102,7 +102,7 @@ def test_a_returning_account_is_reactivated_with_its_links(repo: Repository) -> 
 
     assert run.counts is not None
     assert run.counts["accounts"]["reactivated"] == 1
-    assert repo.get_account("prod", "alice@example.com").sites == ["api", "www"]
+    assert repo.inventory.account("prod", "alice@example.com").sites == ["api", "www"]
 
 
 def test_a_vanished_site_is_inactivated_and_comes_back_when_listed_again(
@@ -119,40 +119,40 @@ def test_a_vanished_site_is_inactivated_and_comes_back_when_listed_again(
             sites=("www",),
         ),
     )
-    inactive = repo.list_entitlements("prod", type="Site", status="inactive")
+    inactive = repo.inventory.entitlements("prod", type="Site", status="inactive")
     import_full(repo, corp(ALICE, BOB))
 
     assert [e.value for e in inactive] == ["api"]
-    assert repo.list_entitlements("prod", type="Site", status="inactive") == []
-    assert repo.get_account("prod", "alice@example.com").sites == ["api", "www"]
+    assert repo.inventory.entitlements("prod", type="Site", status="inactive") == []
+    assert repo.inventory.account("prod", "alice@example.com").sites == ["api", "www"]
 
 
 def test_applying_against_a_stale_version_changes_nothing(repo: Repository) -> None:
     add_endpoint(repo)
     import_full(repo, corp(BOB))
-    stale = repo.load_view("prod")
+    stale = repo.runs.load_view("prod")
     import_full(repo, corp(BOB, ALICE))
-    run_id = repo.start_run("prod")
+    run_id = repo.runs.start("prod")
 
     with pytest.raises(RepositoryChangedError, match="run the import again"):
-        repo.apply_run(run_id, compute_diff(stale, corp()), base_version=stale.version)
+        repo.runs.apply(run_id, compute_diff(stale, corp()), base_version=stale.version)
 
-    assert repo.get_account("prod", "bob@example.com").status == "active"
-    assert repo.get_run(run_id).status == "running"
+    assert repo.inventory.account("prod", "bob@example.com").status == "active"
+    assert repo.runs.get(run_id).status == "running"
 
 
 def test_a_dry_run_writes_only_the_run_record(repo: Repository) -> None:
     add_endpoint(repo)
-    run_id = repo.start_run("prod", dry_run=True)
-    diff = compute_diff(repo.load_view("prod"), corp(ALICE))
+    run_id = repo.runs.start("prod", dry_run=True)
+    diff = compute_diff(repo.runs.load_view("prod"), corp(ALICE))
 
-    run = repo.finish_run(run_id, status="succeeded", counts=diff.summary())
+    run = repo.runs.finish(run_id, status="succeeded", counts=diff.summary())
 
     assert run.dry_run
     assert run.counts == diff.summary()
-    assert repo.list_accounts("prod") == []
-    assert repo.list_history() == []
-    assert repo.load_view("prod").version == 0
+    assert repo.inventory.accounts("prod") == []
+    assert repo.inventory.history() == []
+    assert repo.runs.load_view("prod").version == 0
 
 
 def test_two_endpoints_keep_the_same_email_apart(repo: Repository) -> None:
@@ -163,19 +163,19 @@ def test_two_endpoints_keep_the_same_email_apart(repo: Repository) -> None:
 
     import_full(repo, corp(BOB), endpoint="prod")
 
-    assert repo.get_account("prod", "alice@example.com").status == "suspended"
-    staging = repo.get_account("staging", "alice@example.com")
+    assert repo.inventory.account("prod", "alice@example.com").status == "suspended"
+    staging = repo.inventory.account("staging", "alice@example.com")
     assert (staging.status, staging.sites, staging.role) == ("active", ["lab"], "user")
-    assert [e.value for e in repo.list_entitlements("staging", type="Site")] == ["lab"]
-    assert repo.load_view("staging").version == 1
-    assert repo.load_view("prod").version == 2
+    assert [e.value for e in repo.inventory.entitlements("staging", type="Site")] == ["lab"]
+    assert repo.runs.load_view("staging").version == 1
+    assert repo.runs.load_view("prod").version == 2
 
 
 def test_a_failed_run_records_its_reason(repo: Repository) -> None:
     add_endpoint(repo)
-    run_id = repo.start_run("prod", mode="incremental")
+    run_id = repo.runs.start("prod", mode="incremental")
 
-    run = repo.finish_run(run_id, status="failed", reason="GET /corps/x/users: 503: busy")
+    run = repo.runs.finish(run_id, status="failed", reason="GET /corps/x/users: 503: busy")
 
     assert (run.status, run.mode, run.reason) == (
         "failed",
@@ -196,7 +196,7 @@ def test_a_bulk_link_load_on_postgresql_keeps_every_foreign_key(
         add_endpoint(repo)
         import_full(repo, corp(ALICE, BOB))
 
-        assert repo.get_account("prod", "alice@example.com").sites == ["api", "www"]
+        assert repo.inventory.account("prod", "alice@example.com").sites == ["api", "www"]
         with repo.engine.connect() as conn:
             keys = conn.execute(
                 sa.text(
@@ -241,13 +241,13 @@ def test_a_failed_bulk_link_load_rolls_the_constraints_back_with_the_data(
     repo = open_repository(pg_url)
     try:
         add_endpoint(repo)
-        view = repo.load_view("prod")
-        run_id = repo.start_run("prod")
+        view = repo.runs.load_view("prod")
+        run_id = repo.runs.start("prod")
         with pytest.raises(RuntimeError, match="disk full"):
-            repo.apply_run(run_id, compute_diff(view, corp(ALICE, BOB)), base_version=view.version)
+            repo.runs.apply(run_id, compute_diff(view, corp(ALICE, BOB)), base_version=view.version)
 
         assert dropped == [0]
-        assert repo.list_accounts("prod") == []
+        assert repo.inventory.accounts("prod") == []
         with repo.engine.connect() as conn:
             count = conn.execute(
                 sa.text(

@@ -23,7 +23,7 @@ def people(repo: Repository, tmp_path: Path) -> Repository:
     ]
     path = tmp_path / "hr.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
-    repo.load_identities(path)
+    repo.identities.load(path)
     add_endpoint(repo)
     import_full(
         repo,
@@ -37,33 +37,33 @@ def people(repo: Repository, tmp_path: Path) -> Repository:
 
 
 def test_the_default_rule_matches_emails_case_insensitively(people: Repository) -> None:
-    result = people.correlate("prod")
+    result = people.identities.correlate("prod")
 
     assert (result.rule, result.matched, result.changed) == ("email", 1, 1)
     assert result.ambiguous == ["twin@example.com"]
-    assert people.get_account("prod", "alice@example.com").identity == "alice"
-    assert [a.email for a in people.unmatched_accounts("prod")] == [
+    assert people.inventory.account("prod", "alice@example.com").identity == "alice"
+    assert [a.email for a in people.identities.unmatched("prod")] == [
         "bob@example.com",
         "twin@example.com",
     ]
 
 
 def test_the_username_rule_matches_the_local_part_of_the_email(people: Repository) -> None:
-    result = people.correlate("prod", "username-localpart")
+    result = people.identities.correlate("prod", "username-localpart")
 
     assert result.matched == 2
-    assert people.get_account("prod", "bob@example.com").identity == "bob"
-    assert people.list_accounts("prod", correlated=True)[0].identity == "alice"
+    assert people.inventory.account("prod", "bob@example.com").identity == "bob"
+    assert people.inventory.accounts("prod", correlated=True)[0].identity == "alice"
 
 
 def test_recorrelating_with_another_rule_replaces_old_links(people: Repository) -> None:
-    people.correlate("prod", "username-localpart")
+    people.identities.correlate("prod", "username-localpart")
 
-    result = people.correlate("prod", "email")
+    result = people.identities.correlate("prod", "email")
 
     assert result.changed == 1
-    assert people.get_account("prod", "bob@example.com").identity is None
-    history = people.list_history(
+    assert people.inventory.account("prod", "bob@example.com").identity is None
+    history = people.inventory.history(
         endpoint="prod", object_type="account", object_key="bob@example.com"
     )
     assert (history[0].field, history[0].old_value, history[0].new_value) == (
@@ -75,4 +75,4 @@ def test_recorrelating_with_another_rule_replaces_old_links(people: Repository) 
 
 def test_an_unknown_rule_is_a_configuration_error(people: Repository) -> None:
     with pytest.raises(ConfigError, match="username-localpart"):
-        people.correlate("prod", "shoe-size")
+        people.identities.correlate("prod", "shoe-size")

@@ -37,11 +37,11 @@ def test_opening_a_fresh_database_upgrades_it_once(
     )
 
     first = open_repository(url)
-    first.add_endpoint("prod", corp="c", api_url="https://x")
+    first.endpoints.add("prod", corp="c", api_url="https://x")
     first.close()
     second = open_repository(url)
 
-    assert [e.name for e in second.list_endpoints()] == ["prod"]
+    assert [e.name for e in second.endpoints.list()] == ["prod"]
     second.close()
 
 
@@ -65,7 +65,7 @@ def test_sqlite_connections_enforce_foreign_keys_and_use_wal(tmp_path: object) -
 def test_an_endpoint_keeps_settings_and_checkpoint_but_refuses_secrets(
     repo: Repository,
 ) -> None:
-    repo.add_endpoint(
+    repo.endpoints.add(
         "prod",
         corp="acme",
         api_url="https://d.example",
@@ -73,33 +73,33 @@ def test_an_endpoint_keeps_settings_and_checkpoint_but_refuses_secrets(
         settings={"page_size": 100, "proxy": {"host": "p"}},
     )
     seen = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
-    repo.set_checkpoint("prod", Checkpoint(seen, ("ev1", "ev2")))
+    repo.endpoints.set_checkpoint("prod", Checkpoint(seen, ("ev1", "ev2")))
 
-    endpoint = repo.get_endpoint("prod")
+    endpoint = repo.endpoints.get("prod")
 
     assert endpoint.settings == {"page_size": 100, "proxy": {"host": "p"}}
     assert endpoint.checkpoint == Checkpoint(seen, ("ev1", "ev2"))
     assert endpoint.to_json()["checkpoint"]["last_activity"] == "2024-01-02T03:04:05+00:00"
     with pytest.raises(InvalidInputError, match="secrets are never stored"):
-        repo.add_endpoint("x", corp="c", api_url="u", settings={"proxy": {"Password": "p"}})
+        repo.endpoints.add("x", corp="c", api_url="u", settings={"proxy": {"Password": "p"}})
     with pytest.raises(InvalidInputError, match="secrets are never stored"):
-        repo.update_endpoint("prod", settings={"api_token": "t"})
+        repo.endpoints.update("prod", settings={"api_token": "t"})
     with pytest.raises(InvalidInputError, match="already exists"):
-        repo.add_endpoint("prod", corp="c", api_url="u")
+        repo.endpoints.add("prod", corp="c", api_url="u")
 
 
 def test_unknown_endpoints_runs_and_accounts_are_reported_by_name(repo: Repository) -> None:
     with pytest.raises(RecordNotFoundError, match="'nope'"):
-        repo.load_view("nope")
+        repo.runs.load_view("nope")
     with pytest.raises(RecordNotFoundError, match="run 42"):
-        repo.get_run(42)
-    repo.add_endpoint("prod", corp="c", api_url="u")
+        repo.runs.get(42)
+    repo.endpoints.add("prod", corp="c", api_url="u")
     with pytest.raises(RecordNotFoundError, match=r"ghost@x\.io"):
-        repo.get_account("prod", "ghost@x.io")
+        repo.inventory.account("prod", "ghost@x.io")
 
 
 def test_deleting_an_endpoint_row_cascades_through_foreign_keys(repo: Repository) -> None:
-    repo.add_endpoint("prod", corp="c", api_url="u")
+    repo.endpoints.add("prod", corp="c", api_url="u")
     with repo.engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM endpoints"))
         assert conn.execute(sa.text("SELECT count(*) FROM entitlement_types")).scalar() == 0

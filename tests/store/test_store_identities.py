@@ -25,10 +25,10 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 
 def test_a_csv_file_loads_standard_and_extra_columns(repo: Repository, tmp_path: Path) -> None:
-    result = repo.load_identities(write(tmp_path, "hr.csv", CSV))
+    result = repo.identities.load(write(tmp_path, "hr.csv", CSV))
 
     assert (result.created, result.updated, result.unchanged) == (2, 0, 0)
-    alice, bob = repo.list_identities()
+    alice, bob = repo.identities.list()
     assert alice.to_json() == {
         "username": "alice",
         "email": "Alice@Example.com",
@@ -49,15 +49,15 @@ def test_a_json_file_loads_and_reloading_upserts_by_username(
         {"username": "alice", "email": "alice@example.com", "badge": 7},
         {"username": "bob", "email": "bob@example.com"},
     ]
-    repo.load_identities(write(tmp_path, "hr.json", json.dumps(people)))
+    repo.identities.load(write(tmp_path, "hr.json", json.dumps(people)))
     people[0]["department"] = "Security"
 
-    result = repo.load_identities(write(tmp_path, "hr2.json", json.dumps(people)))
+    result = repo.identities.load(write(tmp_path, "hr2.json", json.dumps(people)))
 
     assert (result.created, result.updated, result.unchanged) == (0, 1, 1)
-    assert repo.list_identities()[0].department == "Security"
-    assert repo.list_identities()[0].extra == {"badge": 7}
-    changes = repo.list_history(object_type="identity", object_key="alice")
+    assert repo.identities.list()[0].department == "Security"
+    assert repo.identities.list()[0].extra == {"badge": 7}
+    changes = repo.inventory.history(object_type="identity", object_key="alice")
     assert next((h.field, h.old_value, h.new_value) for h in changes) == (
         "department",
         None,
@@ -71,12 +71,12 @@ def test_a_bad_csv_row_names_the_file_row_and_field_and_writes_nothing(
     path = write(tmp_path, "hr.csv", CSV + "dave,not-an-email,Dave,,,,,\n")
 
     with pytest.raises(InvalidInputError) as caught:
-        repo.load_identities(path)
+        repo.identities.load(path)
 
     assert f"{path}: row 4: field 'email': 'not-an-email' is not an email address" in str(
         caught.value
     )
-    assert repo.list_identities() == []
+    assert repo.identities.list() == []
 
 
 def test_a_bad_json_item_names_its_index_and_writes_nothing(
@@ -86,9 +86,9 @@ def test_a_bad_json_item_names_its_index_and_writes_nothing(
     path = write(tmp_path, "hr.json", json.dumps(people))
 
     with pytest.raises(InvalidInputError, match=r"index 1: field 'username': is required"):
-        repo.load_identities(path)
+        repo.identities.load(path)
 
-    assert repo.list_identities() == []
+    assert repo.identities.list() == []
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ def prod(repo: Repository) -> Repository:
 
 
 def test_entries_are_appended_and_listed_oldest_first(prod: Repository) -> None:
-    ids = prod.append_journal(
+    ids = prod.journal.append(
         [
             JournalEntry(
                 endpoint="prod",
@@ -40,16 +40,16 @@ def test_entries_are_appended_and_listed_oldest_first(prod: Repository) -> None:
         ]
     )
 
-    entries = prod.list_journal(endpoint="prod")
+    entries = prod.journal.list(endpoint="prod")
 
     assert [e.id for e in entries] == ids
     assert ids[0] < ids[1]
     first = entries[0]
     assert (first.kind, first.target, first.status, first.at) == ("call", "alice@x.io", 200, T0)
     assert first.to_json()["at"] == "2024-03-01T12:00:00+00:00"
-    assert [e.id for e in prod.list_journal(target="ALICE@x.io")] == [ids[0]]
-    assert [e.id for e in prod.list_journal(request_id="r2", kind="note")] == [ids[1]]
-    assert prod.list_journal(limit=1) == [first]
+    assert [e.id for e in prod.journal.list(target="ALICE@x.io")] == [ids[0]]
+    assert [e.id for e in prod.journal.list(request_id="r2", kind="note")] == [ids[1]]
+    assert prod.journal.list(limit=1) == [first]
 
 
 def test_secret_looking_keys_and_headers_are_refused_and_nothing_is_written(
@@ -63,41 +63,41 @@ def test_secret_looking_keys_and_headers_are_refused_and_nothing_is_written(
         {"body": {"password": "p"}},
     ):
         with pytest.raises(InvalidInputError, match="never stored"):
-            prod.append_journal([fine, JournalEntry(endpoint="prod", kind="call", detail=detail)])
+            prod.journal.append([fine, JournalEntry(endpoint="prod", kind="call", detail=detail)])
 
-    assert prod.list_journal() == []
+    assert prod.journal.list() == []
 
 
 def test_unknown_kinds_endpoints_and_non_json_details_are_refused(prod: Repository) -> None:
     with pytest.raises(InvalidInputError, match="journal kind 'debug'"):
-        prod.append_journal([JournalEntry(endpoint="prod", kind="debug")])
+        prod.journal.append([JournalEntry(endpoint="prod", kind="debug")])
     with pytest.raises(RecordNotFoundError, match="'nope'"):
-        prod.append_journal([JournalEntry(endpoint="nope", kind="note")])
+        prod.journal.append([JournalEntry(endpoint="nope", kind="note")])
     with pytest.raises(InvalidInputError, match="JSON-compatible"):
-        prod.append_journal([JournalEntry(endpoint="prod", kind="note", detail={"x": {1, 2}})])
+        prod.journal.append([JournalEntry(endpoint="prod", kind="note", detail={"x": {1, 2}})])
 
 
 def test_the_database_refuses_to_update_or_delete_journal_lines(prod: Repository) -> None:
-    prod.append_journal([JournalEntry(endpoint="prod", kind="note", error="original")])
+    prod.journal.append([JournalEntry(endpoint="prod", kind="note", error="original")])
 
     for statement in ("UPDATE journal SET error = 'rewritten'", "DELETE FROM journal"):
         with pytest.raises(DatabaseError, match="append-only"), prod.engine.begin() as conn:
             conn.execute(sa.text(statement))
 
-    assert [e.error for e in prod.list_journal()] == ["original"]
+    assert [e.error for e in prod.journal.list()] == ["original"]
     # Nothing in the API rewrites the journal: it can only be appended to, read and verified.
-    public = sorted(name for name in dir(prod) if "journal" in name and not name.startswith("_"))
-    assert public == ["append_journal", "list_journal", "verify_journal"]
+    public = sorted(name for name in dir(prod.journal) if not name.startswith("_"))
+    assert public == ["append", "list", "verify"]
 
 
 def test_entries_given_with_a_finish_are_filled_in_from_the_task(prod: Repository) -> None:
-    task = prod.create_task("prod", "add_access", "a@x.io", {"site": "www"}, now=T0)
-    prod.claim_tasks("prod", worker="w1", now=T0, lease_seconds=60, limit=1)
+    task = prod.tasks.create("prod", "add_access", "a@x.io", {"site": "www"}, now=T0)
+    prod.tasks.claim("prod", worker="w1", now=T0, lease_seconds=60, limit=1)
     call = JournalEntry(endpoint="prod", kind="call", method="PUT", path="/x", status=200)
 
-    prod.finish_task(task.id, worker="w1", state="completed", journal=[call])
+    prod.tasks.finish(task.id, worker="w1", state="completed", journal=[call])
 
-    *_, logged, state = prod.list_journal(task_id=task.id)
+    *_, logged, state = prod.journal.list(task_id=task.id)
     assert (logged.kind, logged.target, logged.request_id, logged.attempt) == (
         "call",
         "a@x.io",
@@ -110,10 +110,10 @@ def test_entries_given_with_a_finish_are_filled_in_from_the_task(prod: Repositor
         "completed",
     )
     other = JournalEntry(endpoint="prod", kind="call", task_id=task.id)
-    task2 = prod.create_task("prod", "add_access", "b@x.io", {"site": "www"}, now=T0)
-    prod.claim_tasks("prod", worker="w1", now=T0, lease_seconds=60, limit=1)
+    task2 = prod.tasks.create("prod", "add_access", "b@x.io", {"site": "www"}, now=T0)
+    prod.tasks.claim("prod", worker="w1", now=T0, lease_seconds=60, limit=1)
     with pytest.raises(InvalidInputError, match="names task"):
-        prod.finish_task(task2.id, worker="w1", state="completed", journal=[other])
+        prod.tasks.finish(task2.id, worker="w1", state="completed", journal=[other])
 
 
 def test_the_last_removed_access_is_the_newest_remove_account_snapshot(
@@ -128,7 +128,7 @@ def test_the_last_removed_access_is_the_newest_remove_account_snapshot(
             detail=dict(detail),
         )
 
-    prod.append_journal(
+    prod.journal.append(
         [
             snapshot("remove_account", role="user", sites=["www"], name="Alice"),
             snapshot("remove_account", role="admin", sites=["api", "www"], name="Alice A."),
@@ -136,9 +136,9 @@ def test_the_last_removed_access_is_the_newest_remove_account_snapshot(
         ]
     )
 
-    assert prod.last_removed_access("prod", "ALICE@x.io") == {
+    assert prod.tasks.last_removed_access("prod", "ALICE@x.io") == {
         "role": "admin",
         "sites": ["api", "www"],
         "name": "Alice A.",
     }
-    assert prod.last_removed_access("prod", "bob@x.io") is None
+    assert prod.tasks.last_removed_access("prod", "bob@x.io") is None

@@ -29,22 +29,22 @@ def journaled(repo: Repository) -> Repository:
     add_endpoint(repo, "prod")
     add_endpoint(repo, "test")
     for n in range(3):
-        repo.append_journal(
+        repo.journal.append(
             [
                 JournalEntry(endpoint="prod", kind="note", target=f"u{n}@x.io", detail={"n": n}),
                 JournalEntry(endpoint="test", kind="call", method="GET", path=f"/p/{n}", at=T0),
             ]
         )
-    repo.append_journal([JournalEntry(endpoint="prod", kind="note", error="last")])
+    repo.journal.append([JournalEntry(endpoint="prod", kind="note", error="last")])
     return repo
 
 
 def ids(repo: Repository, endpoint: str = "prod") -> list[int]:
-    return [e.id for e in repo.list_journal(endpoint=endpoint)]
+    return [e.id for e in repo.journal.list(endpoint=endpoint)]
 
 
 def problem(repo: Repository, endpoint: str = "prod") -> str:
-    (report,) = repo.verify_journal(endpoint)
+    (report,) = repo.journal.verify(endpoint)
     assert not report.intact
     assert report.problem is not None
     return report.problem
@@ -67,7 +67,7 @@ def guard_lifted(repo: Repository) -> Iterator[sa.Connection]:
 
 
 def test_untouched_chains_verify_per_endpoint_with_their_heads(journaled: Repository) -> None:
-    reports = {r.endpoint: r for r in journaled.verify_journal()}
+    reports = {r.endpoint: r for r in journaled.journal.verify()}
 
     assert set(reports) == {"prod", "test"}
     assert all(r.intact for r in reports.values())
@@ -84,8 +84,8 @@ def test_an_update_through_a_dropped_trigger_is_found_on_the_edited_line(
         conn.execute(sa.text("UPDATE journal SET error = 'forged' WHERE id = :id"), {"id": target})
 
     assert "edited" in problem(journaled)
-    assert journaled.verify_journal("prod")[0].line_id == target
-    assert journaled.verify_journal("test")[0].intact
+    assert journaled.journal.verify("prod")[0].line_id == target
+    assert journaled.journal.verify("test")[0].intact
 
 
 def test_a_deleted_line_in_the_middle_is_reported_as_missing(journaled: Repository) -> None:
@@ -95,7 +95,7 @@ def test_a_deleted_line_in_the_middle_is_reported_as_missing(journaled: Reposito
 
     assert "missing" in problem(journaled)
     assert "deleted" in problem(journaled)
-    assert journaled.verify_journal("prod")[0].line_id == third
+    assert journaled.journal.verify("prod")[0].line_id == third
 
 
 def test_lines_deleted_at_the_end_are_found_against_the_head(journaled: Repository) -> None:
@@ -130,13 +130,13 @@ def test_a_forged_insert_is_found(journaled: Repository) -> None:
         )
 
     assert "forged" not in problem(journaled)
-    assert journaled.verify_journal("prod")[0].line_id == max(ids(journaled))
+    assert journaled.journal.verify("prod")[0].line_id == max(ids(journaled))
 
 
 def test_a_forged_insert_with_a_correct_hash_is_still_found_against_the_head(
     journaled: Repository,
 ) -> None:
-    report = journaled.verify_journal("prod")[0]
+    report = journaled.journal.verify("prod")[0]
     with journaled.engine.begin() as conn:
         endpoint_id = conn.execute(sa.text("SELECT id FROM endpoints WHERE name = 'prod'")).scalar()
         values = {
@@ -178,7 +178,7 @@ def test_sqlite_refuses_replace_into_and_verify_finds_one_made_without_the_guard
     repo = open_repository(sqlite_url)
     try:
         add_endpoint(repo, "prod")
-        repo.append_journal(
+        repo.journal.append(
             [JournalEntry(endpoint="prod", kind="note", error=str(n)) for n in range(3)]
         )
         middle = ids(repo)[1]
@@ -189,13 +189,13 @@ def test_sqlite_refuses_replace_into_and_verify_finds_one_made_without_the_guard
         )
         with pytest.raises(DatabaseError, match="REPLACE refused"), repo.engine.begin() as conn:
             conn.execute(replace, {"id": middle})
-        assert repo.verify_journal("prod")[0].intact
+        assert repo.journal.verify("prod")[0].intact
 
         with guard_lifted(repo) as conn:
             conn.execute(replace, {"id": middle})
 
         assert "edited or replaced" in problem(repo)
-        assert repo.verify_journal("prod")[0].line_id == middle
+        assert repo.journal.verify("prod")[0].line_id == middle
     finally:
         repo.close()
 
@@ -206,7 +206,7 @@ def test_journal_verify_exits_9_and_names_the_line_when_a_chain_is_broken(
     repo = open_repository(sqlite_url)
     try:
         add_endpoint(repo, "prod")
-        repo.append_journal([JournalEntry(endpoint="prod", kind="note") for _ in range(2)])
+        repo.journal.append([JournalEntry(endpoint="prod", kind="note") for _ in range(2)])
         env = {k: v for k, v in os.environ.items() if not k.startswith("SIGSCI")}
         env["SIGSCI_IGA_DATABASE_URL"] = sqlite_url
 
@@ -268,8 +268,8 @@ def test_journal_lines_written_before_the_chain_existed_are_chained_on_upgrade(
 
     repo = open_repository(url)
     try:
-        repo.append_journal([JournalEntry(endpoint="prod", kind="note", error="new")])
-        (report,) = repo.verify_journal()
+        repo.journal.append([JournalEntry(endpoint="prod", kind="note", error="new")])
+        (report,) = repo.journal.verify()
         assert report.intact, report.problem
         assert report.lines == 4
         with pytest.raises(DatabaseError, match="append-only"), repo.engine.begin() as conn:

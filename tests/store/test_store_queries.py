@@ -30,14 +30,14 @@ def test_accounts_can_be_filtered_by_site_role_and_status(repo: Repository) -> N
     )
 
     def emails(**filters: Any) -> list[str]:
-        return [a.email for a in repo.list_accounts("prod", **filters)]
+        return [a.email for a in repo.inventory.accounts("prod", **filters)]
 
     assert emails(site="www") == ["a@x.io", "c@x.io"]
     assert emails(role="user") == ["b@x.io", "c@x.io", "d@x.io"]
     assert emails(status="pending") == ["c@x.io"]
     assert emails(status="suspended") == ["d@x.io"]
     assert emails(site="api", role="user", status="active") == ["b@x.io"]
-    assert repo.list_accounts("prod", site="www")[1].sites == ["api", "www"]
+    assert repo.inventory.accounts("prod", site="www")[1].sites == ["api", "www"]
 
 
 def test_entitlements_are_listed_with_type_value_display_name_and_status(
@@ -46,7 +46,7 @@ def test_entitlements_are_listed_with_type_value_display_name_and_status(
     add_endpoint(repo)
     import_full(repo, corp(account("a@x.io", "www")))
 
-    rows = [e.to_json() for e in repo.list_entitlements("prod", type="Site")]
+    rows = [e.to_json() for e in repo.inventory.entitlements("prod", type="Site")]
 
     assert rows == [
         {

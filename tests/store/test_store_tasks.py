@@ -39,7 +39,7 @@ def queue(
     max_attempts: int = 10,
     **params: object,
 ) -> TaskRecord:
-    return repo.create_task(
+    return repo.tasks.create(
         "prod", operation, email, params or {"site": "www"}, now=at, max_attempts=max_attempts
     )
 
@@ -52,7 +52,7 @@ def claim(
     limit: int = 10,
     **options: object,
 ) -> list[TaskRecord]:
-    return repo.claim_tasks(
+    return repo.tasks.claim(
         "prod",
         worker=worker,
         now=at,
@@ -69,7 +69,7 @@ def prod(repo: Repository) -> Repository:
 
 
 def test_a_created_task_is_new_due_now_and_journaled_as_requested(prod: Repository) -> None:
-    task = prod.create_task(
+    task = prod.tasks.create(
         "prod",
         "create_account",
         " Carol@Example.com ",
@@ -88,8 +88,8 @@ def test_a_created_task_is_new_due_now_and_journaled_as_requested(prod: Reposito
     assert task.next_attempt_at == T0
     assert len(task.request_id) == 32
     assert not task.write_sent
-    assert prod.get_task(task.id) == task
-    (requested,) = prod.list_journal(task_id=task.id)
+    assert prod.tasks.get(task.id) == task
+    (requested,) = prod.journal.list(task_id=task.id)
     assert (requested.kind, requested.state_after, requested.target) == (
         "requested",
         "new",
@@ -107,18 +107,18 @@ def test_bad_operations_emails_secret_params_and_unknown_tasks_are_refused(
     prod: Repository,
 ) -> None:
     with pytest.raises(InvalidInputError, match="operation 'delete_corp'"):
-        prod.create_task("prod", "delete_corp", "a@x.io", {})
+        prod.tasks.create("prod", "delete_corp", "a@x.io", {})
     with pytest.raises(InvalidInputError, match="not an email"):
-        prod.create_task("prod", "add_access", "nobody", {})
+        prod.tasks.create("prod", "add_access", "nobody", {})
     with pytest.raises(InvalidInputError, match="never stored"):
-        prod.create_task("prod", "create_account", "a@x.io", {"api_token": "t"})
+        prod.tasks.create("prod", "create_account", "a@x.io", {"api_token": "t"})
     with pytest.raises(RecordNotFoundError, match="'nope'"):
-        prod.create_task("nope", "add_access", "a@x.io", {})
+        prod.tasks.create("nope", "add_access", "a@x.io", {})
     with pytest.raises(RecordNotFoundError, match="task 99"):
-        prod.get_task(99)
+        prod.tasks.get(99)
 
-    assert prod.list_tasks() == []
-    assert prod.list_journal() == []
+    assert prod.tasks.list() == []
+    assert prod.journal.list() == []
 
 
 def test_claiming_leases_due_tasks_oldest_first_and_counts_the_attempt(
@@ -135,7 +135,7 @@ def test_claiming_leases_due_tasks_oldest_first_and_counts_the_attempt(
     assert claimed[0].lease_owner == "w1"
     assert claimed[0].lease_until == T0 + timedelta(seconds=LEASE)
     assert claim(prod, "w2") == []
-    (entry,) = prod.list_journal(task_id=first.id, kind="claimed")
+    (entry,) = prod.journal.list(task_id=first.id, kind="claimed")
     assert (entry.state_before, entry.state_after, entry.attempt) == ("new", "in_progress", 1)
     assert entry.detail == {"worker": "w1", "lease_until": "2024-03-01T12:01:00+00:00"}
 
@@ -146,7 +146,7 @@ def test_one_accounts_tasks_run_in_order_and_one_at_a_time(prod: Repository) -> 
     other = queue(prod, "b@x.io")
 
     first_claim = claim(prod)
-    prod.finish_task(older.id, worker="w1", state="completed", now=T0)
+    prod.tasks.finish(older.id, worker="w1", state="completed", now=T0)
     second_claim = claim(prod)
 
     assert [t.id for t in first_claim] == [older.id, other.id]
@@ -159,12 +159,12 @@ def test_a_retried_older_task_does_not_run_beside_a_younger_running_one(
     older = queue(prod, "a@x.io", site="www")
     younger = queue(prod, "a@x.io", site="api")
     claim(prod)
-    prod.finish_task(older.id, worker="w1", state="failed", error="boom", now=T0)
+    prod.tasks.finish(older.id, worker="w1", state="failed", error="boom", now=T0)
     claim(prod)
-    prod.retry_task(older.id, now=T0)
+    prod.tasks.retry(older.id, now=T0)
 
     assert claim(prod, "w2") == []
-    prod.finish_task(younger.id, worker="w1", state="completed", now=T0)
+    prod.tasks.finish(younger.id, worker="w1", state="completed", now=T0)
     assert [t.id for t in claim(prod, "w2")] == [older.id]
 
 
@@ -176,7 +176,7 @@ def test_per_operation_limits_cap_each_operation_within_one_claim(prod: Reposito
     claimed = claim(prod, per_operation_limits={"create_account": 1, "remove_account": 0})
 
     assert [t.id for t in claimed] == [creates[0].id, *(t.id for t in updates)]
-    assert all(t.state == "new" for t in prod.list_tasks(email="old0@x.io"))
+    assert all(t.state == "new" for t in prod.tasks.list(email="old0@x.io"))
     assert len(removals) == 3
 
 
@@ -185,7 +185,7 @@ def test_task_ids_restrict_what_a_claim_may_take(prod: Repository) -> None:
     wanted = queue(prod, "b@x.io")
 
     assert [t.id for t in claim(prod, task_ids=[wanted.id])] == [wanted.id]
-    assert [t.email for t in prod.list_tasks(state="new")] == ["a@x.io"]
+    assert [t.email for t in prod.tasks.list(state="new")] == ["a@x.io"]
 
 
 def test_an_abandoned_lease_is_reclaimed_only_after_it_expires(prod: Repository) -> None:
@@ -197,7 +197,7 @@ def test_an_abandoned_lease_is_reclaimed_only_after_it_expires(prod: Repository)
 
     assert early == []
     assert [(t.id, t.lease_owner, t.attempts) for t in late] == [(task.id, "w2", 2)]
-    reclaimed = prod.list_journal(task_id=task.id, kind="claimed")[-1]
+    reclaimed = prod.journal.list(task_id=task.id, kind="claimed")[-1]
     assert reclaimed.state_before == "in_progress"
     assert reclaimed.detail is not None
     assert reclaimed.detail["reclaimed_from"] == "dead-worker"
@@ -210,15 +210,15 @@ def test_a_stale_worker_cannot_touch_a_task_another_worker_reclaimed(prod: Repos
     intent = JournalEntry(endpoint="prod", kind="intent", method="PUT", path="/x")
 
     with pytest.raises(LeaseLostError, match="held by fast"):
-        prod.finish_task(task.id, worker="slow", state="completed")
+        prod.tasks.finish(task.id, worker="slow", state="completed")
     with pytest.raises(LeaseLostError):
-        prod.record_intent(task.id, worker="slow", entry=intent)
+        prod.tasks.record_intent(task.id, worker="slow", entry=intent)
     with pytest.raises(LeaseLostError):
-        prod.reschedule_task(task.id, worker="slow", error="e", next_attempt_at=T0)
+        prod.tasks.reschedule(task.id, worker="slow", error="e", next_attempt_at=T0)
     with pytest.raises(LeaseLostError):
-        prod.extend_lease(task.id, worker="slow", now=T0, lease_seconds=LEASE)
+        prod.tasks.extend_lease(task.id, worker="slow", now=T0, lease_seconds=LEASE)
 
-    current = prod.get_task(task.id)
+    current = prod.tasks.get(task.id)
     assert (current.state, current.lease_owner, current.write_sent) == (
         "in_progress",
         "fast",
@@ -230,7 +230,7 @@ def test_an_extended_lease_is_not_reclaimed(prod: Repository) -> None:
     task = queue(prod, "a@x.io")
     claim(prod)
 
-    prod.extend_lease(task.id, worker="w1", now=T0 + timedelta(seconds=50), lease_seconds=LEASE)
+    prod.tasks.extend_lease(task.id, worker="w1", now=T0 + timedelta(seconds=50), lease_seconds=LEASE)
 
     assert claim(prod, "w2", at=T0 + timedelta(seconds=LEASE + 1)) == []
 
@@ -242,12 +242,12 @@ def test_a_rescheduled_task_waits_until_due_and_fails_after_its_last_attempt(
     later = T0 + timedelta(minutes=1)
     claim(prod)
 
-    again = prod.reschedule_task(
+    again = prod.tasks.reschedule(
         task.id, worker="w1", error="503 from the API", next_attempt_at=later, now=T0
     )
     not_yet = claim(prod, at=later - timedelta(seconds=1))
     claim(prod, at=later)
-    final = prod.reschedule_task(
+    final = prod.tasks.reschedule(
         task.id, worker="w1", error="503 again", next_attempt_at=later, now=later
     )
 
@@ -260,7 +260,7 @@ def test_a_rescheduled_task_waits_until_due_and_fails_after_its_last_attempt(
     assert not_yet == []
     assert (final.state, final.attempts, final.finished_at) == ("failed", 2, later)
     states = [
-        (e.state_before, e.state_after) for e in prod.list_journal(task_id=task.id, kind="state")
+        (e.state_before, e.state_after) for e in prod.journal.list(task_id=task.id, kind="state")
     ]
     assert states == [("in_progress", "new"), ("in_progress", "failed")]
 
@@ -270,16 +270,16 @@ def test_retry_puts_a_failed_task_back_with_a_fresh_budget_and_refuses_others(
 ) -> None:
     task = queue(prod, "a@x.io", max_attempts=1)
     claim(prod)
-    prod.reschedule_task(task.id, worker="w1", error="boom", next_attempt_at=T0)
+    prod.tasks.reschedule(task.id, worker="w1", error="boom", next_attempt_at=T0)
     pending = queue(prod, "b@x.io")
 
-    retried = prod.retry_task(task.id, now=T0)
+    retried = prod.tasks.retry(task.id, now=T0)
 
     assert (retried.state, retried.attempts, retried.finished_at) == ("new", 0, None)
-    note = prod.list_journal(task_id=task.id)[-1]
+    note = prod.journal.list(task_id=task.id)[-1]
     assert (note.kind, note.state_before, note.state_after) == ("note", "failed", "new")
     with pytest.raises(TaskStateError, match="only failed or discontinued"):
-        prod.retry_task(pending.id)
+        prod.tasks.retry(pending.id)
 
 
 def test_discontinue_stops_open_and_failed_tasks_but_not_finished_ones(
@@ -289,52 +289,52 @@ def test_discontinue_stops_open_and_failed_tasks_but_not_finished_ones(
     running = queue(prod, "b@x.io")
     done = queue(prod, "c@x.io")
     claim(prod, task_ids=[running.id, done.id])
-    prod.finish_task(done.id, worker="w1", state="completed")
+    prod.tasks.finish(done.id, worker="w1", state="completed")
 
-    stopped = prod.discontinue_task(waiting.id, reason="requested by mistake")
-    prod.discontinue_task(running.id)
+    stopped = prod.tasks.discontinue(waiting.id, reason="requested by mistake")
+    prod.tasks.discontinue(running.id)
 
     assert stopped.state == "discontinued"
     assert stopped.finished_at is not None
-    assert prod.list_journal(task_id=waiting.id)[-1].detail == {"reason": "requested by mistake"}
+    assert prod.journal.list(task_id=waiting.id)[-1].detail == {"reason": "requested by mistake"}
     with pytest.raises(LeaseLostError, match="discontinued"):
-        prod.finish_task(running.id, worker="w1", state="completed")
+        prod.tasks.finish(running.id, worker="w1", state="completed")
     with pytest.raises(TaskStateError, match="is completed"):
-        prod.discontinue_task(done.id)
-    assert prod.retry_task(stopped.id).state == "new"
+        prod.tasks.discontinue(done.id)
+    assert prod.tasks.retry(stopped.id).state == "new"
 
 
 def test_an_intent_marks_the_task_as_having_sent_a_write_for_good(prod: Repository) -> None:
     task = queue(prod, "a@x.io")
     claim(prod)
 
-    marked = prod.record_intent(
+    marked = prod.tasks.record_intent(
         task.id,
         worker="w1",
         entry=JournalEntry(endpoint="prod", kind="intent", method="PUT", path="/corps/c/users/a"),
     )
-    prod.reschedule_task(task.id, worker="w1", error="timeout", next_attempt_at=T0)
+    prod.tasks.reschedule(task.id, worker="w1", error="timeout", next_attempt_at=T0)
 
     assert marked.write_sent
-    assert prod.get_task(task.id).write_sent
-    (intent,) = prod.list_journal(task_id=task.id, kind="intent")
+    assert prod.tasks.get(task.id).write_sent
+    (intent,) = prod.journal.list(task_id=task.id, kind="intent")
     assert (intent.target, intent.attempt, intent.operation) == ("a@x.io", 1, "add_access")
     with pytest.raises(InvalidInputError, match="not 'call'"):
-        prod.record_intent(task.id, worker="w1", entry=JournalEntry(endpoint="prod", kind="call"))
+        prod.tasks.record_intent(task.id, worker="w1", entry=JournalEntry(endpoint="prod", kind="call"))
 
 
 def test_listing_tasks_filters_by_endpoint_state_email_and_request(prod: Repository) -> None:
     add_endpoint(prod, "stage")
-    a = prod.create_task("prod", "add_access", "a@x.io", {"site": "www"}, request_id="r1")
-    b = prod.create_task("prod", "add_access", "b@x.io", {"site": "www"}, request_id="r1")
-    c = prod.create_task("stage", "add_access", "a@x.io", {"site": "www"})
+    a = prod.tasks.create("prod", "add_access", "a@x.io", {"site": "www"}, request_id="r1")
+    b = prod.tasks.create("prod", "add_access", "b@x.io", {"site": "www"}, request_id="r1")
+    c = prod.tasks.create("stage", "add_access", "a@x.io", {"site": "www"})
 
-    assert [t.id for t in prod.list_tasks(request_id="r1")] == [a.id, b.id]
-    assert [t.id for t in prod.list_tasks(endpoint="stage")] == [c.id]
-    assert [t.id for t in prod.list_tasks(email="A@X.io")] == [a.id, c.id]
-    assert [t.id for t in prod.list_tasks(state=["new", "failed"], limit=1)] == [a.id]
+    assert [t.id for t in prod.tasks.list(request_id="r1")] == [a.id, b.id]
+    assert [t.id for t in prod.tasks.list(endpoint="stage")] == [c.id]
+    assert [t.id for t in prod.tasks.list(email="A@X.io")] == [a.id, c.id]
+    assert [t.id for t in prod.tasks.list(state=["new", "failed"], limit=1)] == [a.id]
     with pytest.raises(InvalidInputError, match="running"):
-        prod.list_tasks(state="running")
+        prod.tasks.list(state="running")
 
 
 # -- finishing brings the accounts up to date ------------------------------------------------
@@ -345,7 +345,7 @@ def finish_with(
 ) -> TaskRecord:
     task = queue(repo, email, operation)
     claim(repo, task_ids=[task.id])
-    return repo.finish_task(
+    return repo.tasks.finish(
         task.id, worker="w1", state="completed", account_changes={email: snapshot}, now=T0
     )
 
@@ -357,16 +357,16 @@ def test_finishing_a_task_updates_just_its_account_links_and_history(prod: Repos
     finish_with(prod, "alice@x.io", account("alice@x.io", "api", role="admin"), "update_account")
     finish_with(prod, "carol@x.io", account("carol@x.io", "api"), "create_account")
 
-    alice = prod.get_account("prod", "alice@x.io")
+    alice = prod.inventory.account("prod", "alice@x.io")
     assert (alice.role, alice.sites) == ("admin", ["api"])
-    assert prod.get_account("prod", "carol@x.io").sites == ["api"]
-    assert prod.get_account("prod", "bob@x.io").sites == ["www"]
-    changes = prod.list_history(task_id=added.id)
+    assert prod.inventory.account("prod", "carol@x.io").sites == ["api"]
+    assert prod.inventory.account("prod", "bob@x.io").sites == ["www"]
+    changes = prod.inventory.history(task_id=added.id)
     assert [(h.object_type, h.field, h.old_value, h.new_value, h.run_id) for h in changes] == [
         ("link", "Site", None, "api", None)
     ]
     assert changes[0].task_id == added.id
-    assert prod.get_endpoint("prod").version == 4
+    assert prod.endpoints.get("prod").version == 4
 
 
 def test_finishing_a_removal_suspends_the_account_and_drops_its_links(prod: Repository) -> None:
@@ -374,14 +374,14 @@ def test_finishing_a_removal_suspends_the_account_and_drops_its_links(prod: Repo
 
     task = finish_with(prod, "alice@x.io", None, "remove_account")
 
-    alice = prod.get_account("prod", "alice@x.io")
+    alice = prod.inventory.account("prod", "alice@x.io")
     assert (alice.status, alice.sites) == ("suspended", [])
-    assert {(h.object_type, h.field) for h in prod.list_history(task_id=task.id)} == {
+    assert {(h.object_type, h.field) for h in prod.inventory.history(task_id=task.id)} == {
         ("account", "status"),
         ("link", "Site"),
         ("link", "CorpRole"),
     }
-    assert compute_diff(prod.load_view("prod"), corp(account("bob@x.io", "www"))).is_empty
+    assert compute_diff(prod.runs.load_view("prod"), corp(account("bob@x.io", "www"))).is_empty
 
 
 def test_a_task_outcome_already_in_the_repository_changes_nothing(prod: Repository) -> None:
@@ -389,22 +389,22 @@ def test_a_task_outcome_already_in_the_repository_changes_nothing(prod: Reposito
 
     task = finish_with(prod, "alice@x.io", account("alice@x.io", "www"), "add_access")
 
-    assert prod.list_history(task_id=task.id) == []
-    assert prod.get_endpoint("prod").version == 1
+    assert prod.inventory.history(task_id=task.id) == []
+    assert prod.endpoints.get("prod").version == 1
 
 
 def test_a_held_import_diffed_before_a_task_finished_cannot_be_approved(
     prod: Repository,
 ) -> None:
     import_full(prod, corp(account("alice@x.io", "www")))
-    run_id = prod.start_run("prod")
-    view = prod.load_view("prod")
-    prod.hold_run(run_id, diff=compute_diff(view, corp()), base_version=view.version, reasons=["x"])
+    run_id = prod.runs.start("prod")
+    view = prod.runs.load_view("prod")
+    prod.runs.hold(run_id, diff=compute_diff(view, corp()), base_version=view.version, reasons=["x"])
 
     finish_with(prod, "bob@x.io", account("bob@x.io", "www"), "create_account")
 
     with pytest.raises(RepositoryChangedError):
-        prod.approve_run(run_id)
+        prod.runs.approve(run_id)
 
 
 def test_a_finish_whose_account_change_is_refused_leaves_the_task_running(
@@ -414,15 +414,15 @@ def test_a_finish_whose_account_change_is_refused_leaves_the_task_running(
     claim(prod)
 
     with pytest.raises(InvalidInputError, match="changed account key"):
-        prod.finish_task(
+        prod.tasks.finish(
             task.id,
             worker="w1",
             state="completed",
             account_changes={"a@x.io": account("someone-else@x.io")},
         )
 
-    assert prod.get_task(task.id).state == "in_progress"
-    assert prod.list_journal(task_id=task.id, kind="state") == []
+    assert prod.tasks.get(task.id).state == "in_progress"
+    assert prod.journal.list(task_id=task.id, kind="state") == []
 
 
 # -- concurrency and migration ---------------------------------------------------------------
@@ -446,11 +446,11 @@ def test_two_workers_claiming_at_once_never_take_the_same_task(pg_session_url: s
             barrier.wait()
             while True:
                 batch = claim(repo, worker, limit=7)
-                if not batch and not repo.list_tasks(state="new"):
+                if not batch and not repo.tasks.list(state="new"):
                     return
                 for task in batch:
                     claimed[worker].append(task.id)
-                    repo.finish_task(task.id, worker=worker, state="completed", now=T0)
+                    repo.tasks.finish(task.id, worker=worker, state="completed", now=T0)
         except BaseException as exc:  # noqa: BLE001  # reported by the main thread
             failures.append(exc)
         finally:
@@ -503,11 +503,11 @@ def test_a_database_at_0001_is_upgraded_to_0002_with_its_data(
 
     repo = open_repository(url)
     try:
-        task = repo.create_task("prod", "add_access", "a@x.io", {"site": "www"})
+        task = repo.tasks.create("prod", "add_access", "a@x.io", {"site": "www"})
 
         assert current_revision(repo.engine) == head_revision() == "0004"
-        assert repo.get_endpoint("prod").version == 1
-        assert [(h.object_key, h.task_id) for h in repo.list_history()] == [("a@x.io", None)]
-        assert [e.kind for e in repo.list_journal(task_id=task.id)] == ["requested"]
+        assert repo.endpoints.get("prod").version == 1
+        assert [(h.object_key, h.task_id) for h in repo.inventory.history()] == [("a@x.io", None)]
+        assert [e.kind for e in repo.journal.list(task_id=task.id)] == ["requested"]
     finally:
         repo.close()

@@ -28,12 +28,12 @@ def endpoint_name(ctx: AppContext, explicit: str | None) -> str:
 
 
 def list_endpoints(ctx: AppContext, *, include_retired: bool = False) -> list[EndpointInfo]:
-    return ctx.repository.list_endpoints(include_retired=include_retired)
+    return ctx.repository.endpoints.list(include_retired=include_retired)
 
 
 def get_endpoint(ctx: AppContext, name: str) -> EndpointInfo:
     """A registered, usable endpoint; a retired one is reported as such."""
-    info = ctx.repository.get_endpoint(name)
+    info = ctx.repository.endpoints.get(name)
     if info.retired_at is not None:
         raise RecordNotFoundError(
             f"endpoint {name!r} was removed on {info.retired_at:%Y-%m-%d}; its journal is kept"
@@ -56,7 +56,7 @@ def resolve_endpoint(ctx: AppContext, explicit: str | None) -> EndpointInfo:
         if _retired(ctx, name):
             raise
         email, corp = ctx.settings.require_credentials()
-        return repo.add_endpoint(name, corp=corp, api_url=ctx.settings.api_url, email=email)
+        return repo.endpoints.add(name, corp=corp, api_url=ctx.settings.api_url, email=email)
     if info.connector == "rest" or info.credentials:
         return info
     email, corp = ctx.settings.require_credentials()
@@ -66,13 +66,13 @@ def resolve_endpoint(ctx: AppContext, explicit: str | None) -> EndpointInfo:
             "pass --endpoint to choose another name"
         )
     if info.api_url != ctx.settings.api_url or info.email != email:
-        info = repo.update_endpoint(name, api_url=ctx.settings.api_url, email=email)
+        info = repo.endpoints.update(name, api_url=ctx.settings.api_url, email=email)
     return info
 
 
 def _retired(ctx: AppContext, name: str) -> bool:
     try:
-        return ctx.repository.get_endpoint(name).retired_at is not None
+        return ctx.repository.endpoints.get(name).retired_at is not None
     except RecordNotFoundError:
         return False
 
@@ -119,7 +119,7 @@ def register_native(
     url = (api_url or ctx.settings.api_url).rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise InvalidInputError(f"API URL {url!r} must start with http:// or https://")
-    return ctx.repository.add_endpoint(
+    return ctx.repository.endpoints.add(
         name, corp=corp, api_url=url, email=normalize_email(email), credentials=refs
     )
 
@@ -150,7 +150,7 @@ def register_rest(
     # References are resolved when a connector opens, not here: a placeholder stands in.
     bound = loaded.bind(params, secrets=dict.fromkeys(refs, "resolved-at-connection"))
     chosen = caller or bound.params.get("email")
-    return ctx.repository.add_endpoint(
+    return ctx.repository.endpoints.add(
         name,
         corp=corp,
         api_url=bound.base_url,
@@ -175,15 +175,15 @@ def remove_endpoint(ctx: AppContext, name: str, *, force: bool = False) -> Remov
     """
     repo = ctx.repository
     get_endpoint(ctx, name)
-    open_tasks = repo.list_tasks(endpoint=name, state=("new", "in_progress"))
+    open_tasks = repo.tasks.list(endpoint=name, state=("new", "in_progress"))
     if open_tasks and not force:
         raise InvalidInputError(
             f"endpoint {name!r} has {len(open_tasks)} open task(s); discontinue them or pass "
             "--force"
         )
     for task in open_tasks:
-        repo.discontinue_task(task.id, reason=f"endpoint {name} removed")
-    return Removal(name, repo.remove_endpoint(name), len(open_tasks))
+        repo.tasks.discontinue(task.id, reason=f"endpoint {name} removed")
+    return Removal(name, repo.endpoints.remove(name), len(open_tasks))
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,12 @@ def load_identities(
     repo = ctx.repository
     name = endpoint or ctx.settings.corp
     if endpoint is not None:
-        repo.get_endpoint(endpoint)
-    loaded = repo.load_identities(file)
+        repo.endpoints.get(endpoint)
+    loaded = repo.identities.load(file)
     if name is None:
         return IdentityLoad(loaded)
     try:
-        result = repo.correlate(name, chosen)
+        result = repo.identities.correlate(name, chosen)
     except RecordNotFoundError:
         return IdentityLoad(loaded)
-    return IdentityLoad(loaded, name, result, tuple(repo.unmatched_accounts(name)))
+    return IdentityLoad(loaded, name, result, tuple(repo.identities.unmatched(name)))

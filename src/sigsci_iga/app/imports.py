@@ -76,12 +76,12 @@ async def run_import(
 
 def approve_run(ctx: AppContext, run_id: int) -> RunRecord:
     """Apply exactly the held diff, and correlate as an import does; refused if the repo moved."""
-    return ctx.repository.approve_run(run_id, correlation_rule=ctx.settings.correlation_rule)
+    return ctx.repository.runs.approve(run_id, correlation_rule=ctx.settings.correlation_rule)
 
 
 def refuse_run(ctx: AppContext, run_id: int, reason: str | None = None) -> RunRecord:
     """Discard a held run (its diff is kept for the record)."""
-    return ctx.repository.refuse_run(run_id, reason)
+    return ctx.repository.runs.refuse(run_id, reason)
 
 
 def upgrade_database(ctx: AppContext) -> None:

@@ -31,7 +31,7 @@ def list_accounts(
 ) -> list[AccountRecord]:
     """Accounts sorted by email, each with its sorted active sites and identity."""
     name = endpoint_name(ctx, endpoint)
-    return ctx.repository.list_accounts(name, site=site, role=role, status=status)
+    return ctx.repository.inventory.accounts(name, site=site, role=role, status=status)
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ def account_detail(
 ) -> AccountDetail:
     """One account (by email, any case) and its recorded changes, newest first."""
     name = endpoint_name(ctx, endpoint)
-    record = ctx.repository.get_account(name, email)
-    changes = ctx.repository.list_history(
+    record = ctx.repository.inventory.account(name, email)
+    changes = ctx.repository.inventory.history(
         endpoint=name, object_key=record.email, limit=history_limit
     )
     return AccountDetail(record, changes)
@@ -55,16 +55,18 @@ def account_detail(
 def list_entitlements(
     ctx: AppContext, endpoint: str | None, *, type: str | None = None, status: str | None = None
 ) -> list[EntitlementRecord]:
-    return ctx.repository.list_entitlements(endpoint_name(ctx, endpoint), type=type, status=status)
+    return ctx.repository.inventory.entitlements(
+        endpoint_name(ctx, endpoint), type=type, status=status
+    )
 
 
 def list_identities(ctx: AppContext) -> list[IdentityRecord]:
-    return ctx.repository.list_identities()
+    return ctx.repository.identities.list()
 
 
 def list_runs(ctx: AppContext, endpoint: str | None = None, *, limit: int = 50) -> list[RunRecord]:
     """Import runs, newest first (of every endpoint unless one is named)."""
-    return ctx.repository.list_runs(endpoint, limit=limit)
+    return ctx.repository.runs.list(endpoint, limit=limit)
 
 
 @dataclass(frozen=True)
@@ -77,9 +79,9 @@ class RunDetail:
 
 def run_detail(ctx: AppContext, run_id: int, *, change_limit: int = 200) -> RunDetail:
     repo = ctx.repository
-    run = repo.get_run(run_id)
-    changes = repo.list_history(run_id=run_id, limit=change_limit)
-    return RunDetail(run, changes, repo.get_run_diff(run_id) if run.has_diff else None)
+    run = repo.runs.get(run_id)
+    changes = repo.inventory.history(run_id=run_id, limit=change_limit)
+    return RunDetail(run, changes, repo.runs.diff(run_id) if run.has_diff else None)
 
 
 def list_tasks(
@@ -90,7 +92,7 @@ def list_tasks(
     email: str | None = None,
 ) -> list[TaskRecord]:
     """Tasks, oldest first."""
-    return ctx.repository.list_tasks(
+    return ctx.repository.tasks.list(
         endpoint=endpoint, state=state, email=email_key(email) if email else None
     )
 
@@ -102,8 +104,8 @@ class TaskDetail:
 
 
 def task_detail(ctx: AppContext, task_id: int) -> TaskDetail:
-    task = ctx.repository.get_task(task_id)
-    return TaskDetail(task, ctx.repository.list_journal(task_id=task_id))
+    task = ctx.repository.tasks.get(task_id)
+    return TaskDetail(task, ctx.repository.journal.list(task_id=task_id))
 
 
 def list_journal(
@@ -115,7 +117,7 @@ def list_journal(
     last: int | None = None,
 ) -> list[JournalRecord]:
     """Journal lines oldest first; `last` keeps only the newest that many."""
-    entries = ctx.repository.list_journal(
+    entries = ctx.repository.journal.list(
         endpoint=endpoint, task_id=task_id, target=email_key(email) if email else None
     )
     return entries if last is None else entries[max(0, len(entries) - last) :]
@@ -123,4 +125,4 @@ def list_journal(
 
 def verify_journal(ctx: AppContext, endpoint: str | None = None) -> list[ChainReport]:
     """Check the journal's hash chains; each report names the first line that breaks one."""
-    return ctx.repository.verify_journal(endpoint)
+    return ctx.repository.journal.verify(endpoint)

@@ -89,7 +89,7 @@ def submit_request(ctx: AppContext, endpoint: str | None, request: AccessRequest
     every = _task_params(ctx, info.name, request)
     request_id = uuid.uuid4().hex
     tasks = [
-        ctx.repository.create_task(
+        ctx.repository.tasks.create(
             info.name,
             request.operation,
             email,
@@ -119,7 +119,7 @@ async def request_access(
     ids = [task.id for task in submitted.tasks]
     name = submitted.tasks[0].endpoint
     await run_queue(ctx, name, QueueOptions(task_ids=ids))
-    tasks = [ctx.repository.get_task(task_id) for task_id in ids]
+    tasks = [ctx.repository.tasks.get(task_id) for task_id in ids]
     return RequestOutcome(submitted.request_id, tasks, executed=True)
 
 
@@ -135,7 +135,7 @@ async def restore_account(
     """Re-invite a removed account with the role and sites journaled when it was removed."""
     name = endpoint_name(ctx, endpoint)
     key = normalize_email(email)
-    access = ctx.repository.last_removed_access(name, key)
+    access = ctx.repository.tasks.last_removed_access(name, key)
     if access is None:
         raise InvalidInputError(f"no removal of {key} is in the journal of endpoint {name!r}")
     request = AccessRequest(
@@ -207,9 +207,9 @@ async def preview_queue(
 
 def retry_task(ctx: AppContext, task_id: int) -> TaskRecord:
     """Queue a failed or discontinued task again, with a fresh attempt budget."""
-    return ctx.repository.retry_task(task_id, now=ctx.clock())
+    return ctx.repository.tasks.retry(task_id, now=ctx.clock())
 
 
 def discontinue_task(ctx: AppContext, task_id: int, reason: str | None = None) -> TaskRecord:
     """Stop a task that should not run."""
-    return ctx.repository.discontinue_task(task_id, reason=reason, now=ctx.clock())
+    return ctx.repository.tasks.discontinue(task_id, reason=reason, now=ctx.clock())

@@ -103,21 +103,16 @@ def require_caller(emails: Collection[str], caller: str | None, *, path: str) ->
     A target always lists its caller (the token owner, or the account an endpoint names): a
     list that is empty or lacks it is a glitch or someone else's list, never "accounts gone".
     """
-    if not emails:
-        raise UnexpectedResponseError(
-            method="GET",
-            path=path,
-            status=200,
-            message="the accounts list is empty; a target always lists at least its caller",
-        )
-    if caller is not None and email_key(caller) not in emails:
-        raise UnexpectedResponseError(
-            method="GET",
-            path=path,
-            status=200,
-            message=f"the accounts list ({len(emails)} accounts) does not include the caller "
-            f"{email_key(caller)}; not read as the target's list",
-        )
+    if emails and (caller is None or email_key(caller) in emails):
+        return
+    found = f"{len(emails)} accounts" if emails else "empty"
+    lacks = f"does not include the caller {email_key(caller)}" if caller else "lists no one"
+    raise UnexpectedResponseError(
+        method="GET",
+        path=path,
+        status=200,
+        message=f"the accounts list ({found}) {lacks}; not read as the target's list",
+    )
 
 
 # -- provisioning -----------------------------------------------------------------------------

@@ -25,6 +25,16 @@ def normalize_email(value: str, what: str = "email") -> str:
     local, at, domain = email.partition("@")
     if not at or not local or not domain or "@" in domain:
         raise InvalidInputError(f"{what} {value!r} is not an email address")
+    # Dots separate atoms: none may be empty (`a..b`, `.a`, `a.`), and `..` is also what turns a
+    # path segment into "the parent".
+    if (
+        ".." in email
+        or local[0] == "."
+        or local[-1] == "."
+        or domain[0] == "."
+        or domain[-1] == "."
+    ):
+        raise InvalidInputError(f"{what} {value!r} has an empty part between dots")
     return email
 
 

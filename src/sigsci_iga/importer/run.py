@@ -154,7 +154,7 @@ class Importer:
         return await self._full(options, fallback)
 
     def _why_not_incremental(self) -> str | None:
-        checkpoint = self.repository.get_endpoint(self.endpoint).checkpoint
+        checkpoint = self.repository.endpoints.get(self.endpoint).checkpoint
         if checkpoint.last_activity is None:
             return "no checkpoint yet; ran a full import"
         if self.clock() - checkpoint.last_activity > FEED_RETENTION - RETENTION_MARGIN:
@@ -162,13 +162,13 @@ class Importer:
         return None
 
     async def _full(self, options: ImportOptions, fallback: str | None) -> ImportResult:
-        run_id = self.repository.start_run(self.endpoint, mode="full", dry_run=options.dry_run)
+        run_id = self.repository.runs.start(self.endpoint, mode="full", dry_run=options.dry_run)
         try:
             started = self.clock()
             snapshot = await read_corp(
                 self.connector, required_account=options.required_account, progress=self.progress
             )
-            view = self.repository.load_view(self.endpoint)
+            view = self.repository.runs.load_view(self.endpoint)
             diff = compute_diff(view, snapshot, mode="full")
             verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
             checkpoint = Checkpoint(last_activity=started - options.overlap, event_ids=())
@@ -187,14 +187,14 @@ class Importer:
         )
 
     async def _incremental(self, options: ImportOptions) -> ImportResult:
-        checkpoint = self.repository.get_endpoint(self.endpoint).checkpoint
+        checkpoint = self.repository.endpoints.get(self.endpoint).checkpoint
         assert checkpoint.last_activity is not None
         since = checkpoint.last_activity - options.overlap
         try:
             batch = await self.connector.changes_since(since)
         except ApiError as exc:
             raise _FeedUnavailableError(str(exc)) from exc
-        run_id = self.repository.start_run(
+        run_id = self.repository.runs.start(
             self.endpoint, mode="incremental", dry_run=options.dry_run
         )
         try:
@@ -207,7 +207,7 @@ class Importer:
             sites = sorted({e.site for e in events if e.site and (not e.email or e.removes_site)})
             removed_emails = {e.email for e in events if e.removes_account and e.email}
             removed_sites = {e.site for e in events if e.removes_site and e.site}
-            view = self.repository.load_view(self.endpoint)
+            view = self.repository.runs.load_view(self.endpoint)
             changed_sites: dict[str, SiteSnapshot | None] = {}
             for done, name in enumerate(sites, 1):
                 site = await self.connector.read_site(name)
@@ -255,14 +255,14 @@ class Importer:
     ) -> RunRecord:
         if options.dry_run:
             counts = {**diff.summary(), "held": verdict.held, "reasons": verdict.reasons}
-            return self.repository.finish_run(
+            return self.repository.runs.finish(
                 run_id, status="succeeded", counts=counts, reason="dry run: nothing applied"
             )
         if verdict.held:
-            return self.repository.hold_run(
+            return self.repository.runs.hold(
                 run_id, diff=diff, base_version=base_version, reasons=verdict.reasons
             )
-        return self.repository.apply_run(
+        return self.repository.runs.apply(
             run_id,
             diff,
             base_version=base_version,
@@ -274,7 +274,9 @@ class Importer:
         reason = str(exc) if isinstance(exc, SigsciIgaError) else f"{type(exc).__name__}: {exc}"
         # If the run already ended (e.g. held), the original error is what matters.
         with contextlib.suppress(SigsciIgaError):
-            self.repository.finish_run(run_id, status="failed", reason=reason or type(exc).__name__)
+            self.repository.runs.finish(
+                run_id, status="failed", reason=reason or type(exc).__name__
+            )
 
 
 class _FeedUnavailableError(Exception):

@@ -15,7 +15,9 @@ from sigsci_iga.store import Repository
 def _known_sites(repo: Repository, endpoint: str, sites: Iterable[str]) -> list[str]:
     """Check site names, and that the repository knows them once the endpoint was imported."""
     names = [check_segment(s, "site name") for s in sites]
-    known = {e.value: e.status for e in repo.list_entitlements(endpoint, type=EntitlementType.SITE)}
+    known = {
+        e.value: e.status for e in repo.inventory.entitlements(endpoint, type=EntitlementType.SITE)
+    }
     if known:
         unknown = [s for s in names if s not in known]
         if unknown:

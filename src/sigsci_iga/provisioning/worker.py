@@ -145,7 +145,7 @@ class Worker:
                 op: max(0, limit - taken[op])
                 for op, limit in self.options.per_operation_limits.items()
             }
-            tasks = self.repo.claim_tasks(
+            tasks = self.repo.tasks.claim(
                 self.endpoint,
                 worker=self.worker_id,
                 now=self.clock(),
@@ -176,7 +176,7 @@ class Worker:
         """
         pending = [
             t
-            for t in self.repo.list_tasks(endpoint=self.endpoint, state=("new", "in_progress"))
+            for t in self.repo.tasks.list(endpoint=self.endpoint, state=("new", "in_progress"))
             if (task_ids is None or t.id in task_ids) and limits.get(t.operation, 1) > 0
         ]
         if not pending:
@@ -198,7 +198,7 @@ class Worker:
             plan = plan_task(task.operation, task.email, task.params, current.get(task.email))
             journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
             if plan.outcome == "act":
-                self.repo.append_journal(journal)
+                self.repo.journal.append(journal)
                 work.append((task, plan))
                 continue
             if plan.outcome == "no_action":
@@ -289,11 +289,11 @@ class Worker:
             try:
                 for task, plan in group:
                     if plan.snapshot is not None:
-                        self.repo.append_journal(
+                        self.repo.journal.append(
                             [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
                         )
                     for planned in planned_calls:
-                        self.repo.record_intent(
+                        self.repo.tasks.record_intent(
                             task.id,
                             worker=self.worker_id,
                             entry=self._entry(
@@ -319,7 +319,7 @@ class Worker:
                 # One bad member fails a bulk call for all: retry each on its own to isolate it.
                 done: list[_Done] = []
                 for task, plan in group:
-                    self.repo.append_journal(journals[task.id])
+                    self.repo.journal.append(journals[task.id])
                     done.extend(await self._run_steps([(task, plan)], plan.steps, summary))
                 return done
             for task, _ in group:
@@ -379,7 +379,7 @@ class Worker:
     @functools.cached_property
     def _caller(self) -> str | None:
         """The account every list of the endpoint must include (read once, on first need)."""
-        email = self.repo.get_endpoint(self.endpoint).email
+        email = self.repo.endpoints.get(self.endpoint).email
         return email.lower() if email else None
 
     async def _verify(self, tasks: Sequence[TaskRecord]) -> dict[str, AccountSnapshot | None]:
@@ -404,7 +404,7 @@ class Worker:
     ) -> None:
         for attempt in range(_FINISH_ATTEMPTS):
             try:
-                self.repo.finish_task(
+                self.repo.tasks.finish(
                     task.id,
                     worker=self.worker_id,
                     state=state,
@@ -443,7 +443,7 @@ class Worker:
                 self.options.retry_base_seconds * (2 ** max(0, task.attempts - 1)),
             ) * self.rng.uniform(0.5, 1.5)
         try:
-            record = self.repo.reschedule_task(
+            record = self.repo.tasks.reschedule(
                 task.id,
                 worker=self.worker_id,
                 error=error,
@@ -505,7 +505,7 @@ class Worker:
         taken: dict[str, int] = defaultdict(int)
         open_tasks = [
             t
-            for t in self.repo.list_tasks(endpoint=self.endpoint)
+            for t in self.repo.tasks.list(endpoint=self.endpoint)
             if t.state in ("new", "in_progress")
         ]
         for task in open_tasks:

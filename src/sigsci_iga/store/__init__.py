@@ -8,7 +8,7 @@ from sigsci_iga.errors import (
     StoreError,
     TaskStateError,
 )
-from sigsci_iga.store.db import create_engine_for, normalize_url, open_repository, upgrade
+from sigsci_iga.store.db import create_engine_for, normalize_url, upgrade
 from sigsci_iga.store.records import (
     AccountRecord,
     Checkpoint,
@@ -23,7 +23,7 @@ from sigsci_iga.store.records import (
     RunRecord,
     TaskRecord,
 )
-from sigsci_iga.store.repository import Repository
+from sigsci_iga.store.repository import Repository, open_repository
 
 __all__ = [
     "AccountRecord",

@@ -1,9 +1,11 @@
-"""Engines, migrations and opening the repository; nothing is built at import time."""
+"""Engines, transactions and migrations; nothing is built at import time."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -14,9 +16,6 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from sigsci_iga.errors import ConfigError
-
-if TYPE_CHECKING:
-    from sigsci_iga.store.repository import Repository
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -116,11 +115,26 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
             engine.dispose()
 
 
-def open_repository(url: str, *, echo: bool = False) -> Repository:
-    """Open the repository at `url`, migrating it first if it is behind this package."""
-    from sigsci_iga.store.repository import Repository  # noqa: PLC0415  # repository imports db
+class Database:
+    """An engine and the two kinds of transaction every part of the repository runs in."""
 
-    engine = create_engine_for(url, echo=echo)
-    if current_revision(engine) != head_revision():
-        upgrade(engine)
-    return Repository(engine)
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that takes SQLite's write lock at BEGIN (see `WRITE_LOCK`)."""
+        with (
+            self.engine.connect().execution_options(**{WRITE_LOCK: True}) as conn,
+            conn.begin(),
+        ):
+            yield conn
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import csv
 import json
 import re
@@ -16,7 +17,15 @@ from sqlalchemy.engine import Connection
 
 from sigsci_iga.errors import ConfigError, InvalidInputError
 from sigsci_iga.store.apply import dump
-from sigsci_iga.store.records import CorrelationResult, IdentityLoadResult, IdentityRecord
+from sigsci_iga.store.db import Database
+from sigsci_iga.store.endpoints import find_endpoint_id
+from sigsci_iga.store.inventory import account_records
+from sigsci_iga.store.records import (
+    AccountRecord,
+    CorrelationResult,
+    IdentityLoadResult,
+    IdentityRecord,
+)
 from sigsci_iga.store.tables import accounts, history, identities
 
 STANDARD_FIELDS = (
@@ -328,3 +337,40 @@ def correlate(conn: Connection, endpoint_id: int, rule: CorrelationRule) -> Corr
         unmatched=int(unmatched_count),
         ambiguous=sorted(ambiguous),
     )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Identities:
+    """Identities and correlation; one transaction per call."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def load(self, path: str | Path) -> IdentityLoadResult:
+        """Upsert identities from a CSV or JSON file, all or nothing."""
+        records = read_identities(path)
+        with self._db.write() as conn:
+            return upsert_identities(conn, records, now=_now())
+
+    def list(self) -> builtins.list[IdentityRecord]:
+        with self._db.read() as conn:
+            return list_identities(conn)
+
+    def correlate(self, endpoint: str, rule: CorrelationRule | str = "email") -> CorrelationResult:
+        """(Re)link every account of `endpoint` to the identity the rule picks, or to none."""
+        chosen = correlation_rule(rule) if isinstance(rule, str) else rule
+        with self._db.write() as conn:
+            return correlate(conn, find_endpoint_id(conn, endpoint), chosen)
+
+    def unmatched(self, endpoint: str) -> builtins.list[AccountRecord]:
+        """Accounts not linked to any identity (suspended ones included)."""
+        with self._db.read() as conn:
+            return account_records(
+                conn,
+                endpoint,
+                find_endpoint_id(conn, endpoint),
+                [accounts.c.identity_id.is_(None)],
+            )

@@ -10,11 +10,12 @@ Callers own the transaction; nothing here commits.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Connection, Row
 from sigsci_iga.domain.emails import email_key
 from sigsci_iga.domain.model import iso
 from sigsci_iga.errors import InvalidInputError, RecordNotFoundError
+from sigsci_iga.store.db import Database
 from sigsci_iga.store.records import JournalEntry, JournalRecord
 from sigsci_iga.store.tables import JOURNAL_KINDS, endpoints, journal
 from sigsci_iga.store.values import plain_json, refuse_secrets
@@ -240,3 +242,57 @@ def verify_chain(conn: Connection, endpoint_id: int, name: str) -> ChainReport:
             f"({hash_head[:12]}…): lines were added or changed outside the journal"
         )
     return report()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Journal:
+    """The append-only journal: append, read and verify; one transaction per call."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def append(self, entries: Sequence[JournalEntry]) -> builtins.list[int]:
+        """Append journal lines, all or nothing; returns their ids. There is no update or delete."""
+        with self._db.write() as conn:
+            return insert_journal(conn, entries, _now())
+
+    def list(
+        self,
+        *,
+        endpoint: str | None = None,
+        task_id: int | None = None,
+        target: str | None = None,
+        request_id: str | None = None,
+        kind: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[JournalRecord]:
+        """Journal lines oldest first."""
+        query = journal_query().order_by(journal.c.id)
+        if endpoint is not None:
+            query = query.where(endpoints.c.name == endpoint)
+        if task_id is not None:
+            query = query.where(journal.c.task_id == task_id)
+        if target is not None:
+            query = query.where(journal.c.target == email_key(target))
+        if request_id is not None:
+            query = query.where(journal.c.request_id == request_id)
+        if kind is not None:
+            query = query.where(journal.c.kind == kind)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._db.read() as conn:
+            return [journal_record(row) for row in conn.execute(query)]
+
+    def verify(self, endpoint: str | None = None) -> builtins.list[ChainReport]:
+        """Check every endpoint's journal chain (retired ones included), or one endpoint's."""
+        query = sa.select(endpoints.c.id, endpoints.c.name).order_by(endpoints.c.name)
+        if endpoint is not None:
+            query = query.where(endpoints.c.name == endpoint)
+        with self._db.read() as conn:
+            found = conn.execute(query).all()
+            if endpoint is not None and not found:
+                raise RecordNotFoundError(f"endpoint {endpoint!r} is not registered")
+            return [verify_chain(conn, id_, name) for id_, name in found]

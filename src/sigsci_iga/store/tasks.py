@@ -1,31 +1,40 @@
-"""Provisioning tasks and the journal: row conversion, validation, claiming and appending.
+"""Provisioning tasks: validation, row conversion, claiming, leases and ending them.
 
-Callers (the `Repository`) own the transaction; nothing here commits.
+The module functions run inside a transaction their caller owns; `Tasks` owns its own.
 """
 
 from __future__ import annotations
 
+import builtins
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from sigsci_iga.domain.diff import compute_partial_diff
-from sigsci_iga.domain.model import AccountSnapshot
+from sigsci_iga.domain.emails import email_key, normalize_email
+from sigsci_iga.domain.model import AccountSnapshot, iso
 from sigsci_iga.domain.tasks import Operation, TaskState
-from sigsci_iga.errors import InvalidInputError, LeaseLostError, RecordNotFoundError
+from sigsci_iga.errors import InvalidInputError, LeaseLostError, RecordNotFoundError, TaskStateError
 from sigsci_iga.store.apply import apply_diff
+from sigsci_iga.store.db import Database
+from sigsci_iga.store.endpoints import find_endpoint_id
+from sigsci_iga.store.journal import insert_journal
 from sigsci_iga.store.records import JournalEntry, TaskRecord
 from sigsci_iga.store.tables import (
+    FINAL_TASK_STATES,
     OPEN_TASK_STATES,
     TASK_OPERATIONS,
     TASK_STATES,
     endpoints,
+    journal,
     tasks,
 )
+from sigsci_iga.store.values import plain_json, refuse_secrets
 from sigsci_iga.store.view import load_view
 
 
@@ -239,3 +248,380 @@ def apply_account_changes(
         now=now,
         task_id=task_id,
     )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Tasks:
+    """Provisioning tasks: new -> in_progress (leased) -> a final state, or back to new.
+
+    PostgreSQL lets several worker processes claim concurrently (SKIP LOCKED); on SQLite every
+    write takes the database's write lock, so claims are serialised: run one writer there.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create(
+        self,
+        endpoint: str,
+        operation: str,
+        email: str,
+        params: Mapping[str, Any],
+        *,
+        request_id: str | None = None,
+        requester: str | None = None,
+        justification: str | None = None,
+        max_attempts: int = 10,
+        now: datetime | None = None,
+    ) -> TaskRecord:
+        """Queue a task (state `new`, due now) and journal it as `requested`, atomically."""
+        check_operation(operation)
+        email = normalize_email(email)
+        refuse_secrets(params, "params")
+        stored_params = plain_json(params, "task params")
+        if max_attempts < 1:
+            raise InvalidInputError("max_attempts must be at least 1")
+        now = now or _now()
+        request_id = request_id or uuid.uuid4().hex
+        with self._db.write() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            task_id = conn.execute(
+                tasks.insert().returning(tasks.c.id),
+                {
+                    "endpoint_id": endpoint_id,
+                    "operation": operation,
+                    "email": email,
+                    "params": stored_params,
+                    "state": "new",
+                    "attempts": 0,
+                    "max_attempts": max_attempts,
+                    "next_attempt_at": now,
+                    "request_id": request_id,
+                    "requester": requester,
+                    "justification": justification,
+                    "created_at": now,
+                    "updated_at": now,
+                    "write_sent": False,
+                },
+            ).scalar_one()
+            entry = JournalEntry(
+                endpoint=endpoint,
+                kind="requested",
+                task_id=task_id,
+                request_id=request_id,
+                operation=operation,
+                target=email,
+                attempt=0,
+                state_after="new",
+                detail={
+                    "params": stored_params,
+                    "requester": requester,
+                    "justification": justification,
+                },
+            )
+            insert_journal(conn, [entry], now)
+            return task_record(task_row(conn, task_id))
+
+    def get(self, task_id: int) -> TaskRecord:
+        with self._db.read() as conn:
+            return task_record(task_row(conn, task_id))
+
+    def list(
+        self,
+        *,
+        endpoint: str | None = None,
+        state: str | Sequence[str] | None = None,
+        email: str | None = None,
+        request_id: str | None = None,
+        limit: int | None = None,
+    ) -> builtins.list[TaskRecord]:
+        """Tasks by id (oldest first); `state` may be one state or several."""
+        query = tasks_query().order_by(tasks.c.id)
+        if endpoint is not None:
+            query = query.where(endpoints.c.name == endpoint)
+        if state is not None:
+            states = [state] if isinstance(state, str) else list(state)
+            check_states(states)
+            query = query.where(tasks.c.state.in_(states))
+        if email is not None:
+            query = query.where(tasks.c.email == email_key(email))
+        if request_id is not None:
+            query = query.where(tasks.c.request_id == request_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._db.read() as conn:
+            return [task_record(row) for row in conn.execute(query)]
+
+    def claim(
+        self,
+        endpoint: str,
+        *,
+        worker: str,
+        now: datetime,
+        lease_seconds: float,
+        limit: int,
+        per_operation_limits: Mapping[str, int] | None = None,
+        task_ids: Sequence[int] | None = None,
+    ) -> builtins.list[TaskRecord]:
+        """Lease up to `limit` due tasks to `worker`, oldest first, and journal each as `claimed`.
+
+        Due: `new` and past `next_attempt_at`, or `in_progress` with an expired lease (its worker
+        died). A task waits while an older task of its account is open or another task of its
+        account is running, so one account's tasks run in order and one at a time. At most
+        `per_operation_limits[op]` tasks of an operation are claimed in this call. `worker` must
+        be unique per worker process: leases are checked by it.
+        """
+        if limit < 1:
+            return []
+        for operation in per_operation_limits or {}:
+            check_operation(operation)
+        until = now + timedelta(seconds=lease_seconds)
+        with self._db.write() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            rows = claimable(
+                conn,
+                endpoint_id,
+                now=now,
+                limit=limit,
+                per_operation_limits=per_operation_limits,
+                task_ids=task_ids,
+            )
+            if not rows:
+                return []
+            ids = [row.id for row in rows]
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id.in_(ids))
+                .values(
+                    state="in_progress",
+                    lease_owner=worker,
+                    lease_until=until,
+                    attempts=tasks.c.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            entries = []
+            for row in rows:
+                detail: dict[str, Any] = {"worker": worker, "lease_until": iso(until)}
+                if row.state == "in_progress":
+                    detail["reclaimed_from"] = row.lease_owner
+                entries.append(
+                    JournalEntry(
+                        endpoint=endpoint,
+                        kind="claimed",
+                        task_id=row.id,
+                        request_id=row.request_id,
+                        operation=row.operation,
+                        target=row.email,
+                        attempt=row.attempts + 1,
+                        state_before=row.state,
+                        state_after="in_progress",
+                        detail=detail,
+                        at=now,
+                    )
+                )
+            insert_journal(conn, entries, now)
+            claimed = conn.execute(tasks_query().where(tasks.c.id.in_(ids)).order_by(tasks.c.id))
+            return [task_record(row) for row in claimed]
+
+    def extend_lease(
+        self, task_id: int, *, worker: str, now: datetime, lease_seconds: float
+    ) -> TaskRecord:
+        """Keep a long task leased; `LeaseLostError` if `worker` no longer holds it."""
+        with self._db.write() as conn:
+            held_task(conn, task_id, worker)
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(lease_until=now + timedelta(seconds=lease_seconds), updated_at=now)
+            )
+            return task_record(task_row(conn, task_id))
+
+    def record_intent(self, task_id: int, *, worker: str, entry: JournalEntry) -> TaskRecord:
+        """Say a write is about to be sent (sets `write_sent`) and journal it, atomically.
+
+        Call it before every write to the target: if the attempt then dies without an answer,
+        the next attempt knows it must re-read the target rather than assume nothing happened.
+        """
+        if entry.kind != "intent":
+            raise InvalidInputError(f"record_intent journals an intent, not {entry.kind!r}")
+        with self._db.write() as conn:
+            row = held_task(conn, task_id, worker)
+            now = _now()
+            insert_journal(conn, [for_task(entry, row)], now)
+            conn.execute(
+                tasks.update().where(tasks.c.id == task_id).values(write_sent=True, updated_at=now)
+            )
+            return task_record(task_row(conn, task_id))
+
+    def finish(
+        self,
+        task_id: int,
+        *,
+        worker: str,
+        state: TaskState | str,
+        error: str | None = None,
+        journal: Sequence[JournalEntry] = (),
+        account_changes: Mapping[str, AccountSnapshot | None] | None = None,
+        now: datetime | None = None,
+    ) -> TaskRecord:
+        """End a leased task, journal it, and update the accounts it changed, in one transaction.
+
+        `account_changes` maps email to what the target now holds (None: the account is gone,
+        so it is suspended and loses its links, as an import would do). Only those accounts are
+        read and diffed; the change is recorded in the history with this task's id and bumps
+        the endpoint version, so a held import diffed before cannot be approved after.
+        """
+        if state not in FINAL_TASK_STATES:
+            raise InvalidInputError(
+                f"a task finishes as one of {', '.join(FINAL_TASK_STATES)}, not {state!r}"
+            )
+        now = now or _now()
+        with self._db.write() as conn:
+            row = held_task(conn, task_id, worker)
+            if account_changes:
+                # Take the endpoint row before the journal insert's foreign-key share lock does:
+                # two workers each holding that share lock and waiting to upgrade it deadlock.
+                conn.execute(
+                    sa.select(endpoints.c.id)
+                    .where(endpoints.c.id == row.endpoint_id)
+                    .with_for_update()
+                ).scalar_one()
+            entries = [for_task(entry, row) for entry in journal]
+            entries.append(state_entry(row, state, error=error))
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    state=state,
+                    finished_at=now,
+                    updated_at=now,
+                    last_error=error,
+                    next_attempt_at=None,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            insert_journal(conn, entries, now)
+            if account_changes:
+                apply_account_changes(
+                    conn, row.endpoint_id, account_changes, task_id=task_id, now=now
+                )
+            return task_record(task_row(conn, task_id))
+
+    def reschedule(
+        self,
+        task_id: int,
+        *,
+        worker: str,
+        error: str,
+        next_attempt_at: datetime,
+        journal: Sequence[JournalEntry] = (),
+        now: datetime | None = None,
+    ) -> TaskRecord:
+        """Give a leased task back for a later attempt, or fail it once it used `max_attempts`."""
+        now = now or _now()
+        with self._db.write() as conn:
+            row = held_task(conn, task_id, worker)
+            exhausted = row.attempts >= row.max_attempts
+            after = "failed" if exhausted else "new"
+            detail = (
+                {"reason": f"{row.attempts} of {row.max_attempts} attempts used"}
+                if exhausted
+                else {"next_attempt_at": iso(next_attempt_at)}
+            )
+            entries = [for_task(entry, row) for entry in journal]
+            entries.append(state_entry(row, after, error=error, detail=detail))
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    state=after,
+                    next_attempt_at=None if exhausted else next_attempt_at,
+                    finished_at=now if exhausted else None,
+                    last_error=error,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            insert_journal(conn, entries, now)
+            return task_record(task_row(conn, task_id))
+
+    def retry(self, task_id: int, *, now: datetime | None = None) -> TaskRecord:
+        """Put a failed or discontinued task back in the queue with a fresh attempt budget."""
+        now = now or _now()
+        with self._db.write() as conn:
+            row = task_row(conn, task_id, lock=True)
+            if row.state not in ("failed", "discontinued"):
+                raise TaskStateError(
+                    f"task {task_id} is {row.state}; only failed or discontinued tasks can be "
+                    "retried"
+                )
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    state="new",
+                    attempts=0,
+                    next_attempt_at=now,
+                    finished_at=None,
+                    updated_at=now,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            entry = state_entry(row, "new", kind="note", detail={"action": "retry"}, attempt=0)
+            insert_journal(conn, [entry], now)
+            return task_record(task_row(conn, task_id))
+
+    def discontinue(
+        self, task_id: int, *, reason: str | None = None, now: datetime | None = None
+    ) -> TaskRecord:
+        """Stop a task that is new, failed or in progress (its worker then loses the lease)."""
+        now = now or _now()
+        with self._db.write() as conn:
+            row = task_row(conn, task_id, lock=True)
+            if row.state not in ("new", "failed", "in_progress"):
+                raise TaskStateError(
+                    f"task {task_id} is {row.state}; only new, failed or in-progress tasks can "
+                    "be discontinued"
+                )
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id)
+                .values(
+                    state="discontinued",
+                    finished_at=now,
+                    updated_at=now,
+                    next_attempt_at=None,
+                    lease_owner=None,
+                    lease_until=None,
+                )
+            )
+            detail = {"reason": reason} if reason else None
+            insert_journal(conn, [state_entry(row, "discontinued", detail=detail)], now)
+            return task_record(task_row(conn, task_id))
+
+    def last_removed_access(self, endpoint: str, email: str) -> dict[str, Any] | None:
+        """What the newest `remove_account` task saw the account hold before deleting it.
+
+        The `detail` of that task's `snapshot` line (role, sites, name), for `restore`.
+        """
+        with self._db.read() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            detail = conn.execute(
+                sa.select(journal.c.detail)
+                .where(
+                    journal.c.endpoint_id == endpoint_id,
+                    journal.c.target == email_key(email),
+                    journal.c.kind == "snapshot",
+                    journal.c.operation == "remove_account",
+                )
+                .order_by(journal.c.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+        return dict(detail) if detail is not None else None

@@ -1,0 +1,238 @@
+"""What the repository holds, as the interfaces show it: accounts, entitlements, history."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sigsci_iga.domain.emails import email_key
+from sigsci_iga.domain.model import (
+    EntitlementStatus,
+    EntitlementType,
+)
+from sigsci_iga.errors import RecordNotFoundError
+from sigsci_iga.store.db import Database
+from sigsci_iga.store.endpoints import find_endpoint_id
+from sigsci_iga.store.records import (
+    AccountRecord,
+    EntitlementRecord,
+    HistoryRecord,
+)
+from sigsci_iga.store.tables import (
+    account_entitlements,
+    accounts,
+    endpoints,
+    entitlement_types,
+    entitlement_values,
+    history,
+    identities,
+)
+
+
+class Inventory:
+    """Read-only queries; one transaction per call."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def accounts(
+        self,
+        endpoint: str,
+        *,
+        site: str | None = None,
+        role: str | None = None,
+        status: str | None = None,
+        correlated: bool | None = None,
+    ) -> list[AccountRecord]:
+        """Accounts sorted by email, each with its sorted active sites and identity username."""
+        filters: list[sa.ColumnElement[bool]] = []
+        if role is not None:
+            filters.append(accounts.c.role == role)
+        if status is not None:
+            filters.append(accounts.c.status == status)
+        if correlated is not None:
+            filters.append(
+                accounts.c.identity_id.is_not(None)
+                if correlated
+                else accounts.c.identity_id.is_(None)
+            )
+        with self._db.read() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            if site is not None:
+                filters.append(
+                    accounts.c.id.in_(_holders(endpoint_id, EntitlementType.SITE.value, site))
+                )
+            return account_records(conn, endpoint, endpoint_id, filters)
+
+    def account(self, endpoint: str, email: str) -> AccountRecord:
+        """One account by email (case-insensitive)."""
+        with self._db.read() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            wanted = [sa.func.lower(accounts.c.email) == email_key(email)]
+            found = account_records(conn, endpoint, endpoint_id, wanted)
+        if not found:
+            raise RecordNotFoundError(f"account {email!r} is not in endpoint {endpoint!r}")
+        return found[0]
+
+    def entitlements(
+        self, endpoint: str, *, type: str | None = None, status: str | None = None
+    ) -> list[EntitlementRecord]:
+        """Entitlement values sorted by type and value, with how many accounts hold each."""
+        holders = (
+            sa.select(
+                account_entitlements.c.value_id,
+                sa.func.count().label("n"),
+            )
+            .group_by(account_entitlements.c.value_id)
+            .subquery()
+        )
+        with self._db.read() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            query = (
+                sa.select(
+                    entitlement_types.c.name,
+                    entitlement_values.c.value,
+                    entitlement_values.c.display_name,
+                    entitlement_values.c.status,
+                    sa.func.coalesce(holders.c.n, 0),
+                )
+                .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+                .outerjoin(holders, holders.c.value_id == entitlement_values.c.id)
+                .where(entitlement_types.c.endpoint_id == endpoint_id)
+                .order_by(entitlement_types.c.name, entitlement_values.c.value)
+            )
+            if type is not None:
+                query = query.where(entitlement_types.c.name == type)
+            if status is not None:
+                query = query.where(entitlement_values.c.status == status)
+            return [
+                EntitlementRecord(endpoint, t, v, d, s, int(n))
+                for t, v, d, s, n in conn.execute(query)
+            ]
+
+    def history(
+        self,
+        *,
+        endpoint: str | None = None,
+        run_id: int | None = None,
+        object_type: str | None = None,
+        object_key: str | None = None,
+        limit: int | None = 1000,
+        task_id: int | None = None,
+    ) -> list[HistoryRecord]:
+        """Recorded changes, newest first."""
+        query = (
+            sa.select(history, endpoints.c.name.label("endpoint_name"))
+            .outerjoin(endpoints, endpoints.c.id == history.c.endpoint_id)
+            .order_by(history.c.id.desc())
+        )
+        if endpoint is not None:
+            query = query.where(endpoints.c.name == endpoint)
+        if run_id is not None:
+            query = query.where(history.c.run_id == run_id)
+        if object_type is not None:
+            query = query.where(history.c.object_type == object_type)
+        if object_key is not None:
+            query = query.where(history.c.object_key == object_key)
+        if task_id is not None:
+            query = query.where(history.c.task_id == task_id)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._db.read() as conn:
+            return [
+                HistoryRecord(
+                    id=row.id,
+                    run_id=row.run_id,
+                    endpoint=row.endpoint_name,
+                    object_type=row.object_type,
+                    object_key=row.object_key,
+                    field=row.field,
+                    old_value=_load(row.old_value),
+                    new_value=_load(row.new_value),
+                    changed_at=row.changed_at,
+                    task_id=row.task_id,
+                )
+                for row in conn.execute(query)
+            ]
+
+    def find_account(self, endpoint: str, email: str) -> AccountRecord | None:
+        """One account by email (case-insensitive), or None if the repository does not hold it."""
+        with self._db.read() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            wanted = [sa.func.lower(accounts.c.email) == email_key(email)]
+            found = account_records(conn, endpoint, endpoint_id, wanted)
+        return found[0] if found else None
+
+
+def _load(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+def _holders(endpoint_id: int, type_name: str, value: str) -> sa.Select[Any]:
+    return (
+        sa.select(account_entitlements.c.account_id)
+        .join(entitlement_values, entitlement_values.c.id == account_entitlements.c.value_id)
+        .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+        .where(
+            entitlement_types.c.endpoint_id == endpoint_id,
+            entitlement_types.c.name == type_name,
+            entitlement_values.c.value == value,
+        )
+    )
+
+
+def account_records(
+    conn: Connection,
+    endpoint: str,
+    endpoint_id: int,
+    filters: list[sa.ColumnElement[bool]],
+) -> list[AccountRecord]:
+    where = [accounts.c.endpoint_id == endpoint_id, *filters]
+    rows = conn.execute(
+        sa.select(
+            accounts.c.id,
+            accounts.c.email,
+            accounts.c.name,
+            accounts.c.role,
+            accounts.c.status,
+            accounts.c.mfa_enabled,
+            accounts.c.created,
+            accounts.c.extra,
+            identities.c.username,
+        )
+        .outerjoin(identities, identities.c.id == accounts.c.identity_id)
+        .where(*where)
+        .order_by(accounts.c.email)
+    ).all()
+    site_rows = conn.execute(
+        sa.select(account_entitlements.c.account_id, entitlement_values.c.value)
+        .join(entitlement_values, entitlement_values.c.id == account_entitlements.c.value_id)
+        .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+        .where(
+            entitlement_types.c.endpoint_id == endpoint_id,
+            entitlement_types.c.name == EntitlementType.SITE.value,
+            entitlement_values.c.status == EntitlementStatus.ACTIVE.value,
+            account_entitlements.c.account_id.in_(sa.select(accounts.c.id).where(*where)),
+        )
+    )
+    sites: dict[int, list[str]] = {}
+    for account_id, value in site_rows:
+        sites.setdefault(account_id, []).append(value)
+    return [
+        AccountRecord(
+            endpoint=endpoint,
+            email=row.email,
+            name=row.name,
+            role=row.role,
+            status=row.status,
+            mfa_enabled=bool(row.mfa_enabled),
+            created=row.created,
+            sites=sorted(sites.get(row.id, ())),
+            identity=row.username,
+            extra=row.extra or {},
+        )
+        for row in rows
+    ]

@@ -1,0 +1,261 @@
+"""Import runs: start, hold, apply, approve or refuse, and the view a diff is computed against."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from sigsci_iga.domain.diff import Diff
+from sigsci_iga.domain.model import (
+    RepositoryView,
+)
+from sigsci_iga.errors import RecordNotFoundError, RunStateError
+from sigsci_iga.store import identities as identity_store
+from sigsci_iga.store.apply import apply_diff
+from sigsci_iga.store.db import Database
+from sigsci_iga.store.endpoints import find_endpoint_id, write_checkpoint
+from sigsci_iga.store.records import (
+    Checkpoint,
+    RunRecord,
+)
+from sigsci_iga.store.tables import (
+    endpoints,
+    import_runs,
+)
+from sigsci_iga.store.view import load_view
+
+RunMode = Literal["full", "incremental"]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runs:
+    """Import runs of every endpoint; one transaction per call."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def load_view(self, endpoint: str) -> RepositoryView:
+        """The endpoint's current state for `compute_diff`, read as one consistent snapshot."""
+        # Several statements must see one snapshot, not READ COMMITTED's moving one; SQLite's
+        # transactions are serializable already.
+        options = (
+            {}
+            if self._db.engine.dialect.name == "sqlite"
+            else {"isolation_level": "REPEATABLE READ"}
+        )
+        with self._db.engine.connect().execution_options(**options) as conn, conn.begin():
+            return load_view(conn, find_endpoint_id(conn, endpoint))
+
+    def start(self, endpoint: str, *, mode: RunMode = "full", dry_run: bool = False) -> int:
+        """Record a run as `running`; returns its id."""
+        with self._db.write() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            run_id = conn.execute(
+                import_runs.insert().returning(import_runs.c.id),
+                {
+                    "endpoint_id": endpoint_id,
+                    "mode": mode,
+                    "dry_run": dry_run,
+                    "status": "running",
+                    "started_at": _now(),
+                },
+            ).scalar_one()
+        return int(run_id)
+
+    def finish(
+        self,
+        run_id: int,
+        *,
+        status: Literal["succeeded", "failed"],
+        counts: Mapping[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> RunRecord:
+        """End a running run without applying anything (a dry run, or a failure)."""
+        with self._db.write() as conn:
+            self._running(conn, run_id)
+            conn.execute(
+                import_runs.update()
+                .where(import_runs.c.id == run_id)
+                .values(status=status, finished_at=_now(), counts=_counts(counts), reason=reason)
+            )
+        return self.get(run_id)
+
+    def hold(
+        self, run_id: int, *, diff: Diff, base_version: int, reasons: builtins.list[str]
+    ) -> RunRecord:
+        """Store the diff of a run that exceeded thresholds; `approve_run` may apply it later."""
+        with self._db.write() as conn:
+            self._running(conn, run_id)
+            conn.execute(
+                import_runs.update()
+                .where(import_runs.c.id == run_id)
+                .values(
+                    status="held",
+                    finished_at=_now(),
+                    counts=diff.summary(),
+                    reason="; ".join(reasons),
+                    diff=diff.to_json(),
+                    base_version=base_version,
+                )
+            )
+        return self.get(run_id)
+
+    def apply(
+        self,
+        run_id: int,
+        diff: Diff,
+        *,
+        base_version: int,
+        checkpoint: Checkpoint | None = None,
+        correlation_rule: str | None = None,
+    ) -> RunRecord:
+        """Apply `diff` and mark the run succeeded, atomically; the checkpoint moves with it.
+
+        With a `correlation_rule`, the endpoint's accounts are correlated in the same
+        transaction. Raises `RepositoryChangedError` if the endpoint is no longer at
+        `base_version`.
+        """
+        rule = identity_store.correlation_rule(correlation_rule) if correlation_rule else None
+        with self._db.write() as conn:
+            endpoint_id = self._running(conn, run_id)
+            now = _now()
+            version = apply_diff(
+                conn, endpoint_id, diff, run_id=run_id, expected_version=base_version, now=now
+            )
+            if checkpoint is not None:
+                write_checkpoint(conn, endpoint_id, checkpoint)
+            if rule is not None:
+                identity_store.correlate(conn, endpoint_id, rule)
+            conn.execute(
+                import_runs.update()
+                .where(import_runs.c.id == run_id)
+                .values(
+                    status="succeeded",
+                    finished_at=now,
+                    counts=diff.summary(),
+                    base_version=base_version,
+                    applied_version=version,
+                )
+            )
+        return self.get(run_id)
+
+    def approve(self, run_id: int, *, correlation_rule: str | None = None) -> RunRecord:
+        """Apply exactly the held diff, if the repository is still at the version it was diffed on.
+
+        Accounts are correlated as `apply_run` does. Raises `RepositoryChangedError` otherwise
+        (the run stays held; import again instead).
+        """
+        rule = identity_store.correlation_rule(correlation_rule) if correlation_rule else None
+        with self._db.write() as conn:
+            row = self._run_row(conn, run_id)
+            if row.status != "held" or row.diff is None or row.base_version is None:
+                raise RunStateError(f"run {run_id} is {row.status}, only held runs can be approved")
+            diff = Diff.from_json(row.diff)
+            now = _now()
+            version = apply_diff(
+                conn,
+                row.endpoint_id,
+                diff,
+                run_id=run_id,
+                expected_version=row.base_version,
+                now=now,
+            )
+            if rule is not None:
+                identity_store.correlate(conn, row.endpoint_id, rule)
+            conn.execute(
+                import_runs.update()
+                .where(import_runs.c.id == run_id)
+                .values(status="approved", finished_at=now, applied_version=version)
+            )
+        return self.get(run_id)
+
+    def refuse(self, run_id: int, reason: str | None = None) -> RunRecord:
+        """Discard a held run; its diff is kept for the record but can no longer be applied."""
+        with self._db.write() as conn:
+            row = self._run_row(conn, run_id)
+            if row.status != "held":
+                raise RunStateError(f"run {run_id} is {row.status}, only held runs can be refused")
+            values: dict[str, Any] = {"status": "refused", "finished_at": _now()}
+            if reason:
+                values["reason"] = f"{row.reason}; refused: {reason}" if row.reason else reason
+            conn.execute(import_runs.update().where(import_runs.c.id == run_id).values(values))
+        return self.get(run_id)
+
+    def get(self, run_id: int) -> RunRecord:
+        with self._db.read() as conn:
+            rows = conn.execute(_runs_query().where(import_runs.c.id == run_id)).all()
+        if not rows:
+            raise RecordNotFoundError(f"import run {run_id} does not exist")
+        return _run_record(rows[0])
+
+    def diff(self, run_id: int) -> Diff | None:
+        """The diff stored with a held (or since approved/refused) run."""
+        with self._db.read() as conn:
+            row = self._run_row(conn, run_id)
+        return Diff.from_json(row.diff) if row.diff is not None else None
+
+    def list(self, endpoint: str | None = None, *, limit: int = 50) -> builtins.list[RunRecord]:
+        """Newest first."""
+        query = _runs_query().order_by(import_runs.c.id.desc()).limit(limit)
+        if endpoint is not None:
+            query = query.where(endpoints.c.name == endpoint)
+        with self._db.read() as conn:
+            return [_run_record(row) for row in conn.execute(query)]
+
+    def _run_row(self, conn: Connection, run_id: int) -> Row[Any]:
+        row = conn.execute(sa.select(import_runs).where(import_runs.c.id == run_id)).first()
+        if row is None:
+            raise RecordNotFoundError(f"import run {run_id} does not exist")
+        return row
+
+    def _running(self, conn: Connection, run_id: int) -> int:
+        row = self._run_row(conn, run_id)
+        if row.status != "running":
+            raise RunStateError(f"run {run_id} is already {row.status}")
+        return int(row.endpoint_id)
+
+
+def _counts(counts: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return dict(counts) if counts is not None else None
+
+
+def _runs_query() -> sa.Select[Any]:
+    return sa.select(
+        import_runs.c.id,
+        endpoints.c.name.label("endpoint_name"),
+        import_runs.c.mode,
+        import_runs.c.dry_run,
+        import_runs.c.status,
+        import_runs.c.started_at,
+        import_runs.c.finished_at,
+        import_runs.c.counts,
+        import_runs.c.reason,
+        import_runs.c.base_version,
+        import_runs.c.applied_version,
+        import_runs.c.diff.is_not(None).label("has_diff"),
+    ).join(endpoints, endpoints.c.id == import_runs.c.endpoint_id)
+
+
+def _run_record(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        endpoint=row.endpoint_name,
+        mode=row.mode,
+        dry_run=bool(row.dry_run),
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        counts=row.counts,
+        reason=row.reason,
+        base_version=row.base_version,
+        applied_version=row.applied_version,
+        has_diff=bool(row.has_diff),
+    )
