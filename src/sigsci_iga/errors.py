@@ -171,6 +171,18 @@ class LeaseLostError(StoreError):
     """
 
 
+class DatabaseUnavailableError(StoreError):
+    """The repository's database cannot be opened or reached (path, server, database, driver)."""
+
+
+class DatabaseBusyError(StoreError):
+    """The database stayed locked, or a statement ran, longer than its configured timeout."""
+
+
+class StorageFullError(StoreError):
+    """The database has no space left to write; nothing of the change was kept."""
+
+
 #: The one table. A class without a row takes the row of its nearest ancestor that has one.
 RULES: dict[type[SigsciIgaError], ErrorRule] = {
     SigsciIgaError: ErrorRule(Recovery.PERMANENT, 1, 500),
@@ -192,6 +204,9 @@ RULES: dict[type[SigsciIgaError], ErrorRule] = {
     RepositoryChangedError: ErrorRule(Recovery.REREAD_THEN_DECIDE, 8, 409),
     TaskStateError: ErrorRule(Recovery.PERMANENT, 1, 409),
     LeaseLostError: ErrorRule(Recovery.PERMANENT, 1, 409),
+    DatabaseUnavailableError: ErrorRule(Recovery.FIX_CONFIGURATION, 10, 503),
+    DatabaseBusyError: ErrorRule(Recovery.RETRY_LATER, 10, 503),
+    StorageFullError: ErrorRule(Recovery.FIX_CONFIGURATION, 10, 507),
 }
 
 

@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = Field(
         default=600.0,
         gt=0,
+        allow_inf_nan=False,
         validation_alias=_env("SIGSCI_IGA_RATE_LIMIT", "rate_limit_per_minute"),
     )
     max_concurrency: int = Field(
@@ -51,7 +52,11 @@ class Settings(BaseSettings):
         validation_alias=_env("SIGSCI_IGA_MAX_CONCURRENCY", "max_concurrency"),
     )
     timeout_seconds: float = Field(
-        default=30.0, gt=0, validation_alias=_env("SIGSCI_IGA_TIMEOUT", "timeout_seconds")
+        default=30.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        validation_alias=_env("SIGSCI_IGA_TIMEOUT", "timeout_seconds"),
     )
     read_attempts: int = Field(
         default=5, ge=1, le=20, validation_alias=_env("SIGSCI_IGA_READ_ATTEMPTS", "read_attempts")
@@ -70,7 +75,23 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(
         default=2.0,
         gt=0,
+        allow_inf_nan=False,
         validation_alias=_env("SIGSCI_IGA_RETRY_BASE_SECONDS", "retry_base_seconds"),
+    )
+
+    db_busy_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        validation_alias=_env("SIGSCI_IGA_DB_BUSY_TIMEOUT", "db_busy_timeout_seconds"),
+    )
+    db_statement_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
+        validation_alias=_env("SIGSCI_IGA_DB_STATEMENT_TIMEOUT", "db_statement_timeout_seconds"),
     )
 
     correlation_rule: str = Field(

@@ -38,7 +38,9 @@ def test_a_full_import_stores_accounts_sites_roles_and_links(repo: Repository) -
         "extra": {"api_user": False},
     }
     assert detail.created == CREATED
-    assert [(e.type, e.value, e.status, e.holders) for e in repo.inventory.entitlements("prod")] == [
+    assert [
+        (e.type, e.value, e.status, e.holders) for e in repo.inventory.entitlements("prod")
+    ] == [
         ("CorpRole", "admin", "active", 1),
         ("CorpRole", "user", "active", 1),
         ("Site", "api", "active", 1),

@@ -47,7 +47,9 @@ def test_approving_a_held_run_on_an_unchanged_repository_applies_its_diff(
     assert approved.status == "approved"
     assert approved.applied_version == 2
     assert len(repo.inventory.accounts("prod", status="suspended")) == 15
-    assert {h.run_id for h in repo.inventory.history(endpoint="prod", object_type="account")} >= {run.id}
+    assert {h.run_id for h in repo.inventory.history(endpoint="prod", object_type="account")} >= {
+        run.id
+    }
 
 
 def test_approving_a_held_run_after_the_repository_changed_is_refused(

@@ -230,7 +230,9 @@ def test_an_extended_lease_is_not_reclaimed(prod: Repository) -> None:
     task = queue(prod, "a@x.io")
     claim(prod)
 
-    prod.tasks.extend_lease(task.id, worker="w1", now=T0 + timedelta(seconds=50), lease_seconds=LEASE)
+    prod.tasks.extend_lease(
+        task.id, worker="w1", now=T0 + timedelta(seconds=50), lease_seconds=LEASE
+    )
 
     assert claim(prod, "w2", at=T0 + timedelta(seconds=LEASE + 1)) == []
 
@@ -320,7 +322,9 @@ def test_an_intent_marks_the_task_as_having_sent_a_write_for_good(prod: Reposito
     (intent,) = prod.journal.list(task_id=task.id, kind="intent")
     assert (intent.target, intent.attempt, intent.operation) == ("a@x.io", 1, "add_access")
     with pytest.raises(InvalidInputError, match="not 'call'"):
-        prod.tasks.record_intent(task.id, worker="w1", entry=JournalEntry(endpoint="prod", kind="call"))
+        prod.tasks.record_intent(
+            task.id, worker="w1", entry=JournalEntry(endpoint="prod", kind="call")
+        )
 
 
 def test_listing_tasks_filters_by_endpoint_state_email_and_request(prod: Repository) -> None:
@@ -399,7 +403,9 @@ def test_a_held_import_diffed_before_a_task_finished_cannot_be_approved(
     import_full(prod, corp(account("alice@x.io", "www")))
     run_id = prod.runs.start("prod")
     view = prod.runs.load_view("prod")
-    prod.runs.hold(run_id, diff=compute_diff(view, corp()), base_version=view.version, reasons=["x"])
+    prod.runs.hold(
+        run_id, diff=compute_diff(view, corp()), base_version=view.version, reasons=["x"]
+    )
 
     finish_with(prod, "bob@x.io", account("bob@x.io", "www"), "create_account")
 

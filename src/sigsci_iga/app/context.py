@@ -25,7 +25,7 @@ from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.errors import ConfigError
 from sigsci_iga.settings import Settings
-from sigsci_iga.store import EndpointInfo, Repository, open_repository
+from sigsci_iga.store import DatabaseOptions, EndpointInfo, Repository, open_repository
 
 
 class EndpointConnector(ProvisioningConnector, Protocol):
@@ -139,7 +139,11 @@ class AppContext:
     def repository(self) -> Repository:
         """The repository the settings name, migrated on first use."""
         if self._repository is None:
-            self._repository = open_repository(self.settings.database_url)
+            options = DatabaseOptions(
+                busy_timeout_seconds=self.settings.db_busy_timeout_seconds,
+                statement_timeout_seconds=self.settings.db_statement_timeout_seconds,
+            )
+            self._repository = open_repository(self.settings.database_url, options=options)
         return self._repository
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from sigsci_iga.errors import (
     StoreError,
     TaskStateError,
 )
-from sigsci_iga.store.db import create_engine_for, normalize_url, upgrade
+from sigsci_iga.store.db import DatabaseOptions, create_engine_for, normalize_url, upgrade
 from sigsci_iga.store.records import (
     AccountRecord,
     Checkpoint,
@@ -29,6 +29,7 @@ __all__ = [
     "AccountRecord",
     "Checkpoint",
     "CorrelationResult",
+    "DatabaseOptions",
     "EndpointInfo",
     "EntitlementRecord",
     "HistoryRecord",

@@ -6,9 +6,11 @@ from sqlalchemy.engine import Engine
 
 from sigsci_iga.store.db import (
     Database,
+    DatabaseOptions,
     create_engine_for,
     current_revision,
     head_revision,
+    translated_errors,
     upgrade,
 )
 from sigsci_iga.store.endpoints import Endpoints
@@ -22,8 +24,8 @@ from sigsci_iga.store.tasks import Tasks
 class Repository:
     """Every part shares one engine; each call of a part runs in its own transaction."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.db = Database(engine)
+    def __init__(self, engine: Engine, options: DatabaseOptions | None = None) -> None:
+        self.db = Database(engine, options)
         self.endpoints = Endpoints(self.db)
         self.runs = Runs(self.db)
         self.identities = Identities(self.db)
@@ -46,9 +48,16 @@ class Repository:
         self.close()
 
 
-def open_repository(url: str, *, echo: bool = False) -> Repository:
+def open_repository(
+    url: str, *, echo: bool = False, options: DatabaseOptions | None = None
+) -> Repository:
     """Open the repository at `url`, migrating it first if it is behind this package."""
-    engine = create_engine_for(url, echo=echo)
-    if current_revision(engine) != head_revision():
-        upgrade(engine)
-    return Repository(engine)
+    engine = create_engine_for(url, echo=echo, options=options)
+    try:
+        with translated_errors(engine, options):
+            if current_revision(engine) != head_revision():
+                upgrade(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Repository(engine, options)

@@ -44,14 +44,7 @@ class Runs:
 
     def load_view(self, endpoint: str) -> RepositoryView:
         """The endpoint's current state for `compute_diff`, read as one consistent snapshot."""
-        # Several statements must see one snapshot, not READ COMMITTED's moving one; SQLite's
-        # transactions are serializable already.
-        options = (
-            {}
-            if self._db.engine.dialect.name == "sqlite"
-            else {"isolation_level": "REPEATABLE READ"}
-        )
-        with self._db.engine.connect().execution_options(**options) as conn, conn.begin():
+        with self._db.read(snapshot=True) as conn:
             return load_view(conn, find_endpoint_id(conn, endpoint))
 
     def start(self, endpoint: str, *, mode: RunMode = "full", dry_run: bool = False) -> int:
