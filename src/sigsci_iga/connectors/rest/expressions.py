@@ -40,6 +40,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
+import re2
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -131,10 +132,16 @@ def _rebuild_evaluation_error(
 
 
 class _Fail(Exception):
-    """A runtime failure without context; the evaluator adds where and text."""
+    """A runtime failure without context; the evaluator adds where and text.
 
-    def __init__(self, reason: str) -> None:
+    `position` is an index into the offending literal (a regex pattern), when known. `reveals`
+    marks a reason that quotes the values it failed on, so it must not be shown for a secret.
+    """
+
+    def __init__(self, reason: str, *, position: int | None = None, reveals: bool = False) -> None:
         self.reason = reason
+        self.position = position
+        self.reveals = reveals
         super().__init__(reason)
 
 
@@ -480,24 +487,129 @@ def _checked_number(value: int | float) -> int | float:
     return value
 
 
-# ---------------------------------------------------------------------------------- regex guard
+# ---------------------------------------------------------------------------------------- regex
 
-# A group that repeats something and is itself repeated, like `(a+)+`: the classic catastrophic
-# backtracking shape. A guard, not a proof; the length caps bound the rest.
-_NESTED_QUANTIFIER: Final = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]")
+# Patterns run on RE2, whose matching time is linear in the subject whatever the pattern, so no
+# pattern can backtrack catastrophically. RE2 lacks the Java features that need backtracking;
+# those are refused by name (with their place in the pattern) rather than by RE2's terse error.
+_JAVA_ONLY_ESCAPES: Final[dict[str, str]] = {
+    "G": "end-of-previous-match anchor (\\G)",
+    "Z": "end-of-input-before-newline anchor (\\Z; write \\z or $)",
+    "R": "linebreak matcher (\\R)",
+    "X": "grapheme cluster matcher (\\X)",
+    "h": "horizontal whitespace class (\\h)",
+    "H": "non-horizontal-whitespace class (\\H)",
+    "v": "vertical whitespace class (\\v means a vertical tab in RE2)",
+    "V": "non-vertical-whitespace class (\\V)",
+    "C": "single-byte matcher (\\C)",
+}
+_JAVA_ONLY_GROUPS: Final = (
+    ("(?<=", "lookbehind"),
+    ("(?<!", "negative lookbehind"),
+    ("(?=", "lookahead"),
+    ("(?!", "negative lookahead"),
+    ("(?>", "atomic group"),
+)
+
+
+_Construct = tuple[int, str, str]
+
+
+def _java_only_escape(pattern: str, index: int, *, in_class: bool) -> _Construct | None:
+    code = pattern[index + 1 : index + 2]
+    if code and code in "123456789" and not in_class:
+        return index, "backreference", pattern[index : index + 2]
+    if code == "k" and not in_class:
+        return index, "named backreference", pattern[index : index + 3]
+    if code in _JAVA_ONLY_ESCAPES:
+        return index, _JAVA_ONLY_ESCAPES[code], pattern[index : index + 2]
+    return None
+
+
+def _java_only_outside_class(pattern: str, index: int) -> _Construct | None:
+    for opener, what in _JAVA_ONLY_GROUPS:
+        if pattern.startswith(opener, index):
+            return index, what, opener
+    flags = re.match(r"\(\?([A-Za-z-]*)[):]", pattern[index:])
+    if flags and "U" in flags.group(1):
+        # RE2 reads (?U) as "ungreedy"; Java as "Unicode classes": the same text, two meanings.
+        return index, "flag U (Unicode classes in Java, ungreedy in RE2)", flags.group(0)
+    if pattern[index] in "*+?}" and pattern.startswith("+", index + 1):
+        return index, "possessive quantifier", pattern[index : index + 2]
+    return None
+
+
+def _java_only(pattern: str) -> _Construct | None:
+    """(index, what, text) of the first construct RE2 cannot run, or None."""
+    index = 0
+    in_class = False
+    while index < len(pattern):
+        char = pattern[index]
+        found: _Construct | None = None
+        if char == "\\":
+            if pattern.startswith("Q", index + 1):  # \Q...\E quotes everything up to \E
+                close = pattern.find("\\E", index + 2)
+                index = len(pattern) if close < 0 else close + 2
+                continue
+            found = _java_only_escape(pattern, index, in_class=in_class)
+            index += 1  # and the escaped character below
+        elif in_class:
+            if pattern.startswith("&&", index):
+                found = index, "character class intersection", "&&"
+            elif char == "[":
+                found = index, "nested character class (write \\[ for a bracket)", "["
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            # A `]` first in a class (after an optional `^`) is a literal bracket.
+            index += 1 + pattern.startswith("^", index + 1)
+            index += pattern.startswith("]", index)
+            continue
+        else:
+            found = _java_only_outside_class(pattern, index)
+        if found is not None:
+            return found
+        index += 1
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print every refused pattern on standard error
+    return options
 
 
 @functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
+def _regex(pattern: str) -> re2._Regexp[str]:
     """A compiled pattern, after the guards; raises _Fail with the reason it was refused."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise _Fail(f"regex patterns are limited to {MAX_PATTERN_LENGTH} characters")
-    if _NESTED_QUANTIFIER.search(pattern):
-        raise _Fail("regex with a repeated group that itself repeats (like `(a+)+`) is refused")
+    found = _java_only(pattern)
+    if found is not None:
+        index, what, text = found
+        raise _Fail(
+            f"the regex {pattern!r} uses a {what} ({text!r} at character {index + 1} of the "
+            "pattern), which RE2, the linear-time engine packages run on, does not support",
+            position=index,
+            reveals=True,
+        )
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise _Fail(f"invalid regex {pattern!r}: {exc}") from None
+        return re2.compile(pattern, _re2_options())
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else ""
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        detail = str(detail)
+        # RE2 ends its message with the offending fragment: locate it in the pattern.
+        fragment = detail.rpartition(": ")[2]
+        index = pattern.find(fragment) if fragment else -1
+        where = f" at character {index + 1} of the pattern" if index >= 0 else ""
+        raise _Fail(
+            f"invalid regex {pattern!r} for RE2, the linear-time engine: {detail}{where}",
+            position=index if index >= 0 else None,
+            reveals=True,
+        ) from None
 
 
 def _guard_subject(subject: str) -> None:
@@ -505,7 +617,7 @@ def _guard_subject(subject: str) -> None:
         raise _Fail(f"regex input longer than {MAX_REGEX_SUBJECT} characters is refused")
 
 
-def _replacement(text: str, pattern: re.Pattern[str]) -> tuple[tuple[bool, str | int], ...]:
+def _replacement(text: str, pattern: re2._Regexp[str]) -> tuple[tuple[bool, str | int], ...]:
     """A Java replacement string (`$1`, `${name}`, `\\$`) as (is_group, literal-or-group) pieces."""
     pieces: list[tuple[bool, str | int]] = []
     literal: list[str] = []
@@ -529,13 +641,16 @@ def _replacement(text: str, pattern: re.Pattern[str]) -> tuple[tuple[bool, str |
             close = text.find("}", index)
             name = text[index + 2 : close] if close > 0 else ""
             if not name or name not in pattern.groupindex:
-                raise _Fail(f"the replacement names an unknown group in {text!r}")
+                raise _Fail(f"the replacement names an unknown group in {text!r}", reveals=True)
             pieces.append((True, name))
             index = close + 1
             continue
         digits = index + 1
         if digits >= len(text) or not text[digits].isdigit():
-            raise _Fail(f"illegal group reference in the replacement {text!r} (write \\$ for $)")
+            raise _Fail(
+                f"illegal group reference in the replacement {text!r} (write \\$ for $)",
+                reveals=True,
+            )
         # Java reads the first digit, then more while the number stays a valid group.
         number = int(text[digits])
         digits += 1
@@ -547,7 +662,8 @@ def _replacement(text: str, pattern: re.Pattern[str]) -> tuple[tuple[bool, str |
             digits += 1
         if number > pattern.groups:
             raise _Fail(
-                f"the replacement refers to group {number}, the pattern has {pattern.groups}"
+                f"the replacement refers to group {number}, the pattern has {pattern.groups}",
+                reveals=True,
             )
         pieces.append((True, number))
         index = digits
@@ -571,6 +687,11 @@ def _need_int(name: str, value: Any) -> int:
     return value
 
 
+def _literal_split(pattern: str) -> bool:
+    """Java splits on a single ordinary character without the regex engine."""
+    return len(pattern) == 1 and pattern not in ".$|()[{^?*+\\"
+
+
 def _m_split(recv: Any, args: Sequence[Any]) -> Any:
     subject = _need_str("split", recv, "receiver")
     if not args:
@@ -578,12 +699,13 @@ def _m_split(recv: Any, args: Sequence[Any]) -> Any:
     pattern = _need_str("split", args[0])
     if subject == "":
         return [""]
-    if len(pattern) == 1 and pattern not in ".$|()[{^?*+\\":
+    if _literal_split(pattern):
         parts = subject.split(pattern)
     else:
+        regex = _regex(pattern)
         _guard_subject(subject)
         parts, last = [], 0
-        for match in _regex(pattern).finditer(subject):
+        for match in regex.finditer(subject):
             if match.end() == 0:
                 continue  # Java drops the empty piece a zero-width match at the start would make.
             parts.append(subject[last : match.start()])
@@ -604,13 +726,16 @@ def _m_replace_all(recv: Any, args: Sequence[Any]) -> Any:
     pattern = _regex(_need_str("replaceAll", args[0]))
     pieces = _replacement(_need_str("replaceAll", args[1]), pattern)
     _guard_subject(subject)
-
-    def expand(match: re.Match[str]) -> str:
-        return "".join(
-            (match.group(value) or "") if group else str(value) for group, value in pieces
-        )
-
-    return pattern.sub(expand, subject)
+    out: list[str] = []
+    last = 0
+    # Matches come as Java finds them: an empty match right after a match still counts.
+    for match in pattern.finditer(subject):
+        start, end = match.span()
+        out.append(subject[last:start])
+        out.extend((match.group(value) or "") if group else str(value) for group, value in pieces)
+        last = end
+    out.append(subject[last:])
+    return "".join(out)
 
 
 # Java's trim() removes every character up to and including the space.
@@ -945,6 +1070,8 @@ class _Compiler:
         self.offset = offset  # where the code being compiled starts inside `text`
         self.roots = frozenset(roots)
         self.used: set[str] = set()
+        #: Per string literal (by its start), where each decoded character is in the source.
+        self.string_offsets: dict[int, list[int]] = {}
 
     def fail(self, reason: str, position: int | None) -> NoReturn:
         column = None if position is None else self.offset + position + 1
@@ -1243,15 +1370,15 @@ class _Compiler:
         return _Call(start, end, self.build(target), name, args, _token(kids[1]).type == "SAFE_DOT")
 
     def check_literal_regex(self, name: str, args: tuple[_Node, ...]) -> None:
-        """Refuse a bad or dangerous regex now when the package spells it out."""
+        """Refuse a bad regex now, pointing into the pattern, when the package spells it out."""
         if name not in ("split", "replaceAll") or not args:
             return
         pattern_node = args[0]
         if not isinstance(pattern_node, _Literal) or not isinstance(pattern_node.value, str):
             return
+        if name == "split" and _literal_split(pattern_node.value):
+            return
         try:
-            if name == "split" and len(pattern_node.value) == 1:
-                return  # a single ordinary character splits literally
             pattern = _regex(pattern_node.value)
             if (
                 name == "replaceAll"
@@ -1260,7 +1387,12 @@ class _Compiler:
             ):
                 _replacement(args[1].value, pattern)
         except _Fail as exc:
-            self.fail(exc.reason, pattern_node.start)
+            position = pattern_node.start
+            offsets = self.string_offsets.get(pattern_node.start)
+            if exc.position is not None and offsets is not None:
+                # From the index in the decoded pattern to the column of its source text.
+                position += 1 + offsets[exc.position]
+            self.fail(exc.reason, position)
 
     def refuse_dunder_key(self, key: _Node) -> None:
         if isinstance(key, _Literal) and isinstance(key.value, str) and key.value.startswith("__"):
@@ -1269,10 +1401,14 @@ class _Compiler:
     def string(self, token: Token) -> str:
         raw = str(token.value)[1:-1]
         out: list[str] = []
+        #: Where each decoded character starts in `raw` (escapes take several characters).
+        offsets: list[int] = []
+        self.string_offsets[token.start_pos or 0] = offsets
         index = 0
         base = (token.start_pos or 0) + 1
         while index < len(raw):
             char = raw[index]
+            offsets.append(index)
             if char != "\\":
                 out.append(char)
                 index += 1
