@@ -25,6 +25,14 @@ Semantics, where Groovy leaves a choice:
 - Text form (`toString()`, `+`, `join`, templates): null is '', booleans are `true`/`false`, lists
   and maps are compact JSON (Groovy would print `[a:1]`, which no API accepts).
 - `return <expr>;` alone (the `#CONST#` idiom) is rewritten to `<expr>`; the `;` is optional.
+- Regexes (`split`, `replaceAll`) run on RE2, in time linear in their input; the Java constructs RE2
+  lacks (backreferences, lookaround, ...) are refused.
+
+Limits: an expression is at most MAX_EXPRESSION_LENGTH characters and nests at most MAX_NESTING
+deep, and the language has no loops, so evaluation takes a bounded number of steps. Whatever an
+operation produces is capped: text at MAX_TEXT_LENGTH characters, lists at MAX_LIST_LENGTH items
+(`+`, `replace`, `replaceAll`, `join`, `split`, `toString`, case changes, templates); sizes are
+checked before a large value is built where they can be known in advance.
 
 The parser is built lazily on first use and cached; importing this module does no work.
 """
@@ -60,6 +68,9 @@ MAX_EXPRESSION_LENGTH: Final = 2000
 MAX_NESTING: Final = 64
 MAX_PATTERN_LENGTH: Final = 100
 MAX_REGEX_SUBJECT: Final = 100_000
+#: The most text (in characters) and the longest list one operation or template may produce.
+MAX_TEXT_LENGTH: Final = 1024 * 1024
+MAX_LIST_LENGTH: Final = 100_000
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -401,6 +412,18 @@ def _plain(value: Any) -> Any:
     raise _Fail("a value is not JSON (null, boolean, number, string, list or object)")
 
 
+def _check_text(what: str, length: int) -> None:
+    if length > MAX_TEXT_LENGTH:
+        raise _Fail(
+            f"{what} would be longer than {MAX_TEXT_LENGTH} characters (limit MAX_TEXT_LENGTH)"
+        )
+
+
+def _check_list(what: str, length: int) -> None:
+    if length > MAX_LIST_LENGTH:
+        raise _Fail(f"{what} would hold more than {MAX_LIST_LENGTH} items (limit MAX_LIST_LENGTH)")
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -412,7 +435,9 @@ def _text(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)
-    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    _check_text("the text of a list or object", len(text))
+    return text
 
 
 def to_text(value: Any) -> str:
@@ -694,21 +719,23 @@ def _literal_split(pattern: str) -> bool:
 
 def _m_split(recv: Any, args: Sequence[Any]) -> Any:
     subject = _need_str("split", recv, "receiver")
-    if not args:
-        return subject.split()  # Groovy's split() with no argument splits on whitespace.
-    pattern = _need_str("split", args[0])
-    if subject == "":
+    separator = _need_str("split", args[0]) if args else None
+    if separator is not None and subject == "":
         return [""]
-    if _literal_split(pattern):
-        parts = subject.split(pattern)
+    if separator is None or _literal_split(separator):
+        # Without an argument Groovy splits on whitespace; one ordinary character splits literally.
+        # One split more than the limit allows tells that the limit is exceeded.
+        parts = subject.split(separator, MAX_LIST_LENGTH)
+        _check_list("split()", len(parts))
     else:
-        regex = _regex(pattern)
+        regex = _regex(separator)
         _guard_subject(subject)
         parts, last = [], 0
         for match in regex.finditer(subject):
             if match.end() == 0:
                 continue  # Java drops the empty piece a zero-width match at the start would make.
             parts.append(subject[last : match.start()])
+            _check_list("split()", len(parts) + 1)
             last = match.end()
         parts.append(subject[last:])
     while parts and parts[-1] == "":
@@ -718,7 +745,11 @@ def _m_split(recv: Any, args: Sequence[Any]) -> Any:
 
 def _m_replace(recv: Any, args: Sequence[Any]) -> Any:
     subject = _need_str("replace", recv, "receiver")
-    return subject.replace(_need_str("replace", args[0]), _need_str("replace", args[1]))
+    old, new = _need_str("replace", args[0]), _need_str("replace", args[1])
+    # The size is known from the count of matches, so a huge result is refused unbuilt.
+    count = len(subject) + 1 if old == "" else subject.count(old)
+    _check_text("replace()", len(subject) + count * (len(new) - len(old)))
+    return subject.replace(old, new)
 
 
 def _m_replace_all(recv: Any, args: Sequence[Any]) -> Any:
@@ -727,14 +758,19 @@ def _m_replace_all(recv: Any, args: Sequence[Any]) -> Any:
     pieces = _replacement(_need_str("replaceAll", args[1]), pattern)
     _guard_subject(subject)
     out: list[str] = []
-    last = 0
+    length = last = 0
     # Matches come as Java finds them: an empty match right after a match still counts.
     for match in pattern.finditer(subject):
         start, end = match.span()
-        out.append(subject[last:start])
-        out.extend((match.group(value) or "") if group else str(value) for group, value in pieces)
+        expansion = "".join(
+            (match.group(value) or "") if group else str(value) for group, value in pieces
+        )
+        length += start - last + len(expansion)
+        _check_text("replaceAll()", length)
+        out += (subject[last:start], expansion)
         last = end
     out.append(subject[last:])
+    _check_text("replaceAll()", length + len(subject) - last)
     return "".join(out)
 
 
@@ -747,11 +783,16 @@ def _m_trim(recv: Any, args: Sequence[Any]) -> Any:
 
 
 def _m_lower(recv: Any, args: Sequence[Any]) -> Any:
-    return _need_str("toLowerCase", recv, "receiver").lower()
+    # Case changes can grow text (up to three characters for one), so they are checked too.
+    lowered = _need_str("toLowerCase", recv, "receiver").lower()
+    _check_text("toLowerCase()", len(lowered))
+    return lowered
 
 
 def _m_upper(recv: Any, args: Sequence[Any]) -> Any:
-    return _need_str("toUpperCase", recv, "receiver").upper()
+    upper = _need_str("toUpperCase", recv, "receiver").upper()
+    _check_text("toUpperCase()", len(upper))
+    return upper
 
 
 def _m_contains(recv: Any, args: Sequence[Any]) -> Any:
@@ -839,7 +880,13 @@ def _m_join(recv: Any, args: Sequence[Any]) -> Any:
     if not _is_list(recv):
         raise _Fail(f"join() works on lists, not {_kind(recv)}")
     separator = _need_str("join", args[0]) if args else ""
-    return separator.join(_text(item) for item in recv)
+    pieces: list[str] = []
+    length = 0
+    for item in recv:
+        pieces.append(_text(item))
+        length += len(pieces[-1]) + (len(separator) if len(pieces) > 1 else 0)
+        _check_text("join()", length)
+    return separator.join(pieces)
 
 
 _Method = Callable[[Any, Sequence[Any]], Any]
@@ -970,8 +1017,11 @@ class _Evaluator:
             return _ordered(op, left, right)
         if op == "+":
             if isinstance(left, str) or isinstance(right, str):
-                return _text(left) + _text(right)
+                left_text, right_text = _text(left), _text(right)
+                _check_text("+", len(left_text) + len(right_text))
+                return left_text + right_text
             if _is_list(left) and _is_list(right):
+                _check_list("+", len(left) + len(right))
                 return [*left, *right]
         if _is_number(left) and _is_number(right):
             result = left + right if op == "+" else left - right if op == "-" else left * right
@@ -1017,6 +1067,11 @@ class Expression:
     def roots(self) -> frozenset[str]:
         """The binding roots this expression reads."""
         return self._roots
+
+    @property
+    def variable(self) -> str | None:
+        """The name, when the expression is nothing but a binding name."""
+        return self._node.name if isinstance(self._node, _Var) else None
 
 
 # ------------------------------------------------------------------------------------- compiler

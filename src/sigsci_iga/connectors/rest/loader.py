@@ -35,6 +35,7 @@ from sigsci_iga.connectors.rest.spec import (
 )
 from sigsci_iga.connectors.rest.templates import (
     JsonTemplate,
+    RenderBudget,
     Template,
     compile_json,
     compile_template,
@@ -183,7 +184,9 @@ class BodyTemplate:
     template: JsonTemplate
     blocks: tuple[EachBlock, ...] = ()
 
-    def render(self, bindings: Mapping[str, Any]) -> Any:
+    def render(self, bindings: Mapping[str, Any], budget: RenderBudget | None = None) -> Any:
+        """The body; every value built, `$each` items included, counts against one budget."""
+        budget = budget or RenderBudget()
         values = dict(bindings)
         for block in self.blocks:
             items = block.source.evaluate(values)
@@ -193,8 +196,11 @@ class BodyTemplate:
                 raise InvalidInputError(
                     f"{self.where}: $each needs a list, got {type(items).__name__}"
                 )
-            values[block.slot] = [block.emit.render({**values, block.name: i}) for i in items]
-        return self.template.render(values)
+            values[block.slot] = [
+                block.emit.render({**values, block.name: item}, budget) for item in items
+            ]
+        slots = frozenset(block.slot for block in self.blocks)
+        return self.template.render(values, budget=budget, counted=slots)
 
 
 @dataclass(frozen=True)
