@@ -63,6 +63,8 @@ PROVISIONING_ROOTS = frozenset(
     }
 )
 IMPORT_ROOTS = frozenset({"params", "connection"})
+#: How deep a package document may nest (objects and lists); real packages use about ten levels.
+MAX_DOCUMENT_DEPTH = 64
 _PARAM_REFERENCE = re.compile(r"""\bparams(?:\??\.([A-Za-z_]\w*)|\[\s*['"]([^'"]+)['"]\s*\])""")
 
 
@@ -107,6 +109,11 @@ def read_document(path: Path) -> Any:
         if is_json:
             return json.loads(text)
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506  # a SafeLoader subclass
+    except RecursionError:
+        # Both parsers recurse per level; far past MAX_DOCUMENT_DEPTH they run out of stack.
+        raise InvalidInputError(
+            f"{path}: the package nests deeper than {MAX_DOCUMENT_DEPTH} levels"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
     except yaml.YAMLError as exc:
@@ -583,8 +590,25 @@ def compile_package(source: str, package: Package) -> LoadedPackage:
     return LoadedPackage(source, package, base_url, requests, auth, tuple(fields))
 
 
+def _check_document(document: Any, source: str) -> None:
+    """Refuse a document nested deeper than MAX_DOCUMENT_DEPTH, naming where."""
+    pending: list[tuple[Any, tuple[int | str, ...]]] = [(document, ())]
+    while pending:
+        node, location = pending.pop()
+        if len(location) > MAX_DOCUMENT_DEPTH:
+            raise InvalidInputError(
+                f"{source}: {json_path(location)}: the package nests deeper than "
+                f"{MAX_DOCUMENT_DEPTH} levels"
+            )
+        if isinstance(node, dict):
+            pending.extend((value, (*location, str(key))) for key, value in node.items())
+        elif isinstance(node, list):
+            pending.extend((value, (*location, index)) for index, value in enumerate(node))
+
+
 def validate_package(document: Any, source: str) -> Package:
     """Validate a parsed document as a package; InvalidInputError lists every problem."""
+    _check_document(document, source)
     try:
         return Package.model_validate(document)
     except ValidationError as exc:

@@ -65,6 +65,7 @@ from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
 from sigsci_iga.errors import (
     ApiError,
     BadRequestError,
+    ConfigError,
     InvalidInputError,
     NotFoundError,
     RateLimitedError,
@@ -129,7 +130,7 @@ def _parse_json(content: bytes) -> Any:
         return None
     try:
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deeply to parse: not data we can use
         return _ABSENT
 
 
@@ -317,7 +318,11 @@ class RestConnector:
                 content["json"] = body
         refreshes = 0
         while True:
-            auth_headers = await self._auth.headers(call.auth) if authenticated else {}
+            try:
+                auth_headers = await self._auth.headers(call.auth) if authenticated else {}
+            except (EvaluationError, InvalidInputError, ConfigError) as exc:
+                # An auth template that cannot render fails this call like any other template.
+                raise self._render_error(call, exc) from None
             used_token = self._auth.current(call.auth) if authenticated else None
             started = time.monotonic()
             async with self._limiter:
