@@ -89,7 +89,9 @@ def test_a_pattern_computed_at_run_time_is_refused_by_the_engine_with_the_reason
         value("user.x.replaceAll(user.p, '')", {"user": {"x": "aa", "p": "(a"}})
 
 
-def test_refusing_a_pattern_prints_nothing_on_standard_error(capfd: pytest.CaptureFixture[str]) -> None:
+def test_refusing_a_pattern_prints_nothing_on_standard_error(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     with pytest.raises(TemplateError):
         compile_expression("user.x.replaceAll('a(?=b)', '')", where=WHERE, roots=ROOTS)
     with pytest.raises(TemplateError):
