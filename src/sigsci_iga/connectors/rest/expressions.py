@@ -52,6 +52,14 @@ import re2
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from sigsci_iga.connectors.rest.taint import (
+    MASK,
+    Secret,
+    join_texts,
+    masked,
+    reveal,
+    tainted,
+)
 from sigsci_iga.errors import InvalidInputError
 
 __all__ = [
@@ -391,8 +399,8 @@ def _is_list(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """A copy of a JSON-like value as plain dict/list/scalars; anything else is refused."""
-    if value is None or isinstance(value, bool | str):
+    """A copy of a JSON-like value as plain dict/list/scalars (Secrets kept); else refused."""
+    if value is None or isinstance(value, bool | str | Secret):
         return value
     if isinstance(value, int):
         return int(value)
@@ -848,7 +856,10 @@ def _m_substring(recv: Any, args: Sequence[Any]) -> Any:
     begin = _need_int("substring", args[0])
     end = _need_int("substring", args[1]) if len(args) > 1 else len(subject)
     if not 0 <= begin <= end <= len(subject):
-        raise _Fail(f"substring({begin}, {end}) is out of range for a string of {len(subject)}")
+        raise _Fail(
+            f"substring({begin}, {end}) is out of range for a string of {len(subject)}",
+            reveals=True,
+        )
     return subject[begin:end]
 
 
@@ -871,7 +882,7 @@ def _m_get(recv: Any, args: Sequence[Any]) -> Any:
     if _is_list(recv):
         index = _need_int("get", key)
         if not 0 <= index < len(recv):
-            raise _Fail(f"get({index}) is out of range for a list of {len(recv)}")
+            raise _Fail(f"get({index}) is out of range for a list of {len(recv)}", reveals=True)
         return recv[index]
     raise _Fail(f"get() works on objects and lists, not {_kind(recv)}")
 
@@ -918,8 +929,54 @@ _METHODS: Final[dict[str, tuple[frozenset[int], _Method]]] = {
 # --------------------------------------------------------------------------------- interpreter
 
 
+#: Methods whose result depends on a container's shape, not on the values inside it: they keep
+#: the marks of the values they return instead of marking their whole result.
+_STRUCTURAL: Final = frozenset({"size", "isEmpty", "get"})
+
+
+def _open(value: Any) -> tuple[Any, bool]:
+    """(the value inside, whether it was a Secret)."""
+    if isinstance(value, Secret):
+        return value.value, True
+    return value, False
+
+
+def _seal(value: Any, hidden: bool) -> Any:
+    """The value, marked secret when it was computed from one."""
+    return Secret(value) if hidden else value
+
+
+def _text_of(value: Any) -> str | Secret:
+    """Text form of a value that may hold secrets: a Secret showing only its non-secret parts."""
+    if not tainted(value):
+        return _text(value)
+    return Secret(_text(reveal(value)), _text(masked(value)))
+
+
+def _combine(op: str, left: Any, right: Any) -> Any:
+    """A binary operator other than `&&`, `||` and text `+`, on plain values."""
+    if op == "==":
+        return _equal(left, right)
+    if op == "!=":
+        return not _equal(left, right)
+    if op in ("<", ">", "<=", ">="):
+        return _ordered(op, left, right)
+    if op == "+" and _is_list(left) and _is_list(right):
+        _check_list("+", len(left) + len(right))
+        return [*left, *right]
+    if _is_number(left) and _is_number(right):
+        result = left + right if op == "+" else left - right if op == "-" else left * right
+        return _checked_number(result)
+    raise _Fail(f"cannot apply {op} to {_kind(left)} and {_kind(right)}")
+
+
 class _Evaluator:
-    """Walks the AST over JSON-like bindings; every step is a dict or list lookup, never getattr."""
+    """Walks the AST over JSON-like bindings; every step is a dict or list lookup, never getattr.
+
+    Values may be Secrets (taint.py) or hold them. Every step computes on the values inside and
+    marks its result secret when an input was; a condition computed from a secret marks the
+    value it chooses, so a branch cannot tell the secret either.
+    """
 
     def __init__(self, code: str, bindings: Mapping[str, Any]) -> None:
         self.code = code
@@ -931,61 +988,111 @@ class _Evaluator:
     def null_step(self, node: _Node, step: str) -> NoReturn:
         raise _Fail(f"{self.src(node)!r} is null, so {step} fails (use ?. to allow null)")
 
-    def run(self, node: _Node) -> Any:  # noqa: PLR0912 - one dispatch over the node kinds
+    @staticmethod
+    def guarded(hidden: bool, what: str, compute: Callable[[], Any]) -> Any:
+        """Run a step; on a secret, a failure that would quote the values does not."""
+        try:
+            return compute()
+        except _Fail as exc:
+            if hidden and exc.reveals:
+                raise _Fail(f"{what} failed on a value computed from a secret") from None
+            raise
+
+    def run(self, node: _Node) -> Any:
         if isinstance(node, _Literal):
             return node.value
         if isinstance(node, _Var):
             return self.bindings.get(node.name)
         if isinstance(node, _Member):
-            target = self.run(node.target)
-            if target is None:
-                if node.safe:
-                    return None
-                self.null_step(node.target, f"reading .{node.name}")
-            if isinstance(target, Mapping):
-                return target.get(node.name)
-            hint = " (lists have no properties; use [index])" if _is_list(target) else ""
-            raise _Fail(
-                f"{self.src(node.target)!r} is {_kind(target)}, not an object, so .{node.name} fails{hint}"
-            )
+            return self.member(node)
         if isinstance(node, _Index):
             return self.index(node)
         if isinstance(node, _Call):
-            target = self.run(node.target)
-            if target is None:
-                if node.safe:
-                    return None
-                self.null_step(node.target, f"calling .{node.name}()")
-            args = [self.run(arg) for arg in node.args]
-            return _METHODS[node.name][1](target, args)
+            return self.call(node)
         if isinstance(node, _AddExact):
-            left, right = self.run(node.left), self.run(node.right)
-            for value in (left, right):
-                if not isinstance(value, int) or isinstance(value, bool):
-                    raise _Fail(f"Math.addExact() needs integers, got {_kind(value)}")
-            return _checked_number(left + right)
+            return self.add_exact(node)
         if isinstance(node, _Unary):
-            value = self.run(node.operand)
-            if node.op == "!":
-                return not _truth(value)
-            if not _is_number(value):
-                raise _Fail(f"cannot negate {_kind(value)}")
-            return _checked_number(-value)
+            return self.unary(node)
         if isinstance(node, _Binary):
             return self.binary(node)
         if isinstance(node, _Ternary):
-            chosen = node.then if _truth(self.run(node.condition)) else node.otherwise
-            return self.run(chosen)
+            condition, hidden = _open(self.run(node.condition))
+            chosen = node.then if _truth(condition) else node.otherwise
+            return _seal(self.run(chosen), hidden)
         if isinstance(node, _Elvis):
             value = self.run(node.value)
-            return value if _truth(value) else self.run(node.default)
+            inner, hidden = _open(value)
+            return value if _truth(inner) else _seal(self.run(node.default), hidden)
         raise AssertionError(f"unknown node {type(node).__name__}")  # pragma: no cover
 
+    def member(self, node: _Member) -> Any:
+        target, hidden = _open(self.run(node.target))
+        if target is None:
+            if node.safe:
+                return _seal(None, hidden)
+            self.null_step(node.target, f"reading .{node.name}")
+        if isinstance(target, Mapping):
+            return _seal(target.get(node.name), hidden)
+        hint = " (lists have no properties; use [index])" if _is_list(target) else ""
+        raise _Fail(
+            f"{self.src(node.target)!r} is {_kind(target)}, not an object, so .{node.name} fails{hint}"
+        )
+
+    def call(self, node: _Call) -> Any:
+        original = self.run(node.target)
+        target, hidden = _open(original)
+        if target is None:
+            if node.safe:
+                return _seal(None, hidden)
+            self.null_step(node.target, f"calling .{node.name}()")
+        args = [self.run(arg) for arg in node.args]
+        method = _METHODS[node.name][1]
+        what = f"{node.name}()"
+        if node.name in _STRUCTURAL:
+            opened = [_open(arg) for arg in args]
+            hidden = hidden or any(secret for _, secret in opened)
+            values = [value for value, _ in opened]
+            return _seal(self.guarded(hidden, what, lambda: method(target, values)), hidden)
+        if not (hidden or tainted(target) or any(tainted(arg) for arg in args)):
+            return method(target, args)
+        plain_args = [reveal(arg) for arg in args]
+        result = self.guarded(True, what, lambda: method(reveal(target), plain_args))
+        shown = MASK
+        if node.name == "toString":
+            shown = _text(masked(original))
+        elif node.name == "join" and not hidden:
+            # Only the items (and separator) that are secrets are masked in what is shown.
+            separator = _text(masked(args[0])) if args else ""
+            shown = separator.join(_text(masked(item)) for item in target)
+        return Secret(result, shown)
+
+    def add_exact(self, node: _AddExact) -> Any:
+        left, left_hidden = _open(self.run(node.left))
+        right, right_hidden = _open(self.run(node.right))
+        for value in (left, right):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _Fail(f"Math.addExact() needs integers, got {_kind(value)}")
+        return _seal(_checked_number(left + right), left_hidden or right_hidden)
+
+    def unary(self, node: _Unary) -> Any:
+        value, hidden = _open(self.run(node.operand))
+        if node.op == "!":
+            return _seal(not _truth(value), hidden)
+        if not _is_number(value):
+            raise _Fail(f"cannot negate {_kind(value)}")
+        return _seal(_checked_number(-value), hidden)
+
     def index(self, node: _Index) -> Any:
-        target = self.run(node.target)
-        key = self.run(node.key)
+        target, hidden = _open(self.run(node.target))
+        key, key_hidden = _open(self.run(node.key))
+        hidden = hidden or key_hidden
         if target is None:
             self.null_step(node.target, f"indexing [{self.src(node.key)}]")
+        return _seal(
+            self.guarded(hidden, "indexing", lambda: self.lookup(node, target, key)), hidden
+        )
+
+    def lookup(self, node: _Index, target: Any, key: Any) -> Any:
         if isinstance(target, Mapping):
             return target.get(key) if isinstance(key, str) else None
         if _is_list(target) or isinstance(target, str):
@@ -997,36 +1104,42 @@ class _Evaluator:
             if 0 <= position < len(target):
                 return target[position]
             if isinstance(target, str):
-                raise _Fail(f"index {key} is out of range for a string of {len(target)}")
+                raise _Fail(
+                    f"index {key} is out of range for a string of {len(target)}", reveals=True
+                )
             return None
         raise _Fail(f"{self.src(node.target)!r} is {_kind(target)} and cannot be indexed")
 
     def binary(self, node: _Binary) -> Any:
         op = node.op
         if op in ("&&", "||"):
-            left = _truth(self.run(node.left))
-            if op == "&&":
-                return left and _truth(self.run(node.right))
-            return left or _truth(self.run(node.right))
+            left, hidden = _open(self.run(node.left))
+            truth = _truth(left)
+            if truth == (op == "||"):  # decided by the left side alone
+                return _seal(truth, hidden)
+            right, right_hidden = _open(self.run(node.right))
+            return _seal(_truth(right), hidden or right_hidden)
         left, right = self.run(node.left), self.run(node.right)
-        if op == "==":
-            return _equal(left, right)
-        if op == "!=":
-            return not _equal(left, right)
-        if op in ("<", ">", "<=", ">="):
-            return _ordered(op, left, right)
-        if op == "+":
-            if isinstance(left, str) or isinstance(right, str):
-                left_text, right_text = _text(left), _text(right)
-                _check_text("+", len(left_text) + len(right_text))
-                return left_text + right_text
-            if _is_list(left) and _is_list(right):
-                _check_list("+", len(left) + len(right))
-                return [*left, *right]
-        if _is_number(left) and _is_number(right):
-            result = left + right if op == "+" else left - right if op == "-" else left * right
-            return _checked_number(result)
-        raise _Fail(f"cannot apply {op} to {_kind(left)} and {_kind(right)}")
+        left_value, right_value = _open(left)[0], _open(right)[0]
+        if op == "+" and (isinstance(left_value, str) or isinstance(right_value, str)):
+            left_text, right_text = _text_of(left), _text_of(right)
+            length = sum(
+                len(text.value if isinstance(text, Secret) else text)
+                for text in (left_text, right_text)
+            )
+            _check_text("+", length)
+            return join_texts([left_text, right_text])
+        if (
+            op == "+"
+            and _is_list(left)
+            and _is_list(right)
+            and not (isinstance(left, Secret) or isinstance(right, Secret))
+        ):
+            _check_list("+", len(left) + len(right))
+            return [*left, *right]  # each item keeps its own mark
+        hidden = tainted(left) or tainted(right)
+        result = self.guarded(hidden, op, lambda: _combine(op, reveal(left), reveal(right)))
+        return _seal(result, hidden)
 
 
 # ---------------------------------------------------------------------------------- expression
@@ -1043,7 +1156,11 @@ class Expression:
     _roots: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def evaluate(self, bindings: Mapping[str, Any]) -> Any:
-        """The value (a plain JSON copy); raises EvaluationError naming the failing path."""
+        """The value (a plain JSON copy); raises EvaluationError naming the failing path.
+
+        A value computed from a secret comes back as a Secret (or holds Secrets, when the
+        bindings' containers hold them): see taint.py for how it is sent and shown.
+        """
         try:
             return _plain(_Evaluator(self._code, bindings).run(self._node))
         except _Fail as exc:
@@ -1056,12 +1173,12 @@ class Expression:
             reason = "a number is too large to use"
             raise EvaluationError(where=self.where, text=self.source, reason=reason) from None
 
-    def render_text(self, bindings: Mapping[str, Any]) -> str:
-        """The value as it reads inside a string (see `to_text`)."""
+    def render_text(self, bindings: Mapping[str, Any]) -> str | Secret:
+        """The value as it reads inside a string (see `to_text`); a Secret if computed from one."""
         value = self.evaluate(bindings)
         try:
-            return _text(value)
-        except _Fail as exc:  # pragma: no cover - evaluate() already returned plain JSON
+            return _text_of(value)
+        except _Fail as exc:
             raise EvaluationError(where=self.where, text=self.source, reason=exc.reason) from None
 
     def roots(self) -> frozenset[str]:

@@ -33,6 +33,7 @@ from sigsci_iga.connectors.rest.spec import (
     iter_requests,
     parse_path,
 )
+from sigsci_iga.connectors.rest.taint import Secret, tainted
 from sigsci_iga.connectors.rest.templates import (
     JsonTemplate,
     RenderBudget,
@@ -196,16 +197,21 @@ class BodyTemplate:
         budget = budget or RenderBudget()
         values = dict(bindings)
         for block in self.blocks:
-            items = block.source.evaluate(values)
+            items, hidden = block.source.evaluate(values), False
+            if isinstance(items, Secret):
+                # Even how many items there are would tell something of the secret.
+                items, hidden = items.value, True
             if items is None:
                 items = []
             if not isinstance(items, list):
                 raise InvalidInputError(
                     f"{self.where}: $each needs a list, got {type(items).__name__}"
                 )
-            values[block.slot] = [
-                block.emit.render({**values, block.name: item}, budget) for item in items
+            built = [
+                block.emit.render({**values, block.name: Secret(item) if hidden else item}, budget)
+                for item in items
             ]
+            values[block.slot] = Secret(built) if hidden else built
         slots = frozenset(block.slot for block in self.blocks)
         return self.template.render(values, budget=budget, counted=slots)
 
@@ -284,6 +290,7 @@ class LoadedPackage:
             raise ConfigError(f"{self.source}: {not_secret[0]!r} is not a secret parameter")
         values: dict[str, str] = {}
         secret_values: list[str] = []
+        secret_names: set[str] = set()
         for name, parameter in declared.items():
             if parameter.secret:
                 if name in params:
@@ -306,8 +313,22 @@ class LoadedPackage:
             values[name] = value
             if parameter.secret:
                 secret_values.append(value)
-        base_url = _checked_base_url(self.source, self.base_url.render({"params": values}))
-        return BoundPackage(self, values, tuple(secret_values), base_url)
+                secret_names.add(name)
+        marked = {n: Secret(v) if n in secret_names else v for n, v in values.items()}
+        base_url = self.base_url.render({"params": marked})
+        if tainted(base_url):
+            # The base URL is shown (errors, repr, the `connection` binding): it holds no secret.
+            raise ConfigError(
+                f"{self.source}: connection.base_url is computed from a secret parameter; "
+                "send secrets in headers or the auth profile instead"
+            )
+        return BoundPackage(
+            self,
+            values,
+            tuple(secret_values),
+            _checked_base_url(self.source, base_url),
+            secret_names=frozenset(secret_names),
+        )
 
 
 @dataclass
@@ -318,10 +339,19 @@ class BoundPackage:
     params: dict[str, str]
     secrets: tuple[str, ...]
     base_url: str
+    #: Names of the secret parameters: their values are bound to templates as Secrets.
+    secret_names: frozenset[str] = frozenset()
     connection_binding: dict[str, Any] = field(default_factory=dict)
+    #: The `params` binding of templates: secret parameters marked, so what is computed from
+    #: them is masked wherever a request is shown (taint.py).
+    param_bindings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.connection_binding = {"base_url": self.base_url, "name": self.spec.name}
+        self.param_bindings = {
+            name: Secret(value) if name in self.secret_names else value
+            for name, value in self.params.items()
+        }
 
     @property
     def spec(self) -> Package:

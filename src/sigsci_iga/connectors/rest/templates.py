@@ -32,6 +32,7 @@ from sigsci_iga.connectors.rest.expressions import (
     _compile,
     _match_end,
 )
+from sigsci_iga.connectors.rest.taint import Secret, join_texts, reveal
 
 __all__ = [
     "JsonTemplate",
@@ -104,13 +105,14 @@ class Template:
             return self._parts[0].evaluate(bindings)
         return self.render_text(bindings)
 
-    def render_text(self, bindings: Mapping[str, Any]) -> str:
-        """Always a string: expression values read as text (null is '', containers JSON)."""
-        texts: list[str] = []
+    def render_text(self, bindings: Mapping[str, Any]) -> str | Secret:
+        """Always text: values read as text (null is '', containers JSON); a Secret if any is."""
+        texts: list[str | Secret] = []
         length = 0
         for part in self._parts:
-            texts.append(part if isinstance(part, str) else part.render_text(bindings))
-            length += len(texts[-1])
+            text = part if isinstance(part, str) else part.render_text(bindings)
+            texts.append(text)
+            length += len(text.value if isinstance(text, Secret) else text)
             if length > MAX_TEXT_LENGTH:
                 raise EvaluationError(
                     where=self.where,
@@ -118,7 +120,7 @@ class Template:
                     reason=f"the rendered text would be longer than {MAX_TEXT_LENGTH} "
                     "characters (limit MAX_TEXT_LENGTH)",
                 )
-        return "".join(texts)
+        return join_texts(texts)
 
     @property
     def lone_variable(self) -> str | None:
@@ -230,6 +232,9 @@ class RenderBudget:
         pending = [value]
         while pending:
             item = pending.pop()
+            if isinstance(item, Secret):
+                pending.append(item.value)  # counted at its real size
+                continue
             self.values += 1
             if isinstance(item, str):
                 self.text += len(item)
@@ -274,17 +279,20 @@ def _render_node(
         return [_render_node(item, bindings, budget, counted, where) for item in node.items]
     budget.charge(None, where=node.where, source="")
     out: dict[str, Any] = {}
+    secret_key = False
     for key_template, item in node.items:
-        key = key_template.render_text(bindings)
-        budget.charge(key, where=key_template.where, source=key_template.source)
+        rendered = key_template.render_text(bindings)
+        budget.charge(rendered, where=key_template.where, source=key_template.source)
+        key = rendered.value if isinstance(rendered, Secret) else rendered
+        secret_key = secret_key or isinstance(rendered, Secret)
         if key in out:
+            name = "a name computed from a secret" if secret_key else f"the same name {key!r}"
             raise EvaluationError(
-                where=node.where,
-                text=key_template.source,
-                reason=f"two keys render to the same name {key!r}",
+                where=node.where, text=key_template.source, reason=f"two keys render to {name}"
             )
         out[key] = _render_node(item, bindings, budget, counted, node.where)
-    return out
+    # A key computed from a secret cannot be shown, so neither can the object it names.
+    return Secret(reveal(out)) if secret_key else out
 
 
 def _node_roots(node: _JNode) -> frozenset[str]:
