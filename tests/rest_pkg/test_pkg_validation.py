@@ -211,3 +211,40 @@ def test_record_paths() -> None:
     for bad in (".a", "a..b", "a.", "a[x]"):
         with pytest.raises(ValueError, match="invalid path"):
             parse_path(bad)
+
+
+@pytest.mark.parametrize(
+    "variable", ["HOME", "AWS_SECRET_ACCESS_KEY", "SIGSCI_TOKEN", "SIGSCI_IGA_DATABASE_URL"]
+)
+def test_a_non_secret_parameter_may_not_read_an_arbitrary_environment_variable(
+    tmp_path: Path, variable: str
+) -> None:
+    document = shipped_document()
+    document["parameters"]["leak"] = {"env": variable}
+    message = refused(tmp_path, document)
+    assert "parameters.leak.env" in message or "parameters.leak" in message
+    assert variable in message
+    assert "secret: true" in message
+
+
+@pytest.mark.parametrize("variable", ["SIGSCI_CORP", "SIGSCI_EMAIL", "SIGSCI_PARAM_TENANT"])
+def test_a_non_secret_parameter_may_read_the_clear_settings_and_its_own_namespace(
+    tmp_path: Path, variable: str
+) -> None:
+    document = shipped_document()
+    document["parameters"]["tenant"] = {"env": variable}
+    loaded = load_package(write_package(tmp_path, document))
+    bound = loaded.bind(
+        {"corp": "c", "email": "a@example.com"}, env={variable: "acme", "SIGSCI_TOKEN": "t0ken"}
+    )
+    assert bound.params["tenant"] == "acme"
+
+
+def test_a_secret_parameter_may_read_any_variable_and_stays_masked(tmp_path: Path) -> None:
+    document = shipped_document()
+    document["parameters"]["home"] = {"env": "HOME", "secret": True}
+    loaded = load_package(write_package(tmp_path, document))
+    bound = loaded.bind(
+        {"corp": "c", "email": "a@example.com"}, env={"HOME": "/root/x", "SIGSCI_TOKEN": "t0ken"}
+    )
+    assert "/root/x" in bound.secrets

@@ -12,7 +12,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # -- record paths ------------------------------------------------------------------------------
 
@@ -81,6 +89,13 @@ class Strict(BaseModel):
 
 # -- parameters --------------------------------------------------------------------------------
 
+#: Environment variables a non-secret parameter may read: the settings the native connector reads
+#: in the clear, and a namespace of the operator's own. Any other variable may hold a secret (a
+#: database URL, a cloud key) that a non-secret parameter would show, so reading it needs
+#: `secret: true`, which masks the value everywhere.
+CLEAR_VARIABLES = frozenset({"SIGSCI_CORP", "SIGSCI_EMAIL", "SIGSCI_API_URL"})
+CLEAR_VARIABLE_PREFIX = "SIGSCI_PARAM_"
+
 
 class Parameter(Strict):
     """A value the operator supplies when binding the package (`${params.<name>}`)."""
@@ -91,6 +106,19 @@ class Parameter(Strict):
     #: Secret values come only from the environment variable `env` and are masked everywhere.
     secret: bool = False
     env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+    @field_validator("env")
+    @classmethod
+    def _clear_variables_only(cls, env: str | None, info: ValidationInfo) -> str | None:
+        secret = info.data.get("secret", False)
+        if env is None or secret or env in CLEAR_VARIABLES or env.startswith(CLEAR_VARIABLE_PREFIX):
+            return env
+        allowed = ", ".join(sorted(CLEAR_VARIABLES))
+        raise ValueError(
+            f"a parameter that is not secret may read only {allowed} or "
+            f"{CLEAR_VARIABLE_PREFIX}* variables; declare it `secret: true` to read {env} "
+            "(its value is then masked everywhere)"
+        )
 
     @model_validator(mode="after")
     def _secret_rules(self) -> Parameter:
