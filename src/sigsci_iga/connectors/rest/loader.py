@@ -7,6 +7,7 @@ package that loads can only fail at run time on data (a missing value), never on
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Collection, Iterator, Mapping
@@ -97,6 +98,26 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as parsed, before its keys are checked to be unique."""
+
+
+def _unique_keys(value: Any, source: Path, location: tuple[int | str, ...] = ()) -> Any:
+    """Parsed JSON with objects as dicts; a key given twice is refused (the last would win)."""
+    if isinstance(value, _Pairs):
+        out: dict[str, Any] = {}
+        for key, item in value:
+            if key in out:
+                raise InvalidInputError(
+                    f"{source}: {json_path(location)}: duplicate key {key!r} (invalid JSON package)"
+                )
+            out[key] = _unique_keys(item, source, (*location, key))
+        return out
+    if isinstance(value, list):
+        return [_unique_keys(item, source, (*location, i)) for i, item in enumerate(value)]
+    return value
+
+
 def read_document(path: Path) -> Any:
     """Parse a package file: JSON for `.json` (or text starting with `{`), else YAML."""
     try:
@@ -108,10 +129,10 @@ def read_document(path: Path) -> Any:
     )
     try:
         if is_json:
-            return json.loads(text)
+            return _unique_keys(json.loads(text, object_pairs_hook=_Pairs), path)
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506  # a SafeLoader subclass
     except RecursionError:
-        # Both parsers recurse per level; far past MAX_DOCUMENT_DEPTH they run out of stack.
+        # The parsers recurse per level; far past MAX_DOCUMENT_DEPTH they run out of stack.
         raise InvalidInputError(
             f"{path}: the package nests deeper than {MAX_DOCUMENT_DEPTH} levels"
         ) from None
@@ -621,7 +642,7 @@ def compile_package(source: str, package: Package) -> LoadedPackage:
 
 
 def _check_document(document: Any, source: str) -> None:
-    """Refuse a document nested deeper than MAX_DOCUMENT_DEPTH, naming where."""
+    """Refuse a document nested deeper than MAX_DOCUMENT_DEPTH, or holding NaN or infinity."""
     pending: list[tuple[Any, tuple[int | str, ...]]] = [(document, ())]
     while pending:
         node, location = pending.pop()
@@ -629,6 +650,11 @@ def _check_document(document: Any, source: str) -> None:
             raise InvalidInputError(
                 f"{source}: {json_path(location)}: the package nests deeper than "
                 f"{MAX_DOCUMENT_DEPTH} levels"
+            )
+        if isinstance(node, float) and not math.isfinite(node):
+            # JSON has no NaN or infinity (Python's parser and YAML's .nan/.inf accept them).
+            raise InvalidInputError(
+                f"{source}: {json_path(location)}: {node} is not a number a package may hold"
             )
         if isinstance(node, dict):
             pending.extend((value, (*location, str(key))) for key, value in node.items())
