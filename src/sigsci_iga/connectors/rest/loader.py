@@ -344,11 +344,7 @@ class LoadedPackage:
                 "send secrets in headers or the auth profile instead"
             )
         return BoundPackage(
-            self,
-            values,
-            tuple(secret_values),
-            _checked_base_url(self.source, base_url),
-            secret_names=frozenset(secret_names),
+            self, values, tuple(secret_values), _checked_base_url(self.source, base_url)
         )
 
 
@@ -360,8 +356,6 @@ class BoundPackage:
     params: dict[str, str]
     secrets: tuple[str, ...]
     base_url: str
-    #: Names of the secret parameters: their values are bound to templates as Secrets.
-    secret_names: frozenset[str] = frozenset()
     connection_binding: dict[str, Any] = field(default_factory=dict)
     #: The `params` binding of templates: secret parameters marked, so what is computed from
     #: them is masked wherever a request is shown (taint.py).
@@ -369,8 +363,9 @@ class BoundPackage:
 
     def __post_init__(self) -> None:
         self.connection_binding = {"base_url": self.base_url, "name": self.spec.name}
+        declared = self.spec.parameters
         self.param_bindings = {
-            name: Secret(value) if name in self.secret_names else value
+            name: Secret(value) if name in declared and declared[name].secret else value
             for name, value in self.params.items()
         }
 
