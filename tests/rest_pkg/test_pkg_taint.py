@@ -366,3 +366,36 @@ def test_a_base_url_computed_from_a_secret_is_refused_when_binding(tmp_path: Pat
     with pytest.raises(ConfigError, match="base_url is computed from a secret") as caught:
         loaded.bind({}, env=ENV)
     assert TOKEN not in str(caught.value)
+
+
+def test_a_next_link_echoing_a_transformed_secret_is_scrubbed_from_the_call_records(
+    tmp_path: Path,
+) -> None:
+    document = generic_document()
+    call = document["import"]["accounts"]["calls"][0]
+    call["query"] = {"key": "${params.token.toUpperCase()}"}
+    call["pagination"] = {"type": "next_url", "path": "next"}
+    path = write_package(tmp_path, document)
+    pages = {
+        None: {
+            "items": [{"id": "1", "mail": "a@example.com", "state": "on"}],
+            "next": "/v1/users?key=" + TOKEN.upper() + "&page=2",
+        },
+        "2": {"items": [{"id": "2", "mail": "b@example.com", "state": "on"}], "next": None},
+    }
+    records: list[CallRecord] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/users"):
+            return json_response(pages[request.url.params.get("page")])
+        return json_response({"items": []})
+
+    async def main() -> int:
+        bound = load_package(path).bind({}, env=ENV)
+        transport = httpx.MockTransport(handler)
+        async with RestConnector(bound, transport=transport, observers=[records.append]) as conn:
+            return len((await conn.accounts_page(None)).items)
+
+    assert asyncio.run(main()) == 2
+    users = [r.path for r in records if "/users" in r.path]
+    assert users == ["/v1/users?key=***", "/v1/users?key=***&page=2"]

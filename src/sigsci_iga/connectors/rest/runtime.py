@@ -338,6 +338,9 @@ class RestConnector:
         """The request to send and how it is shown; `url` (a next page) replaces the call's."""
         found: list[str] = []
         if url:
+            # A next link often echoes what the first page sent: learn its secrets to scrub them.
+            self._url(call, bindings, found)
+            self._query(call, bindings, found)
             target = self._checked_url(url, call)
             parts = urlsplit(url)
             path = parts.path + (f"?{parts.query}" if parts.query else "")
