@@ -97,3 +97,35 @@ def test_a_json_template_whose_leaves_add_up_beyond_the_limit_is_refused() -> No
     with pytest.raises(EvaluationError, match="limit MAX_TEXT_LENGTH") as caught:
         body.render({"user": {"big": "a" * 400_000}})
     assert caught.value.where.startswith("pkg.yaml: provisioning.update_account[0].body")
+
+
+@pytest.mark.timeout(30)
+def test_growing_operations_nested_to_the_depth_limit_stop_at_the_first_cap() -> None:
+    # The language has no loops, so an expression's steps are bounded by its size and nesting;
+    # what one step can build is what the caps bound.
+    text = "user.x"
+    for _ in range(30):
+        text = f"user.x.replace('', {text})"
+    started = time.monotonic()
+    with pytest.raises(EvaluationError, match="limit MAX_TEXT_LENGTH"):
+        value(text, {"user": {"x": "ab"}})
+    assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize(
+    ("text", "nested"),
+    [
+        ("user.deep.toString()", "list"),
+        ("user.deep == user.deep", "list"),
+        ("user.deep", "list"),
+        ("'' + user.deep", "dict"),
+    ],
+)
+def test_bindings_nested_too_deeply_are_an_evaluation_error_not_a_recursion_error(
+    text: str, nested: str
+) -> None:
+    deep: Any = []
+    for _ in range(5000):
+        deep = [deep] if nested == "list" else {"a": deep}
+    with pytest.raises(EvaluationError, match="nests too deeply"):
+        value(text, {"user": {"deep": deep}})
