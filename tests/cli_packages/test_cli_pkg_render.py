@@ -124,3 +124,40 @@ def test_render_keeps_quotes_braces_and_markup_in_an_account_as_one_json_string(
     assert unquote(segment) == account
     assert not set(segment) & set('"{}[]/')
     assert invited == {"role": "user", "memberships": {"data": [{"site": {"name": "s1"}}]}}
+
+
+def test_render_masks_values_computed_from_a_secret_in_body_path_and_query(
+    cli: Cli, sim: Sim
+) -> None:
+    text = PACKAGE.read_text(encoding="utf-8")
+    old = '          members: ["${account.email}"]\n'
+    url = "        url: /api/v0/corps/${params.corp}/sites/${entitlementValue.value}/members\n"
+    assert text.count(old) == 1
+    assert text.count(url) == 1
+    leaky = cli.workdir / "leaky.yaml"
+    leaky.write_text(
+        text.replace(
+            old,
+            old
+            + "          upper: ${params.token.toUpperCase()}\n"
+            + "          tail: ${params.token.substring(4)}\n"
+            + "          swapped: ${params.token.replace('-', '_')}\n",
+        ).replace(
+            url,
+            "        url: /api/v0/corps/${params.corp}/sites/${entitlementValue.value}"
+            "/members/${params.token.replaceAll('[a-z]', 'Z')}\n"
+            "        query:\n"
+            "          sig: ${'v1:' + params.token.toUpperCase()}\n",
+        )
+    )
+
+    calls = _render(
+        cli, sim, "add-access", "--account", "a@x.example", "--entitlement", "s1", package=leaky
+    )
+
+    assert calls == [
+        (
+            f"POST {SITES_PATH}/s1/members/***?sig=***",
+            {"members": ["a@x.example"], "upper": "***", "tail": "***", "swapped": "***"},
+        )
+    ]

@@ -282,3 +282,28 @@ def test_unsupported_operation_fails_the_step_cleanly(tmp_path: Path) -> None:
                 await connector.execute(DeleteAccount("a@example.com"))
 
     asyncio.run(main())
+
+
+def test_the_journal_never_holds_a_value_computed_from_the_token(
+    tmp_path: Path, app: FastAPI, repo: Repository
+) -> None:
+    document = shipped_document()
+    call = document["provisioning"]["update_account"][0]
+    call["body"]["note"] = "${params.token.toUpperCase()}"
+    call["body"]["hint"] = "${'key ' + params.token.substring(4)}"
+    call["query"] = {"k": "${params.token.replace('-', '+')}"}
+    leaky = load_package(write_package(tmp_path, document)).bind(SIM_PARAMS, env=SIM_ENV)
+    member = pick(app, "user", least=1)
+    task = queue(repo, "update_account", member, role="admin")
+
+    async def main() -> RunSummary:
+        async with sim_connector(app, leaky) as connector:
+            return await Worker(repo, DEMO_CORP, connector, options=FAST).run()
+
+    assert asyncio.run(main()).completed == 1
+    [intent] = repo.journal.list(task_id=task, kind="intent")
+    assert intent.path == f"/api/v0/corps/{DEMO_CORP}/users/{member}?k=***"
+    assert intent.detail == {"body": {"role": "admin", "note": "***", "hint": "key ***"}}
+    everything = json.dumps([e.to_json() for e in repo.journal.list()])
+    for derived in (DEMO_TOKEN, DEMO_TOKEN.upper(), DEMO_TOKEN[4:], DEMO_TOKEN.replace("-", "+")):
+        assert derived not in everything

@@ -211,3 +211,122 @@ def test_record_paths() -> None:
     for bad in (".a", "a..b", "a.", "a[x]"):
         with pytest.raises(ValueError, match="invalid path"):
             parse_path(bad)
+
+
+@pytest.mark.parametrize(
+    "variable", ["HOME", "AWS_SECRET_ACCESS_KEY", "SIGSCI_TOKEN", "SIGSCI_IGA_DATABASE_URL"]
+)
+def test_a_non_secret_parameter_may_not_read_an_arbitrary_environment_variable(
+    tmp_path: Path, variable: str
+) -> None:
+    document = shipped_document()
+    document["parameters"]["leak"] = {"env": variable}
+    message = refused(tmp_path, document)
+    assert "parameters.leak.env" in message or "parameters.leak" in message
+    assert variable in message
+    assert "secret: true" in message
+
+
+@pytest.mark.parametrize("variable", ["SIGSCI_CORP", "SIGSCI_EMAIL", "SIGSCI_PARAM_TENANT"])
+def test_a_non_secret_parameter_may_read_the_clear_settings_and_its_own_namespace(
+    tmp_path: Path, variable: str
+) -> None:
+    document = shipped_document()
+    document["parameters"]["tenant"] = {"env": variable}
+    loaded = load_package(write_package(tmp_path, document))
+    bound = loaded.bind(
+        {"corp": "c", "email": "a@example.com"}, env={variable: "acme", "SIGSCI_TOKEN": "t0ken"}
+    )
+    assert bound.params["tenant"] == "acme"
+
+
+def test_a_secret_parameter_may_read_any_variable_and_stays_masked(tmp_path: Path) -> None:
+    document = shipped_document()
+    document["parameters"]["home"] = {"env": "HOME", "secret": True}
+    loaded = load_package(write_package(tmp_path, document))
+    bound = loaded.bind(
+        {"corp": "c", "email": "a@example.com"}, env={"HOME": "/home/ops", "SIGSCI_TOKEN": "t0ken"}
+    )
+    assert "/home/ops" in bound.secrets
+
+
+def test_duplicate_json_keys_are_refused_with_their_json_path(tmp_path: Path) -> None:
+    text = write_package(tmp_path, shipped_document(), "pkg.json").read_text()
+    top = tmp_path / "top.json"
+    top.write_text(text.replace('"name": "signalsciences",', '"name": "a", "name": "b",', 1))
+    nested = tmp_path / "nested.json"
+    nested.write_text(
+        text.replace('"max_concurrency": 4,', '"max_concurrency": 4, "max_concurrency": 9,', 1)
+    )
+
+    with pytest.raises(InvalidInputError) as caught:
+        load_package(top)
+    assert str(top) in str(caught.value)
+    assert "duplicate key 'name'" in str(caught.value)
+    with pytest.raises(InvalidInputError) as caught:
+        load_package(nested)
+    assert "connection: duplicate key 'max_concurrency'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [
+        ("connection.timeout_seconds", float("inf")),
+        ("connection.timeout_seconds", float("nan")),
+        ("connection.timeout_seconds", 0),
+        ("connection.timeout_seconds", -1),
+        ("connection.rate_limit_per_minute", float("inf")),
+        ("connection.rate_limit_per_minute", 0),
+        ("connection.rate_limit_per_minute", -5),
+        ("connection.max_concurrency", 0),
+        ("connection.max_concurrency", True),
+        ("connection.read_attempts", 0),
+        ("connection.read_attempts", True),
+        ("connection.read_attempts", float("inf")),
+        ("connection.retry_wait_initial_seconds", float("inf")),
+        ("connection.retry_wait_initial_seconds", -1),
+        ("connection.retry_wait_max_seconds", float("inf")),
+        ("connection.retry_wait_max_seconds", float("nan")),
+        ("import.entitlement_types.Site.calls.0.pagination.size", 0),
+        ("import.entitlement_types.Site.calls.0.pagination.size", -10),
+        ("import.entitlement_types.Site.calls.0.pagination.size", True),
+        ("import.entitlement_types.Site.calls.0.pagination.size", float("inf")),
+        ("import.entitlement_types.Site.calls.0.pagination.max_pages", 0),
+        ("import.entitlement_types.Site.calls.0.pagination.max_pages", float("nan")),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_numbers_that_make_no_sense_are_refused_with_their_path(
+    tmp_path: Path, where: str, value: Any, suffix: str
+) -> None:
+    document = shipped_document()
+    target = document
+    keys = where.split(".")
+    for key in keys[:-1]:
+        target = target[int(key)] if isinstance(target, list) else target[key]
+    target[keys[-1]] = value
+    message = refused(tmp_path, document, f"pkg{suffix}")
+    assert json_path_of(where) in message
+
+
+def json_path_of(dotted: str) -> str:
+    return dotted.replace(".0.", "[0].")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda d: d["import"]["accounts"]["fields"]["name"].update(default=float("nan")),
+        lambda d: d["import"]["accounts"]["fields"]["extra.api_user"].update(
+            value_map={"x": float("inf")}
+        ),
+        lambda d: d["provisioning"]["update_account"][0].update(
+            success={"statuses": [200], "body_match": {"path": "x", "equals": float("nan")}}
+        ),
+    ],
+)
+def test_non_finite_numbers_are_refused_anywhere_in_a_package(tmp_path: Path, edit: Any) -> None:
+    document = shipped_document()
+    edit(document)
+    for suffix in (".yaml", ".json"):
+        refused(tmp_path, document, f"pkg{suffix}")

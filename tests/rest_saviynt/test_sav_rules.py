@@ -431,3 +431,50 @@ def test_the_encrypted_connection_is_reported_and_left_to_fill_in() -> None:
         "secret": True,
         "env": "SIGSCI_TOKEN",
     }
+
+
+@pytest.mark.parametrize(
+    ("pattern", "construct"),
+    [
+        ("(?<=@).*", "lookbehind"),
+        (".(?=@)", "lookahead"),
+        ("(.)\\\\1", "backreference"),
+        ("a{2000}", "invalid regex"),
+    ],
+)
+def test_a_regex_the_linear_engine_cannot_run_drops_only_its_column_with_its_location(
+    tmp_path: Path, pattern: str, construct: str
+) -> None:
+    imports = copy.deepcopy(IMPORT)
+    columns = imports["accountParams"]["call"]["call1"]["colsToPropsMap"]
+    expression = "${response.email.replaceAll('" + pattern + "', '')}"
+    columns["customproperty7"] = "#CONST#" + expression + "~#~char"
+
+    result = demo(ImportAccountEntJSON=imports)
+
+    (refusal,) = result.refusals
+    assert refusal.attribute == "ImportAccountEntJSON"
+    assert refusal.path == "accountParams.call.call1.colsToPropsMap.customproperty7"
+    assert refusal.text == expression
+    assert construct in refusal.message
+    assert "of the pattern" in refusal.message
+    assert "customproperty7 dropped" in refusal.message
+    fields = result.package["import"]["accounts"]["fields"]
+    assert "extra.customproperty7" not in fields
+    assert "extra.customproperty6" in fields
+    (tmp_path / "demo.yaml").write_text(result.to_yaml())
+    load_package(tmp_path / "demo.yaml")
+
+
+def test_a_regex_with_lookaround_in_a_body_drops_only_its_operation() -> None:
+    create = copy.deepcopy(CREATE)
+    create["call"][0]["httpParams"] = (
+        '{"email":"${user.email}","local":"${user.email.replaceAll(\'(?=@).*\', \'\')}"}'
+    )
+    result = demo(CreateAccountJSON=create)
+    (refusal,) = result.refusals
+    assert (refusal.attribute, refusal.path) == ("CreateAccountJSON", "call[0].httpParams.local")
+    assert "lookahead" in refusal.message
+    assert "create_account dropped" in refusal.message
+    assert result.operations_refused == ["create_account"]
+    assert "update_account" in result.package["provisioning"]

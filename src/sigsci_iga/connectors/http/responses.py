@@ -50,7 +50,7 @@ def _server_message(response: httpx.Response) -> str:
     content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
     try:
         body = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # a body nested too deeply to parse is no message either
         return f"non-JSON body ({content_type}, {len(response.content)} bytes)"
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return _short(body["message"])

@@ -1,7 +1,8 @@
 """Auth profiles at run time: static headers, Basic, token calls and session logins.
 
 Token values are secrets: they are added to the connector's secret list (scrubbed from every
-message) as soon as they are obtained, and never appear in described calls or the journal.
+message) as soon as they are obtained, bound to templates as Secrets (taint.py), and never appear
+in described calls or the journal. So is the text of any auth header computed from a secret.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from sigsci_iga.connectors.rest.spec import (
     get_path,
     parse_path,
 )
+from sigsci_iga.connectors.rest.taint import reveal, secret_texts
+from sigsci_iga.connectors.rest.templates import Template
 from sigsci_iga.errors import ConfigError, UnexpectedResponseError
 
 
@@ -41,6 +44,7 @@ Login = Callable[[CompiledRequest], Awaitable[Reply]]
 
 
 def _text(value: Any, what: str) -> str:
+    value = reveal(value)
     text = "" if value is None else str(value)
     if "\r" in text or "\n" in text:
         raise ConfigError(f"{what} renders a line break")
@@ -59,7 +63,17 @@ class AuthState:
         self._static: dict[str, dict[str, str]] = {}
 
     def _bindings(self) -> dict[str, Any]:
-        return {"params": self.package.params, "connection": self.package.connection_binding}
+        return {
+            "params": self.package.param_bindings,
+            "connection": self.package.connection_binding,
+        }
+
+    def _render(self, template: Template, what: str) -> str:
+        """A header or credential template as text; text computed from a secret is remembered."""
+        value = template.render(self._bindings())
+        for secret in secret_texts(value):
+            self._remember(secret)
+        return _text(value, what)
 
     def _compiled(self, name: str) -> CompiledAuth:
         return self.package.loaded.auth[name]
@@ -71,7 +85,7 @@ class AuthState:
             if name not in self._static:
                 compiled = self._compiled(name)
                 self._static[name] = {
-                    header: _text(template.render(self._bindings()), f"auth header {header}")
+                    header: self._render(template, f"auth header {header}")
                     for header, template in compiled.headers
                 }
             return dict(self._static[name])
@@ -79,8 +93,8 @@ class AuthState:
             compiled = self._compiled(name)
             assert compiled.username is not None
             assert compiled.password is not None
-            user = _text(compiled.username.render(self._bindings()), "basic username")
-            password = _text(compiled.password.render(self._bindings()), "basic password")
+            user = self._render(compiled.username, "basic username")
+            password = self._render(compiled.password, "basic password")
             token = base64.b64encode(f"{user}:{password}".encode()).decode()
             self._remember(token)
             return {"Authorization": f"Basic {token}"}

@@ -25,6 +25,14 @@ Semantics, where Groovy leaves a choice:
 - Text form (`toString()`, `+`, `join`, templates): null is '', booleans are `true`/`false`, lists
   and maps are compact JSON (Groovy would print `[a:1]`, which no API accepts).
 - `return <expr>;` alone (the `#CONST#` idiom) is rewritten to `<expr>`; the `;` is optional.
+- Regexes (`split`, `replaceAll`) run on RE2, in time linear in their input; the Java constructs RE2
+  lacks (backreferences, lookaround, ...) are refused.
+
+Limits: an expression is at most MAX_EXPRESSION_LENGTH characters and nests at most MAX_NESTING
+deep, and the language has no loops, so evaluation takes a bounded number of steps. Whatever an
+operation produces is capped: text at MAX_TEXT_LENGTH characters, lists at MAX_LIST_LENGTH items
+(`+`, `replace`, `replaceAll`, `join`, `split`, `toString`, case changes, templates); sizes are
+checked before a large value is built where they can be known in advance.
 
 The parser is built lazily on first use and cached; importing this module does no work.
 """
@@ -40,9 +48,18 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, NoReturn
 
+import re2
 from lark import Lark, Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from sigsci_iga.connectors.rest.taint import (
+    MASK,
+    Secret,
+    join_texts,
+    masked,
+    reveal,
+    tainted,
+)
 from sigsci_iga.errors import InvalidInputError
 
 __all__ = [
@@ -59,6 +76,9 @@ MAX_EXPRESSION_LENGTH: Final = 2000
 MAX_NESTING: Final = 64
 MAX_PATTERN_LENGTH: Final = 100
 MAX_REGEX_SUBJECT: Final = 100_000
+#: The most text (in characters) and the longest list one operation or template may produce.
+MAX_TEXT_LENGTH: Final = 1024 * 1024
+MAX_LIST_LENGTH: Final = 100_000
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -131,10 +151,16 @@ def _rebuild_evaluation_error(
 
 
 class _Fail(Exception):
-    """A runtime failure without context; the evaluator adds where and text."""
+    """A runtime failure without context; the evaluator adds where and text.
 
-    def __init__(self, reason: str) -> None:
+    `position` is an index into the offending literal (a regex pattern), when known. `reveals`
+    marks a reason that quotes the values it failed on, so it must not be shown for a secret.
+    """
+
+    def __init__(self, reason: str, *, position: int | None = None, reveals: bool = False) -> None:
         self.reason = reason
+        self.position = position
+        self.reveals = reveals
         super().__init__(reason)
 
 
@@ -373,8 +399,8 @@ def _is_list(value: Any) -> bool:
 
 
 def _plain(value: Any) -> Any:
-    """A copy of a JSON-like value as plain dict/list/scalars; anything else is refused."""
-    if value is None or isinstance(value, bool | str):
+    """A copy of a JSON-like value as plain dict/list/scalars (Secrets kept); else refused."""
+    if value is None or isinstance(value, bool | str | Secret):
         return value
     if isinstance(value, int):
         return int(value)
@@ -394,6 +420,18 @@ def _plain(value: Any) -> Any:
     raise _Fail("a value is not JSON (null, boolean, number, string, list or object)")
 
 
+def _check_text(what: str, length: int) -> None:
+    if length > MAX_TEXT_LENGTH:
+        raise _Fail(
+            f"{what} would be longer than {MAX_TEXT_LENGTH} characters (limit MAX_TEXT_LENGTH)"
+        )
+
+
+def _check_list(what: str, length: int) -> None:
+    if length > MAX_LIST_LENGTH:
+        raise _Fail(f"{what} would hold more than {MAX_LIST_LENGTH} items (limit MAX_LIST_LENGTH)")
+
+
 def _text(value: Any) -> str:
     if value is None:
         return ""
@@ -405,7 +443,9 @@ def _text(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)
-    return json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(_plain(value), ensure_ascii=False, separators=(",", ":"))
+    _check_text("the text of a list or object", len(text))
+    return text
 
 
 def to_text(value: Any) -> str:
@@ -480,24 +520,129 @@ def _checked_number(value: int | float) -> int | float:
     return value
 
 
-# ---------------------------------------------------------------------------------- regex guard
+# ---------------------------------------------------------------------------------------- regex
 
-# A group that repeats something and is itself repeated, like `(a+)+`: the classic catastrophic
-# backtracking shape. A guard, not a proof; the length caps bound the rest.
-_NESTED_QUANTIFIER: Final = re.compile(r"\((?:[^()\\]|\\.)*[+*}](?:[^()\\]|\\.)*\)\s*[+*{]")
+# Patterns run on RE2, whose matching time is linear in the subject whatever the pattern, so no
+# pattern can backtrack catastrophically. RE2 lacks the Java features that need backtracking;
+# those are refused by name (with their place in the pattern) rather than by RE2's terse error.
+_JAVA_ONLY_ESCAPES: Final[dict[str, str]] = {
+    "G": "end-of-previous-match anchor (\\G)",
+    "Z": "end-of-input-before-newline anchor (\\Z; write \\z or $)",
+    "R": "linebreak matcher (\\R)",
+    "X": "grapheme cluster matcher (\\X)",
+    "h": "horizontal whitespace class (\\h)",
+    "H": "non-horizontal-whitespace class (\\H)",
+    "v": "vertical whitespace class (\\v means a vertical tab in RE2)",
+    "V": "non-vertical-whitespace class (\\V)",
+    "C": "single-byte matcher (\\C)",
+}
+_JAVA_ONLY_GROUPS: Final = (
+    ("(?<=", "lookbehind"),
+    ("(?<!", "negative lookbehind"),
+    ("(?=", "lookahead"),
+    ("(?!", "negative lookahead"),
+    ("(?>", "atomic group"),
+)
+
+
+_Construct = tuple[int, str, str]
+
+
+def _java_only_escape(pattern: str, index: int, *, in_class: bool) -> _Construct | None:
+    code = pattern[index + 1 : index + 2]
+    if code and code in "123456789" and not in_class:
+        return index, "backreference", pattern[index : index + 2]
+    if code == "k" and not in_class:
+        return index, "named backreference", pattern[index : index + 3]
+    if code in _JAVA_ONLY_ESCAPES:
+        return index, _JAVA_ONLY_ESCAPES[code], pattern[index : index + 2]
+    return None
+
+
+def _java_only_outside_class(pattern: str, index: int) -> _Construct | None:
+    for opener, what in _JAVA_ONLY_GROUPS:
+        if pattern.startswith(opener, index):
+            return index, what, opener
+    flags = re.match(r"\(\?([A-Za-z-]*)[):]", pattern[index:])
+    if flags and "U" in flags.group(1):
+        # RE2 reads (?U) as "ungreedy"; Java as "Unicode classes": the same text, two meanings.
+        return index, "flag U (Unicode classes in Java, ungreedy in RE2)", flags.group(0)
+    if pattern[index] in "*+?}" and pattern.startswith("+", index + 1):
+        return index, "possessive quantifier", pattern[index : index + 2]
+    return None
+
+
+def _java_only(pattern: str) -> _Construct | None:
+    """(index, what, text) of the first construct RE2 cannot run, or None."""
+    index = 0
+    in_class = False
+    while index < len(pattern):
+        char = pattern[index]
+        found: _Construct | None = None
+        if char == "\\":
+            if pattern.startswith("Q", index + 1):  # \Q...\E quotes everything up to \E
+                close = pattern.find("\\E", index + 2)
+                index = len(pattern) if close < 0 else close + 2
+                continue
+            found = _java_only_escape(pattern, index, in_class=in_class)
+            index += 1  # and the escaped character below
+        elif in_class:
+            if pattern.startswith("&&", index):
+                found = index, "character class intersection", "&&"
+            elif char == "[":
+                found = index, "nested character class (write \\[ for a bracket)", "["
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            # A `]` first in a class (after an optional `^`) is a literal bracket.
+            index += 1 + pattern.startswith("^", index + 1)
+            index += pattern.startswith("]", index)
+            continue
+        else:
+            found = _java_only_outside_class(pattern, index)
+        if found is not None:
+            return found
+        index += 1
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print every refused pattern on standard error
+    return options
 
 
 @functools.lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
+def _regex(pattern: str) -> re2._Regexp[str]:
     """A compiled pattern, after the guards; raises _Fail with the reason it was refused."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise _Fail(f"regex patterns are limited to {MAX_PATTERN_LENGTH} characters")
-    if _NESTED_QUANTIFIER.search(pattern):
-        raise _Fail("regex with a repeated group that itself repeats (like `(a+)+`) is refused")
+    found = _java_only(pattern)
+    if found is not None:
+        index, what, text = found
+        raise _Fail(
+            f"the regex {pattern!r} uses a {what} ({text!r} at character {index + 1} of the "
+            "pattern), which RE2, the linear-time engine packages run on, does not support",
+            position=index,
+            reveals=True,
+        )
     try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise _Fail(f"invalid regex {pattern!r}: {exc}") from None
+        return re2.compile(pattern, _re2_options())
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else ""
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        detail = str(detail)
+        # RE2 ends its message with the offending fragment: locate it in the pattern.
+        fragment = detail.rpartition(": ")[2]
+        index = pattern.find(fragment) if fragment else -1
+        where = f" at character {index + 1} of the pattern" if index >= 0 else ""
+        raise _Fail(
+            f"invalid regex {pattern!r} for RE2, the linear-time engine: {detail}{where}",
+            position=index if index >= 0 else None,
+            reveals=True,
+        ) from None
 
 
 def _guard_subject(subject: str) -> None:
@@ -505,7 +650,7 @@ def _guard_subject(subject: str) -> None:
         raise _Fail(f"regex input longer than {MAX_REGEX_SUBJECT} characters is refused")
 
 
-def _replacement(text: str, pattern: re.Pattern[str]) -> tuple[tuple[bool, str | int], ...]:
+def _replacement(text: str, pattern: re2._Regexp[str]) -> tuple[tuple[bool, str | int], ...]:
     """A Java replacement string (`$1`, `${name}`, `\\$`) as (is_group, literal-or-group) pieces."""
     pieces: list[tuple[bool, str | int]] = []
     literal: list[str] = []
@@ -529,13 +674,16 @@ def _replacement(text: str, pattern: re.Pattern[str]) -> tuple[tuple[bool, str |
             close = text.find("}", index)
             name = text[index + 2 : close] if close > 0 else ""
             if not name or name not in pattern.groupindex:
-                raise _Fail(f"the replacement names an unknown group in {text!r}")
+                raise _Fail(f"the replacement names an unknown group in {text!r}", reveals=True)
             pieces.append((True, name))
             index = close + 1
             continue
         digits = index + 1
         if digits >= len(text) or not text[digits].isdigit():
-            raise _Fail(f"illegal group reference in the replacement {text!r} (write \\$ for $)")
+            raise _Fail(
+                f"illegal group reference in the replacement {text!r} (write \\$ for $)",
+                reveals=True,
+            )
         # Java reads the first digit, then more while the number stays a valid group.
         number = int(text[digits])
         digits += 1
@@ -547,7 +695,8 @@ def _replacement(text: str, pattern: re.Pattern[str]) -> tuple[tuple[bool, str |
             digits += 1
         if number > pattern.groups:
             raise _Fail(
-                f"the replacement refers to group {number}, the pattern has {pattern.groups}"
+                f"the replacement refers to group {number}, the pattern has {pattern.groups}",
+                reveals=True,
             )
         pieces.append((True, number))
         index = digits
@@ -571,22 +720,30 @@ def _need_int(name: str, value: Any) -> int:
     return value
 
 
+def _literal_split(pattern: str) -> bool:
+    """Java splits on a single ordinary character without the regex engine."""
+    return len(pattern) == 1 and pattern not in ".$|()[{^?*+\\"
+
+
 def _m_split(recv: Any, args: Sequence[Any]) -> Any:
     subject = _need_str("split", recv, "receiver")
-    if not args:
-        return subject.split()  # Groovy's split() with no argument splits on whitespace.
-    pattern = _need_str("split", args[0])
-    if subject == "":
+    separator = _need_str("split", args[0]) if args else None
+    if separator is not None and subject == "":
         return [""]
-    if len(pattern) == 1 and pattern not in ".$|()[{^?*+\\":
-        parts = subject.split(pattern)
+    if separator is None or _literal_split(separator):
+        # Without an argument Groovy splits on whitespace; one ordinary character splits literally.
+        # One split more than the limit allows tells that the limit is exceeded.
+        parts = subject.split(separator, MAX_LIST_LENGTH)
+        _check_list("split()", len(parts))
     else:
+        regex = _regex(separator)
         _guard_subject(subject)
         parts, last = [], 0
-        for match in _regex(pattern).finditer(subject):
+        for match in regex.finditer(subject):
             if match.end() == 0:
                 continue  # Java drops the empty piece a zero-width match at the start would make.
             parts.append(subject[last : match.start()])
+            _check_list("split()", len(parts) + 1)
             last = match.end()
         parts.append(subject[last:])
     while parts and parts[-1] == "":
@@ -596,7 +753,11 @@ def _m_split(recv: Any, args: Sequence[Any]) -> Any:
 
 def _m_replace(recv: Any, args: Sequence[Any]) -> Any:
     subject = _need_str("replace", recv, "receiver")
-    return subject.replace(_need_str("replace", args[0]), _need_str("replace", args[1]))
+    old, new = _need_str("replace", args[0]), _need_str("replace", args[1])
+    # The size is known from the count of matches, so a huge result is refused unbuilt.
+    count = len(subject) + 1 if old == "" else subject.count(old)
+    _check_text("replace()", len(subject) + count * (len(new) - len(old)))
+    return subject.replace(old, new)
 
 
 def _m_replace_all(recv: Any, args: Sequence[Any]) -> Any:
@@ -604,13 +765,21 @@ def _m_replace_all(recv: Any, args: Sequence[Any]) -> Any:
     pattern = _regex(_need_str("replaceAll", args[0]))
     pieces = _replacement(_need_str("replaceAll", args[1]), pattern)
     _guard_subject(subject)
-
-    def expand(match: re.Match[str]) -> str:
-        return "".join(
+    out: list[str] = []
+    length = last = 0
+    # Matches come as Java finds them: an empty match right after a match still counts.
+    for match in pattern.finditer(subject):
+        start, end = match.span()
+        expansion = "".join(
             (match.group(value) or "") if group else str(value) for group, value in pieces
         )
-
-    return pattern.sub(expand, subject)
+        length += start - last + len(expansion)
+        _check_text("replaceAll()", length)
+        out += (subject[last:start], expansion)
+        last = end
+    out.append(subject[last:])
+    _check_text("replaceAll()", length + len(subject) - last)
+    return "".join(out)
 
 
 # Java's trim() removes every character up to and including the space.
@@ -622,11 +791,16 @@ def _m_trim(recv: Any, args: Sequence[Any]) -> Any:
 
 
 def _m_lower(recv: Any, args: Sequence[Any]) -> Any:
-    return _need_str("toLowerCase", recv, "receiver").lower()
+    # Case changes can grow text (up to three characters for one), so they are checked too.
+    lowered = _need_str("toLowerCase", recv, "receiver").lower()
+    _check_text("toLowerCase()", len(lowered))
+    return lowered
 
 
 def _m_upper(recv: Any, args: Sequence[Any]) -> Any:
-    return _need_str("toUpperCase", recv, "receiver").upper()
+    upper = _need_str("toUpperCase", recv, "receiver").upper()
+    _check_text("toUpperCase()", len(upper))
+    return upper
 
 
 def _m_contains(recv: Any, args: Sequence[Any]) -> Any:
@@ -682,7 +856,10 @@ def _m_substring(recv: Any, args: Sequence[Any]) -> Any:
     begin = _need_int("substring", args[0])
     end = _need_int("substring", args[1]) if len(args) > 1 else len(subject)
     if not 0 <= begin <= end <= len(subject):
-        raise _Fail(f"substring({begin}, {end}) is out of range for a string of {len(subject)}")
+        raise _Fail(
+            f"substring({begin}, {end}) is out of range for a string of {len(subject)}",
+            reveals=True,
+        )
     return subject[begin:end]
 
 
@@ -705,7 +882,7 @@ def _m_get(recv: Any, args: Sequence[Any]) -> Any:
     if _is_list(recv):
         index = _need_int("get", key)
         if not 0 <= index < len(recv):
-            raise _Fail(f"get({index}) is out of range for a list of {len(recv)}")
+            raise _Fail(f"get({index}) is out of range for a list of {len(recv)}", reveals=True)
         return recv[index]
     raise _Fail(f"get() works on objects and lists, not {_kind(recv)}")
 
@@ -714,7 +891,13 @@ def _m_join(recv: Any, args: Sequence[Any]) -> Any:
     if not _is_list(recv):
         raise _Fail(f"join() works on lists, not {_kind(recv)}")
     separator = _need_str("join", args[0]) if args else ""
-    return separator.join(_text(item) for item in recv)
+    pieces: list[str] = []
+    length = 0
+    for item in recv:
+        pieces.append(_text(item))
+        length += len(pieces[-1]) + (len(separator) if len(pieces) > 1 else 0)
+        _check_text("join()", length)
+    return separator.join(pieces)
 
 
 _Method = Callable[[Any, Sequence[Any]], Any]
@@ -746,8 +929,54 @@ _METHODS: Final[dict[str, tuple[frozenset[int], _Method]]] = {
 # --------------------------------------------------------------------------------- interpreter
 
 
+#: Methods whose result depends on a container's shape, not on the values inside it: they keep
+#: the marks of the values they return instead of marking their whole result.
+_STRUCTURAL: Final = frozenset({"size", "isEmpty", "get"})
+
+
+def _open(value: Any) -> tuple[Any, bool]:
+    """(the value inside, whether it was a Secret)."""
+    if isinstance(value, Secret):
+        return value.value, True
+    return value, False
+
+
+def _seal(value: Any, hidden: bool) -> Any:
+    """The value, marked secret when it was computed from one."""
+    return Secret(value) if hidden else value
+
+
+def _text_of(value: Any) -> str | Secret:
+    """Text form of a value that may hold secrets: a Secret showing only its non-secret parts."""
+    if not tainted(value):
+        return _text(value)
+    return Secret(_text(reveal(value)), _text(masked(value)))
+
+
+def _combine(op: str, left: Any, right: Any) -> Any:
+    """A binary operator other than `&&`, `||` and text `+`, on plain values."""
+    if op == "==":
+        return _equal(left, right)
+    if op == "!=":
+        return not _equal(left, right)
+    if op in ("<", ">", "<=", ">="):
+        return _ordered(op, left, right)
+    if op == "+" and _is_list(left) and _is_list(right):
+        _check_list("+", len(left) + len(right))
+        return [*left, *right]
+    if _is_number(left) and _is_number(right):
+        result = left + right if op == "+" else left - right if op == "-" else left * right
+        return _checked_number(result)
+    raise _Fail(f"cannot apply {op} to {_kind(left)} and {_kind(right)}")
+
+
 class _Evaluator:
-    """Walks the AST over JSON-like bindings; every step is a dict or list lookup, never getattr."""
+    """Walks the AST over JSON-like bindings; every step is a dict or list lookup, never getattr.
+
+    Values may be Secrets (taint.py) or hold them. Every step computes on the values inside and
+    marks its result secret when an input was; a condition computed from a secret marks the
+    value it chooses, so a branch cannot tell the secret either.
+    """
 
     def __init__(self, code: str, bindings: Mapping[str, Any]) -> None:
         self.code = code
@@ -759,61 +988,111 @@ class _Evaluator:
     def null_step(self, node: _Node, step: str) -> NoReturn:
         raise _Fail(f"{self.src(node)!r} is null, so {step} fails (use ?. to allow null)")
 
-    def run(self, node: _Node) -> Any:  # noqa: PLR0912 - one dispatch over the node kinds
+    @staticmethod
+    def guarded(hidden: bool, what: str, compute: Callable[[], Any]) -> Any:
+        """Run a step; on a secret, a failure that would quote the values does not."""
+        try:
+            return compute()
+        except _Fail as exc:
+            if hidden and exc.reveals:
+                raise _Fail(f"{what} failed on a value computed from a secret") from None
+            raise
+
+    def run(self, node: _Node) -> Any:
         if isinstance(node, _Literal):
             return node.value
         if isinstance(node, _Var):
             return self.bindings.get(node.name)
         if isinstance(node, _Member):
-            target = self.run(node.target)
-            if target is None:
-                if node.safe:
-                    return None
-                self.null_step(node.target, f"reading .{node.name}")
-            if isinstance(target, Mapping):
-                return target.get(node.name)
-            hint = " (lists have no properties; use [index])" if _is_list(target) else ""
-            raise _Fail(
-                f"{self.src(node.target)!r} is {_kind(target)}, not an object, so .{node.name} fails{hint}"
-            )
+            return self.member(node)
         if isinstance(node, _Index):
             return self.index(node)
         if isinstance(node, _Call):
-            target = self.run(node.target)
-            if target is None:
-                if node.safe:
-                    return None
-                self.null_step(node.target, f"calling .{node.name}()")
-            args = [self.run(arg) for arg in node.args]
-            return _METHODS[node.name][1](target, args)
+            return self.call(node)
         if isinstance(node, _AddExact):
-            left, right = self.run(node.left), self.run(node.right)
-            for value in (left, right):
-                if not isinstance(value, int) or isinstance(value, bool):
-                    raise _Fail(f"Math.addExact() needs integers, got {_kind(value)}")
-            return _checked_number(left + right)
+            return self.add_exact(node)
         if isinstance(node, _Unary):
-            value = self.run(node.operand)
-            if node.op == "!":
-                return not _truth(value)
-            if not _is_number(value):
-                raise _Fail(f"cannot negate {_kind(value)}")
-            return _checked_number(-value)
+            return self.unary(node)
         if isinstance(node, _Binary):
             return self.binary(node)
         if isinstance(node, _Ternary):
-            chosen = node.then if _truth(self.run(node.condition)) else node.otherwise
-            return self.run(chosen)
+            condition, hidden = _open(self.run(node.condition))
+            chosen = node.then if _truth(condition) else node.otherwise
+            return _seal(self.run(chosen), hidden)
         if isinstance(node, _Elvis):
             value = self.run(node.value)
-            return value if _truth(value) else self.run(node.default)
+            inner, hidden = _open(value)
+            return value if _truth(inner) else _seal(self.run(node.default), hidden)
         raise AssertionError(f"unknown node {type(node).__name__}")  # pragma: no cover
 
+    def member(self, node: _Member) -> Any:
+        target, hidden = _open(self.run(node.target))
+        if target is None:
+            if node.safe:
+                return _seal(None, hidden)
+            self.null_step(node.target, f"reading .{node.name}")
+        if isinstance(target, Mapping):
+            return _seal(target.get(node.name), hidden)
+        hint = " (lists have no properties; use [index])" if _is_list(target) else ""
+        raise _Fail(
+            f"{self.src(node.target)!r} is {_kind(target)}, not an object, so .{node.name} fails{hint}"
+        )
+
+    def call(self, node: _Call) -> Any:
+        original = self.run(node.target)
+        target, hidden = _open(original)
+        if target is None:
+            if node.safe:
+                return _seal(None, hidden)
+            self.null_step(node.target, f"calling .{node.name}()")
+        args = [self.run(arg) for arg in node.args]
+        method = _METHODS[node.name][1]
+        what = f"{node.name}()"
+        if node.name in _STRUCTURAL:
+            opened = [_open(arg) for arg in args]
+            hidden = hidden or any(secret for _, secret in opened)
+            values = [value for value, _ in opened]
+            return _seal(self.guarded(hidden, what, lambda: method(target, values)), hidden)
+        if not (hidden or tainted(target) or any(tainted(arg) for arg in args)):
+            return method(target, args)
+        plain_args = [reveal(arg) for arg in args]
+        result = self.guarded(True, what, lambda: method(reveal(target), plain_args))
+        shown = MASK
+        if node.name == "toString":
+            shown = _text(masked(original))
+        elif node.name == "join" and not hidden:
+            # Only the items (and separator) that are secrets are masked in what is shown.
+            separator = _text(masked(args[0])) if args else ""
+            shown = separator.join(_text(masked(item)) for item in target)
+        return Secret(result, shown)
+
+    def add_exact(self, node: _AddExact) -> Any:
+        left, left_hidden = _open(self.run(node.left))
+        right, right_hidden = _open(self.run(node.right))
+        for value in (left, right):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise _Fail(f"Math.addExact() needs integers, got {_kind(value)}")
+        return _seal(_checked_number(left + right), left_hidden or right_hidden)
+
+    def unary(self, node: _Unary) -> Any:
+        value, hidden = _open(self.run(node.operand))
+        if node.op == "!":
+            return _seal(not _truth(value), hidden)
+        if not _is_number(value):
+            raise _Fail(f"cannot negate {_kind(value)}")
+        return _seal(_checked_number(-value), hidden)
+
     def index(self, node: _Index) -> Any:
-        target = self.run(node.target)
-        key = self.run(node.key)
+        target, hidden = _open(self.run(node.target))
+        key, key_hidden = _open(self.run(node.key))
+        hidden = hidden or key_hidden
         if target is None:
             self.null_step(node.target, f"indexing [{self.src(node.key)}]")
+        return _seal(
+            self.guarded(hidden, "indexing", lambda: self.lookup(node, target, key)), hidden
+        )
+
+    def lookup(self, node: _Index, target: Any, key: Any) -> Any:
         if isinstance(target, Mapping):
             return target.get(key) if isinstance(key, str) else None
         if _is_list(target) or isinstance(target, str):
@@ -825,33 +1104,42 @@ class _Evaluator:
             if 0 <= position < len(target):
                 return target[position]
             if isinstance(target, str):
-                raise _Fail(f"index {key} is out of range for a string of {len(target)}")
+                raise _Fail(
+                    f"index {key} is out of range for a string of {len(target)}", reveals=True
+                )
             return None
         raise _Fail(f"{self.src(node.target)!r} is {_kind(target)} and cannot be indexed")
 
     def binary(self, node: _Binary) -> Any:
         op = node.op
         if op in ("&&", "||"):
-            left = _truth(self.run(node.left))
-            if op == "&&":
-                return left and _truth(self.run(node.right))
-            return left or _truth(self.run(node.right))
+            left, hidden = _open(self.run(node.left))
+            truth = _truth(left)
+            if truth == (op == "||"):  # decided by the left side alone
+                return _seal(truth, hidden)
+            right, right_hidden = _open(self.run(node.right))
+            return _seal(_truth(right), hidden or right_hidden)
         left, right = self.run(node.left), self.run(node.right)
-        if op == "==":
-            return _equal(left, right)
-        if op == "!=":
-            return not _equal(left, right)
-        if op in ("<", ">", "<=", ">="):
-            return _ordered(op, left, right)
-        if op == "+":
-            if isinstance(left, str) or isinstance(right, str):
-                return _text(left) + _text(right)
-            if _is_list(left) and _is_list(right):
-                return [*left, *right]
-        if _is_number(left) and _is_number(right):
-            result = left + right if op == "+" else left - right if op == "-" else left * right
-            return _checked_number(result)
-        raise _Fail(f"cannot apply {op} to {_kind(left)} and {_kind(right)}")
+        left_value, right_value = _open(left)[0], _open(right)[0]
+        if op == "+" and (isinstance(left_value, str) or isinstance(right_value, str)):
+            left_text, right_text = _text_of(left), _text_of(right)
+            length = sum(
+                len(text.value if isinstance(text, Secret) else text)
+                for text in (left_text, right_text)
+            )
+            _check_text("+", length)
+            return join_texts([left_text, right_text])
+        if (
+            op == "+"
+            and _is_list(left)
+            and _is_list(right)
+            and not (isinstance(left, Secret) or isinstance(right, Secret))
+        ):
+            _check_list("+", len(left) + len(right))
+            return [*left, *right]  # each item keeps its own mark
+        hidden = tainted(left) or tainted(right)
+        result = self.guarded(hidden, op, lambda: _combine(op, reveal(left), reveal(right)))
+        return _seal(result, hidden)
 
 
 # ---------------------------------------------------------------------------------- expression
@@ -868,7 +1156,11 @@ class Expression:
     _roots: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     def evaluate(self, bindings: Mapping[str, Any]) -> Any:
-        """The value (a plain JSON copy); raises EvaluationError naming the failing path."""
+        """The value (a plain JSON copy); raises EvaluationError naming the failing path.
+
+        A value computed from a secret comes back as a Secret (or holds Secrets, when the
+        bindings' containers hold them): see taint.py for how it is sent and shown.
+        """
         try:
             return _plain(_Evaluator(self._code, bindings).run(self._node))
         except _Fail as exc:
@@ -881,17 +1173,22 @@ class Expression:
             reason = "a number is too large to use"
             raise EvaluationError(where=self.where, text=self.source, reason=reason) from None
 
-    def render_text(self, bindings: Mapping[str, Any]) -> str:
-        """The value as it reads inside a string (see `to_text`)."""
+    def render_text(self, bindings: Mapping[str, Any]) -> str | Secret:
+        """The value as it reads inside a string (see `to_text`); a Secret if computed from one."""
         value = self.evaluate(bindings)
         try:
-            return _text(value)
-        except _Fail as exc:  # pragma: no cover - evaluate() already returned plain JSON
+            return _text_of(value)
+        except _Fail as exc:
             raise EvaluationError(where=self.where, text=self.source, reason=exc.reason) from None
 
     def roots(self) -> frozenset[str]:
         """The binding roots this expression reads."""
         return self._roots
+
+    @property
+    def variable(self) -> str | None:
+        """The name, when the expression is nothing but a binding name."""
+        return self._node.name if isinstance(self._node, _Var) else None
 
 
 # ------------------------------------------------------------------------------------- compiler
@@ -945,6 +1242,8 @@ class _Compiler:
         self.offset = offset  # where the code being compiled starts inside `text`
         self.roots = frozenset(roots)
         self.used: set[str] = set()
+        #: Per string literal (by its start), where each decoded character is in the source.
+        self.string_offsets: dict[int, list[int]] = {}
 
     def fail(self, reason: str, position: int | None) -> NoReturn:
         column = None if position is None else self.offset + position + 1
@@ -1243,15 +1542,15 @@ class _Compiler:
         return _Call(start, end, self.build(target), name, args, _token(kids[1]).type == "SAFE_DOT")
 
     def check_literal_regex(self, name: str, args: tuple[_Node, ...]) -> None:
-        """Refuse a bad or dangerous regex now when the package spells it out."""
+        """Refuse a bad regex now, pointing into the pattern, when the package spells it out."""
         if name not in ("split", "replaceAll") or not args:
             return
         pattern_node = args[0]
         if not isinstance(pattern_node, _Literal) or not isinstance(pattern_node.value, str):
             return
+        if name == "split" and _literal_split(pattern_node.value):
+            return
         try:
-            if name == "split" and len(pattern_node.value) == 1:
-                return  # a single ordinary character splits literally
             pattern = _regex(pattern_node.value)
             if (
                 name == "replaceAll"
@@ -1260,7 +1559,12 @@ class _Compiler:
             ):
                 _replacement(args[1].value, pattern)
         except _Fail as exc:
-            self.fail(exc.reason, pattern_node.start)
+            position = pattern_node.start
+            offsets = self.string_offsets.get(pattern_node.start)
+            if exc.position is not None and offsets is not None:
+                # From the index in the decoded pattern to the column of its source text.
+                position += 1 + offsets[exc.position]
+            self.fail(exc.reason, position)
 
     def refuse_dunder_key(self, key: _Node) -> None:
         if isinstance(key, _Literal) and isinstance(key.value, str) and key.value.startswith("__"):
@@ -1269,10 +1573,14 @@ class _Compiler:
     def string(self, token: Token) -> str:
         raw = str(token.value)[1:-1]
         out: list[str] = []
+        #: Where each decoded character starts in `raw` (escapes take several characters).
+        offsets: list[int] = []
+        self.string_offsets[token.start_pos or 0] = offsets
         index = 0
         base = (token.start_pos or 0) + 1
         while index < len(raw):
             char = raw[index]
+            offsets.append(index)
             if char != "\\":
                 out.append(char)
                 index += 1

@@ -7,6 +7,7 @@ package that loads can only fail at run time on data (a missing value), never on
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Collection, Iterator, Mapping
@@ -33,8 +34,10 @@ from sigsci_iga.connectors.rest.spec import (
     iter_requests,
     parse_path,
 )
+from sigsci_iga.connectors.rest.taint import Secret, tainted
 from sigsci_iga.connectors.rest.templates import (
     JsonTemplate,
+    RenderBudget,
     Template,
     compile_json,
     compile_template,
@@ -62,6 +65,8 @@ PROVISIONING_ROOTS = frozenset(
     }
 )
 IMPORT_ROOTS = frozenset({"params", "connection"})
+#: How deep a package document may nest (objects and lists); real packages use about ten levels.
+MAX_DOCUMENT_DEPTH = 64
 _PARAM_REFERENCE = re.compile(r"""\bparams(?:\??\.([A-Za-z_]\w*)|\[\s*['"]([^'"]+)['"]\s*\])""")
 
 
@@ -93,6 +98,26 @@ def _mapping(loader: _StrictLoader, node: yaml.MappingNode) -> dict[Any, Any]:
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
 
 
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as parsed, before its keys are checked to be unique."""
+
+
+def _unique_keys(value: Any, source: Path, location: tuple[int | str, ...] = ()) -> Any:
+    """Parsed JSON with objects as dicts; a key given twice is refused (the last would win)."""
+    if isinstance(value, _Pairs):
+        out: dict[str, Any] = {}
+        for key, item in value:
+            if key in out:
+                raise InvalidInputError(
+                    f"{source}: {json_path(location)}: duplicate key {key!r} (invalid JSON package)"
+                )
+            out[key] = _unique_keys(item, source, (*location, key))
+        return out
+    if isinstance(value, list):
+        return [_unique_keys(item, source, (*location, i)) for i, item in enumerate(value)]
+    return value
+
+
 def read_document(path: Path) -> Any:
     """Parse a package file: JSON for `.json` (or text starting with `{`), else YAML."""
     try:
@@ -104,8 +129,13 @@ def read_document(path: Path) -> Any:
     )
     try:
         if is_json:
-            return json.loads(text)
+            return _unique_keys(json.loads(text, object_pairs_hook=_Pairs), path)
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506  # a SafeLoader subclass
+    except RecursionError:
+        # The parsers recurse per level; far past MAX_DOCUMENT_DEPTH they run out of stack.
+        raise InvalidInputError(
+            f"{path}: the package nests deeper than {MAX_DOCUMENT_DEPTH} levels"
+        ) from None
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
     except yaml.YAMLError as exc:
@@ -183,18 +213,28 @@ class BodyTemplate:
     template: JsonTemplate
     blocks: tuple[EachBlock, ...] = ()
 
-    def render(self, bindings: Mapping[str, Any]) -> Any:
+    def render(self, bindings: Mapping[str, Any], budget: RenderBudget | None = None) -> Any:
+        """The body; every value built, `$each` items included, counts against one budget."""
+        budget = budget or RenderBudget()
         values = dict(bindings)
         for block in self.blocks:
-            items = block.source.evaluate(values)
+            items, hidden = block.source.evaluate(values), False
+            if isinstance(items, Secret):
+                # Even how many items there are would tell something of the secret.
+                items, hidden = items.value, True
             if items is None:
                 items = []
             if not isinstance(items, list):
                 raise InvalidInputError(
                     f"{self.where}: $each needs a list, got {type(items).__name__}"
                 )
-            values[block.slot] = [block.emit.render({**values, block.name: i}) for i in items]
-        return self.template.render(values)
+            built = [
+                block.emit.render({**values, block.name: Secret(item) if hidden else item}, budget)
+                for item in items
+            ]
+            values[block.slot] = Secret(built) if hidden else built
+        slots = frozenset(block.slot for block in self.blocks)
+        return self.template.render(values, budget=budget, counted=slots)
 
 
 @dataclass(frozen=True)
@@ -271,6 +311,7 @@ class LoadedPackage:
             raise ConfigError(f"{self.source}: {not_secret[0]!r} is not a secret parameter")
         values: dict[str, str] = {}
         secret_values: list[str] = []
+        secret_names: set[str] = set()
         for name, parameter in declared.items():
             if parameter.secret:
                 if name in params:
@@ -293,8 +334,18 @@ class LoadedPackage:
             values[name] = value
             if parameter.secret:
                 secret_values.append(value)
-        base_url = _checked_base_url(self.source, self.base_url.render({"params": values}))
-        return BoundPackage(self, values, tuple(secret_values), base_url)
+                secret_names.add(name)
+        marked = {n: Secret(v) if n in secret_names else v for n, v in values.items()}
+        base_url = self.base_url.render({"params": marked})
+        if tainted(base_url):
+            # The base URL is shown (errors, repr, the `connection` binding): it holds no secret.
+            raise ConfigError(
+                f"{self.source}: connection.base_url is computed from a secret parameter; "
+                "send secrets in headers or the auth profile instead"
+            )
+        return BoundPackage(
+            self, values, tuple(secret_values), _checked_base_url(self.source, base_url)
+        )
 
 
 @dataclass
@@ -306,9 +357,17 @@ class BoundPackage:
     secrets: tuple[str, ...]
     base_url: str
     connection_binding: dict[str, Any] = field(default_factory=dict)
+    #: The `params` binding of templates: secret parameters marked, so what is computed from
+    #: them is masked wherever a request is shown (taint.py).
+    param_bindings: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.connection_binding = {"base_url": self.base_url, "name": self.spec.name}
+        declared = self.spec.parameters
+        self.param_bindings = {
+            name: Secret(value) if name in declared and declared[name].secret else value
+            for name, value in self.params.items()
+        }
 
     @property
     def spec(self) -> Package:
@@ -577,8 +636,30 @@ def compile_package(source: str, package: Package) -> LoadedPackage:
     return LoadedPackage(source, package, base_url, requests, auth, tuple(fields))
 
 
+def _check_document(document: Any, source: str) -> None:
+    """Refuse a document nested deeper than MAX_DOCUMENT_DEPTH, or holding NaN or infinity."""
+    pending: list[tuple[Any, tuple[int | str, ...]]] = [(document, ())]
+    while pending:
+        node, location = pending.pop()
+        if len(location) > MAX_DOCUMENT_DEPTH:
+            raise InvalidInputError(
+                f"{source}: {json_path(location)}: the package nests deeper than "
+                f"{MAX_DOCUMENT_DEPTH} levels"
+            )
+        if isinstance(node, float) and not math.isfinite(node):
+            # JSON has no NaN or infinity (Python's parser and YAML's .nan/.inf accept them).
+            raise InvalidInputError(
+                f"{source}: {json_path(location)}: {node} is not a number a package may hold"
+            )
+        if isinstance(node, dict):
+            pending.extend((value, (*location, str(key))) for key, value in node.items())
+        elif isinstance(node, list):
+            pending.extend((value, (*location, index)) for index, value in enumerate(node))
+
+
 def validate_package(document: Any, source: str) -> Package:
     """Validate a parsed document as a package; InvalidInputError lists every problem."""
+    _check_document(document, source)
     try:
         return Package.model_validate(document)
     except ValidationError as exc:

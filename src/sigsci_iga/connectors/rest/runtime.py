@@ -13,10 +13,11 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote_plus, urlencode, urlsplit
 
 import httpx
 import stamina
@@ -62,10 +63,12 @@ from sigsci_iga.connectors.rest.spec import (
     StatusRule,
     get_path,
 )
+from sigsci_iga.connectors.rest.taint import MASK, Secret, masked, reveal, secret_texts, tainted
 from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
 from sigsci_iga.errors import (
     ApiError,
     BadRequestError,
+    ConfigError,
     InvalidInputError,
     NotFoundError,
     RateLimitedError,
@@ -73,12 +76,25 @@ from sigsci_iga.errors import (
     UnexpectedResponseError,
 )
 
-MASK = "***"
 #: Query parameters as httpx takes them (every value here is already text).
 QueryPairs = list[tuple[str, str | int | float | bool | None]]
+#: Query parameters as shown: None stands for a value computed from a secret.
+ShownPairs = list[tuple[str, str | None]]
 _UNSUPPORTED = "NONE"
 #: `validate` reads the sites list the way an import does, but never endlessly.
 _MAX_VALIDATE_PAGES = 10_000
+
+
+@dataclass(frozen=True)
+class _Rendered:
+    """One request: what is sent, how it is shown, and the secret texts it carries."""
+
+    url: str
+    query: QueryPairs
+    headers: dict[str, str]
+    body: Any
+    shown: str
+    secrets: list[str]
 
 
 class NotSupportedError(ApiError):
@@ -130,7 +146,7 @@ def _parse_json(content: bytes) -> Any:
         return None
     try:
         return json.loads(content)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deeply to parse: not data we can use
         return _ABSENT
 
 
@@ -186,7 +202,7 @@ class RestConnector:
 
     def _bindings(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         values: dict[str, Any] = {
-            "params": self.package.params,
+            "params": self.package.param_bindings,
             "connection": self.package.connection_binding,
         }
         if extra:
@@ -202,60 +218,93 @@ class RestConnector:
             message=scrub(f"cannot render the request: {exc}", self._secrets),
         )
 
-    def _url(self, call: CompiledRequest, bindings: Mapping[str, Any]) -> str:
+    def _url(
+        self, call: CompiledRequest, bindings: Mapping[str, Any], found: list[str]
+    ) -> tuple[str, str]:
+        """(the URL to send, its path as shown: a segment computed from a secret reads `***`).
+
+        The text of every secret rendered is added to `found`.
+        """
         base = self.package.base_url
+        hidden_origin = False
         if call.origin is None:
             prefix = base
         elif isinstance(call.origin, str):
             prefix = call.origin
         else:
-            prefix = str(call.origin.render(bindings) or "").rstrip("/")
-        parts = []
+            value = call.origin.render(bindings)
+            found += secret_texts(value)
+            hidden_origin = tainted(value)
+            prefix = str(reveal(value) or "").rstrip("/")
+        parts: list[str] = []
+        shown: list[str] = []
         for segment in call.segments:
             if segment.template is None:
                 parts.append(segment.raw)
+                shown.append(segment.raw)
                 continue
             value = segment.template.render(bindings)
-            text = "" if value is None else str(value)
+            found += secret_texts(value)
+            plain = reveal(value)
+            text = "" if plain is None else str(plain)
             try:
                 parts.append(encode_segment(text, f"path segment {segment.raw!r}"))
             except InvalidInputError as exc:
+                # The check quotes the value: not when it was computed from a secret.
+                message = str(exc)
+                if tainted(value):
+                    message = f"path segment {segment.raw!r}, computed from a secret, is invalid"
                 raise BadRequestError(
                     method=call.spec.method,
                     path=call.where,
                     status=None,
-                    message=scrub(str(exc), self._secrets),
+                    message=scrub(message, [*self._secrets, *found]),
                 ) from None
-        url = prefix + ("/" + "/".join(parts) if parts else "")
-        if call.trailing_slash:
-            url += "/"
-        return self._checked_url(url, call)
+            shown.append(MASK if tainted(value) else parts[-1])
+        tail = "/" if call.trailing_slash else ""
+        url = prefix + ("/" + "/".join(parts) if parts else "") + tail
+        shown_prefix = "/" + MASK if hidden_origin else urlsplit(prefix).path
+        shown_path = shown_prefix + ("/" + "/".join(shown) if shown else "") + tail
+        return self._checked_url(url, call, host_shown=not hidden_origin), shown_path
 
-    def _checked_url(self, url: str, call: CompiledRequest) -> str:
+    def _checked_url(self, url: str, call: CompiledRequest, *, host_shown: bool = True) -> str:
         if not same_origin(url, self.package.base_url):
+            host = (urlsplit(url).netloc or "?") if host_shown else "(computed from a secret)"
             raise UnexpectedResponseError(
                 method=call.spec.method,
                 path=call.where,
                 status=None,
-                message=f"url host {urlsplit(url).netloc or '?'} is not the base URL's host",
+                message=f"url host {host} is not the base URL's host",
             )
         return url
 
-    def _query(self, call: CompiledRequest, bindings: Mapping[str, Any]) -> QueryPairs:
+    def _query(
+        self, call: CompiledRequest, bindings: Mapping[str, Any], found: list[str]
+    ) -> tuple[QueryPairs, ShownPairs]:
+        """(the query to send, the query as shown: a value computed from a secret is None)."""
         pairs: QueryPairs = []
+        shown: ShownPairs = []
         for name, template in call.query:
             value = template.render(bindings)
-            if value is None:
+            found += secret_texts(value)
+            plain = reveal(value)
+            if plain is None:
                 continue
-            items = value if isinstance(value, list) else [value]
-            pairs.extend((name, _query_text(item)) for item in items)
-        return pairs
+            texts = [_query_text(item) for item in (plain if isinstance(plain, list) else [plain])]
+            pairs.extend((name, text) for text in texts)
+            # One masked pair for a whole list: even its length could tell something.
+            shown.extend([(name, None)] if tainted(value) else [(name, t) for t in texts])
+        return pairs, shown
 
-    def _headers(self, call: CompiledRequest, bindings: Mapping[str, Any]) -> dict[str, str]:
+    def _headers(
+        self, call: CompiledRequest, bindings: Mapping[str, Any], found: list[str]
+    ) -> dict[str, str]:
         headers = {}
         for name, template in call.headers:
             value = template.render(bindings)
-            text = "" if value is None else str(value)
+            found += secret_texts(value)
+            plain = reveal(value)
+            text = "" if plain is None else str(plain)
             if "\r" in text or "\n" in text:
                 raise BadRequestError(
                     method=call.spec.method,
@@ -266,13 +315,52 @@ class RestConnector:
             headers[name] = text
         return headers
 
-    def _shown(self, url: str, query: QueryPairs | None = None) -> str:
+    def _shown(self, path: str, query: ShownPairs, found: Sequence[str] = ()) -> str:
         """Path and query as journals and errors show them: no host, secrets masked."""
-        parts = urlsplit(url)
-        text = parts.path + (f"?{parts.query}" if parts.query else "")
-        if query:
-            text += ("&" if parts.query else "?") + urlencode(list(query))
-        return scrub(text, self._secrets)
+        pairs = [
+            f"{quote_plus(name)}={MASK}" if value is None else urlencode([(name, value)])
+            for name, value in query
+        ]
+        text = path + (("&" if "?" in path else "?") + "&".join(pairs) if pairs else "")
+        # Masking is by structure; scrubbing known secret text also catches a server's echo.
+        return scrub(text, [*self._secrets, *found])
+
+    def _render(
+        self,
+        call: CompiledRequest,
+        bindings: Mapping[str, Any],
+        *,
+        url: str | None = None,
+        extra_query: Mapping[str, str] | None = None,
+    ) -> _Rendered:
+        """The request to send and how it is shown; `url` (a next page) replaces the call's."""
+        found: list[str] = []
+        if url:
+            # A next link often echoes what the first page sent: learn its secrets to scrub them.
+            self._url(call, bindings, found)
+            self._query(call, bindings, found)
+            target = self._checked_url(url, call)
+            parts = urlsplit(url)
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            query: QueryPairs = []
+            shown_query: ShownPairs = []
+        else:
+            target, path = self._url(call, bindings, found)
+            query, shown_query = self._query(call, bindings, found)
+        extra = list((extra_query or {}).items())
+        query += extra
+        shown_query += extra
+        headers = self._headers(call, bindings, found)
+        body = call.body.render(bindings) if call.body is not None else None
+        found += secret_texts(body)
+        return _Rendered(
+            url=target,
+            query=query,
+            headers=headers,
+            body=reveal(body),
+            shown=self._shown(path, shown_query, found),
+            secrets=found,
+        )
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -297,25 +385,33 @@ class RestConnector:
         method = call.spec.method
         try:
             if authenticated:
-                bindings = {**bindings, "access_token": await self._auth.access_token(call.auth)}
-            target = self._checked_url(url, call) if url else self._url(call, bindings)
-            query = [] if url else self._query(call, bindings)
-            query += list((extra_query or {}).items())
-            headers = self._headers(call, bindings)
-            body = call.body.render(bindings) if call.body is not None else None
+                token = await self._auth.access_token(call.auth)
+                bindings = {**bindings, "access_token": None if token is None else Secret(token)}
+            rendered = self._render(call, bindings, url=url, extra_query=extra_query)
         except (EvaluationError, InvalidInputError) as exc:
             raise self._render_error(call, exc) from None
-        shown = self._shown(target, query)
+        target, query, headers, shown = (
+            rendered.url,
+            rendered.query,
+            rendered.headers,
+            rendered.shown,
+        )
         content: dict[str, Any] = {}
-        if body is not None:
+        if rendered.body is not None:
             if call.spec.body_format == "form":
-                content["data"] = {k: _query_text(v) for k, v in dict(body).items()}
+                content["data"] = {k: _query_text(v) for k, v in dict(rendered.body).items()}
             else:
-                content["json"] = body
+                content["json"] = rendered.body
         refreshes = 0
         while True:
-            auth_headers = await self._auth.headers(call.auth) if authenticated else {}
+            try:
+                auth_headers = await self._auth.headers(call.auth) if authenticated else {}
+            except (EvaluationError, InvalidInputError, ConfigError) as exc:
+                # An auth template that cannot render fails this call like any other template.
+                raise self._render_error(call, exc) from None
             used_token = self._auth.current(call.auth) if authenticated else None
+            # What a server echoes is scrubbed of this request's secrets as well as the known ones.
+            secrets = [*self._secrets, *rendered.secrets]
             started = time.monotonic()
             async with self._limiter:
                 try:
@@ -327,14 +423,14 @@ class RestConnector:
                         **content,
                     )
                 except httpx.TransportError as exc:
-                    error = error_for_transport(method, shown, exc, self._secrets)
+                    error = error_for_transport(method, shown, exc, secrets)
                     self._notify(
                         call,
                         CallRecord(method, shown, None, time.monotonic() - started, error.message),
                     )
                     raise error from None
             status = response.status_code
-            refused = error_for_response(method, shown, response, self._secrets)
+            refused = error_for_response(method, shown, response, secrets)
             if (
                 authenticated
                 and refused is not None
@@ -348,7 +444,7 @@ class RestConnector:
                 refreshes += 1
                 await self._auth.refresh(call.auth, stale=used_token)
                 continue
-            failure, parsed = self._classify(call, method, shown, response, rules)
+            failure, parsed = self._classify(method, shown, response, rules, secrets)
             self._notify(
                 call,
                 CallRecord(
@@ -364,18 +460,18 @@ class RestConnector:
             links = {str(k): v for k, v in response.links.items() if k}
             return Reply(status, parsed, response.headers, str(response.url), links)
 
+    @staticmethod
     def _classify(
-        self,
-        call: CompiledRequest,
         method: str,
         shown: str,
         response: httpx.Response,
         rules: ProvisioningCall | None,
+        secrets: Sequence[str],
     ) -> tuple[ApiError | None, Any]:
         """(the error this response means or None, the parsed body)."""
         status = response.status_code
         parsed = _parse_json(response.content)
-        default = error_for_response(method, shown, response, self._secrets)
+        default = error_for_response(method, shown, response, secrets)
         if rules is not None:
             body = None if parsed is _ABSENT else parsed
             if rules.failure is not None and _rule_matches(rules.failure, status, body):
@@ -741,7 +837,15 @@ class RestConnector:
         if compiled.path is not None:
             value = get_path(record, compiled.path)
         elif compiled.expression is not None:
-            value = compiled.expression.evaluate({"record": record, "params": self.package.params})
+            expression = compiled.expression
+            value = expression.evaluate({"record": record, "params": self.package.param_bindings})
+            if tainted(value):
+                # The repository and every report would show it: secrets are never imported.
+                raise EvaluationError(
+                    where=expression.where,
+                    text=expression.source,
+                    reason="the value is computed from a secret, and secrets are never imported",
+                )
         else:
             value = spec.constant
         if value is None:
@@ -899,7 +1003,8 @@ class RestConnector:
         """Every call `execute(step)` would send, secrets masked (`***`).
 
         A value only an earlier call's response can give shows the call's template text instead,
-        and a call whose `when` depends on such a response is listed as if it will run.
+        and a call whose `when` depends on such a response, or on a secret, is listed as if it
+        will run.
         """
         planned: list[PlannedCall] = []
         for where, extra in self._operations(step):
@@ -911,7 +1016,9 @@ class RestConnector:
             for call in calls:
                 if call.when is not None:
                     try:
-                        if not call.when.evaluate(bindings):
+                        decided = call.when.evaluate(bindings)
+                        # Listing a call or not would tell whether a secret passes the condition.
+                        if not tainted(decided) and not decided:
                             continue
                     except EvaluationError:
                         pass
@@ -924,17 +1031,20 @@ class RestConnector:
         return calls[0] if calls else PlannedCall(_UNSUPPORTED, "(nothing to send)")
 
     def _describe_call(self, call: CompiledRequest, bindings: dict[str, Any]) -> PlannedCall:
-        bindings = {**bindings, "access_token": MASK}
+        # No token is fetched to describe a call; the mark makes whatever uses it read `***`.
+        bindings = {**bindings, "access_token": Secret(MASK)}
+        found: list[str] = []
         try:
-            url = self._url(call, bindings)
-            query = self._query(call, bindings)
-            shown = self._shown(url, query)
+            _, path = self._url(call, bindings, found)
+            _, query = self._query(call, bindings, found)
+            shown = self._shown(path, query, found)
         except (EvaluationError, InvalidInputError, ApiError):
             shown = scrub(call.spec.url, self._secrets)
         body: Any = None
         if call.body is not None:
             try:
-                body = _mask(call.body.render(bindings), self._secrets)
+                rendered = call.body.render(bindings)
+                body = _mask(masked(rendered), [*self._secrets, *secret_texts(rendered)])
             except (EvaluationError, InvalidInputError):
                 body = _mask(call.spec.body, self._secrets)
         return PlannedCall(call.spec.method, shown, body)
@@ -961,7 +1071,7 @@ class RestConnector:
             assert isinstance(spec, ProvisioningCall)
             if call.when is not None:
                 try:
-                    run = call.when.evaluate(bindings)
+                    run = reveal(call.when.evaluate(bindings))
                 except EvaluationError as exc:
                     raise self._render_error(call, exc) from None
                 if not run:

@@ -12,7 +12,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 # -- record paths ------------------------------------------------------------------------------
 
@@ -70,7 +79,19 @@ RecordPath = Annotated[str, AfterValidator(_check_path)]
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Identifier = Annotated[str, Field(pattern=_IDENTIFIER)]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
-Status = Annotated[int, Field(ge=100, le=599)]
+
+
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic would read `true` as 1: a count or a duration written as a boolean is a mistake.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true or false")  # noqa: TRY004 - pydantic locates only ValueError
+    return value
+
+
+#: A whole number, and a finite number (rates, durations, percentages): never booleans.
+Count = Annotated[int, BeforeValidator(_not_a_boolean)]
+Finite = Annotated[float, BeforeValidator(_not_a_boolean), Field(allow_inf_nan=False)]
+Status = Annotated[Count, Field(ge=100, le=599)]
 
 
 class Strict(BaseModel):
@@ -80,6 +101,13 @@ class Strict(BaseModel):
 
 
 # -- parameters --------------------------------------------------------------------------------
+
+#: Environment variables a non-secret parameter may read: the settings the native connector reads
+#: in the clear, and a namespace of the operator's own. Any other variable may hold a secret (a
+#: database URL, a cloud key) that a non-secret parameter would show, so reading it needs
+#: `secret: true`, which masks the value everywhere.
+CLEAR_VARIABLES = frozenset({"SIGSCI_CORP", "SIGSCI_EMAIL", "SIGSCI_API_URL"})
+CLEAR_VARIABLE_PREFIX = "SIGSCI_PARAM_"
 
 
 class Parameter(Strict):
@@ -91,6 +119,19 @@ class Parameter(Strict):
     #: Secret values come only from the environment variable `env` and are masked everywhere.
     secret: bool = False
     env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+
+    @field_validator("env")
+    @classmethod
+    def _clear_variables_only(cls, env: str | None, info: ValidationInfo) -> str | None:
+        secret = info.data.get("secret", False)
+        if env is None or secret or env in CLEAR_VARIABLES or env.startswith(CLEAR_VARIABLE_PREFIX):
+            return env
+        allowed = ", ".join(sorted(CLEAR_VARIABLES))
+        raise ValueError(
+            f"a parameter that is not secret may read only {allowed} or "
+            f"{CLEAR_VARIABLE_PREFIX}* variables; declare it `secret: true` to read {env} "
+            "(its value is then masked everywhere)"
+        )
 
     @model_validator(mode="after")
     def _secret_rules(self) -> Parameter:
@@ -159,7 +200,7 @@ class TokenCallAuth(Strict):
     refresh_on_statuses: list[Status] = Field(default_factory=lambda: [401])
     #: Substrings of the server's error message that mean "token expired or refused".
     refresh_on_messages: list[str] = Field(default_factory=list)
-    max_refresh_tries: int = Field(default=3, ge=0, le=10)
+    max_refresh_tries: Count = Field(default=3, ge=0, le=10)
 
     @model_validator(mode="after")
     def _one_source(self) -> TokenCallAuth:
@@ -175,7 +216,7 @@ class SessionLoginAuth(Strict):
     call: RequestSpec
     token_path: RecordPath = "token"  # noqa: S105  # a body path, not a credential
     refresh_on_statuses: list[Status] = Field(default_factory=lambda: [401])
-    max_refresh_tries: int = Field(default=1, ge=0, le=10)
+    max_refresh_tries: Count = Field(default=1, ge=0, le=10)
 
 
 AuthProfile = Annotated[
@@ -191,13 +232,14 @@ class Connection(Strict):
     base_url: str
     auth: dict[Identifier, AuthProfile] = Field(min_length=1)
     default_auth: str | None = None
-    rate_limit_per_minute: float = Field(default=600.0, gt=0)
-    max_concurrency: int = Field(default=4, ge=1, le=64)
-    timeout_seconds: float = Field(default=30.0, gt=0)
+    rate_limit_per_minute: Finite = Field(default=600.0, gt=0)
+    max_concurrency: Count = Field(default=4, ge=1, le=64)
+    timeout_seconds: Finite = Field(default=30.0, gt=0)
     #: Reads (GET) are retried on 429/5xx/transport errors this many times in all.
-    read_attempts: int = Field(default=5, ge=1, le=20)
-    retry_wait_initial_seconds: float = Field(default=0.5, ge=0)
-    retry_wait_max_seconds: float = Field(default=30.0, ge=0)
+    read_attempts: Count = Field(default=5, ge=1, le=20)
+    #: Zero waits are allowed (retry at once); negative, NaN and infinite ones are not.
+    retry_wait_initial_seconds: Finite = Field(default=0.5, ge=0)
+    retry_wait_max_seconds: Finite = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _default_auth(self) -> Connection:
@@ -220,7 +262,7 @@ _SHORT_PAGE: tuple[StopRule, ...] = ("short_page",)
 
 class _PagingGuard(Strict):
     #: A hard ceiling; reaching it is an error (the list would be truncated), not a silent stop.
-    max_pages: int = Field(default=1000, ge=1, le=1_000_000)
+    max_pages: Count = Field(default=1000, ge=1, le=1_000_000)
 
 
 class NoPagination(_PagingGuard):
@@ -228,7 +270,7 @@ class NoPagination(_PagingGuard):
 
 
 class _Counted(_PagingGuard):
-    size: int = Field(ge=1)
+    size: Count = Field(ge=1)
     #: Any rule ends the listing; an empty page always does.
     stop: list[StopRule] = Field(default_factory=lambda: list(_SHORT_PAGE), min_length=1)
     #: Body path of the total number of records (for `stop: total`).
@@ -251,7 +293,7 @@ class PagePagination(_Counted):
     type: Literal["page"]
     page_param: str
     size_param: str
-    start: int = Field(default=1, ge=0)
+    start: Count = Field(default=1, ge=0)
 
 
 class OffsetPagination(_Counted):
@@ -260,7 +302,7 @@ class OffsetPagination(_Counted):
     type: Literal["offset"]
     offset_param: str
     limit_param: str
-    start: int = Field(default=0, ge=0)
+    start: Count = Field(default=0, ge=0)
 
 
 class NextUrlPagination(_PagingGuard):
@@ -461,8 +503,8 @@ Link = Annotated[
 class Limit(Strict):
     """Hold a run that removes more than `absolute` items or `percent` of them (null: off)."""
 
-    absolute: int | None = Field(default=10, ge=0)
-    percent: float | None = Field(default=10.0, ge=0, le=100)
+    absolute: Count | None = Field(default=10, ge=0)
+    percent: Finite | None = Field(default=10.0, ge=0, le=100)
 
 
 class ThresholdsSpec(Strict):

@@ -10,6 +10,9 @@ Rules:
 - A JSON template renders to plain JSON values. Rendered values are inserted as values and never
   parsed again, so a display name containing quotes, braces or `${...}` cannot break or inject
   into a request body; serialize the result with `json.dumps`.
+- Limits: a text template renders at most MAX_TEXT_LENGTH characters; a JSON template (with its
+  `$each` lists, see the loader's BodyTemplate) at most MAX_TEXT_LENGTH characters of text and
+  MAX_LIST_LENGTH values in all. Exceeding either is an EvaluationError naming the template.
 """
 
 from __future__ import annotations
@@ -21,15 +24,19 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from sigsci_iga.connectors.rest.expressions import (
+    MAX_LIST_LENGTH,
+    MAX_TEXT_LENGTH,
     EvaluationError,
     Expression,
     TemplateError,
     _compile,
     _match_end,
 )
+from sigsci_iga.connectors.rest.taint import Secret, join_texts, reveal
 
 __all__ = [
     "JsonTemplate",
+    "RenderBudget",
     "Template",
     "compile_json",
     "compile_template",
@@ -98,11 +105,29 @@ class Template:
             return self._parts[0].evaluate(bindings)
         return self.render_text(bindings)
 
-    def render_text(self, bindings: Mapping[str, Any]) -> str:
-        """Always a string: expression values read as text (null is '', containers JSON)."""
-        return "".join(
-            part if isinstance(part, str) else part.render_text(bindings) for part in self._parts
-        )
+    def render_text(self, bindings: Mapping[str, Any]) -> str | Secret:
+        """Always text: values read as text (null is '', containers JSON); a Secret if any is."""
+        texts: list[str | Secret] = []
+        length = 0
+        for part in self._parts:
+            text = part if isinstance(part, str) else part.render_text(bindings)
+            texts.append(text)
+            length += len(text.value if isinstance(text, Secret) else text)
+            if length > MAX_TEXT_LENGTH:
+                raise EvaluationError(
+                    where=self.where,
+                    text=self.source,
+                    reason=f"the rendered text would be longer than {MAX_TEXT_LENGTH} "
+                    "characters (limit MAX_TEXT_LENGTH)",
+                )
+        return join_texts(texts)
+
+    @property
+    def lone_variable(self) -> str | None:
+        """The name, when the template is exactly `${name}`."""
+        if len(self._parts) == 1 and isinstance(self._parts[0], Expression):
+            return self._parts[0].variable
+        return None
 
     def roots(self) -> frozenset[str]:
         """The binding roots the template reads."""
@@ -195,24 +220,79 @@ def _compile_node(value: Any, where: str, roots: Collection[str]) -> _JNode:
     )
 
 
-def _render_node(node: _JNode, bindings: Mapping[str, Any]) -> Any:
+class RenderBudget:
+    """What one rendering may build in all, counted as it goes so the limit trips before memory."""
+
+    def __init__(self) -> None:
+        self.text = 0
+        self.values = 0
+
+    def charge(self, value: Any, *, where: str, source: str) -> None:
+        """Count a rendered value (its strings' characters and its values); raise past a limit."""
+        pending = [value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, Secret):
+                pending.append(item.value)  # counted at its real size
+                continue
+            self.values += 1
+            if isinstance(item, str):
+                self.text += len(item)
+            elif isinstance(item, Mapping):
+                self.text += sum(len(key) for key in item if isinstance(key, str))
+                pending.extend(item.values())
+            elif isinstance(item, list | tuple):
+                pending.extend(item)
+            if self.text > MAX_TEXT_LENGTH:
+                reason = (
+                    f"the rendered value would hold more than {MAX_TEXT_LENGTH} characters of "
+                    "text (limit MAX_TEXT_LENGTH)"
+                )
+                raise EvaluationError(where=where, text=source, reason=reason)
+            if self.values > MAX_LIST_LENGTH:
+                reason = (
+                    f"the rendered value would hold more than {MAX_LIST_LENGTH} values "
+                    "(limit MAX_LIST_LENGTH)"
+                )
+                raise EvaluationError(where=where, text=source, reason=reason)
+
+
+def _render_node(
+    node: _JNode,
+    bindings: Mapping[str, Any],
+    budget: RenderBudget,
+    counted: frozenset[str],
+    where: str,
+) -> Any:
+    """Render a node; `where` is the nearest located parent, for nodes without their own."""
     if isinstance(node, _JConst):
+        budget.charge(node.value, where=where, source="")
         return node.value
     if isinstance(node, _JText):
-        return node.template.render(bindings)
+        template = node.template
+        value = template.render(bindings)
+        if template.lone_variable not in counted:
+            budget.charge(value, where=template.where, source=template.source)
+        return value
     if isinstance(node, _JList):
-        return [_render_node(item, bindings) for item in node.items]
+        budget.charge(None, where=where, source="")
+        return [_render_node(item, bindings, budget, counted, where) for item in node.items]
+    budget.charge(None, where=node.where, source="")
     out: dict[str, Any] = {}
+    secret_key = False
     for key_template, item in node.items:
-        key = key_template.render_text(bindings)
+        rendered = key_template.render_text(bindings)
+        budget.charge(rendered, where=key_template.where, source=key_template.source)
+        key = rendered.value if isinstance(rendered, Secret) else rendered
+        secret_key = secret_key or isinstance(rendered, Secret)
         if key in out:
+            name = "a name computed from a secret" if secret_key else f"the same name {key!r}"
             raise EvaluationError(
-                where=node.where,
-                text=key_template.source,
-                reason=f"two keys render to the same name {key!r}",
+                where=node.where, text=key_template.source, reason=f"two keys render to {name}"
             )
-        out[key] = _render_node(item, bindings)
-    return out
+        out[key] = _render_node(item, bindings, budget, counted, node.where)
+    # A key computed from a secret cannot be shown, so neither can the object it names.
+    return Secret(reveal(out)) if secret_key else out
 
 
 def _node_roots(node: _JNode) -> frozenset[str]:
@@ -241,10 +321,20 @@ class JsonTemplate:
         """True when no leaf or key has anything to evaluate."""
         return not _has_expression(self._node)
 
-    def render(self, bindings: Mapping[str, Any]) -> Any:
-        """Plain JSON values; rendered values are inserted as values, never parsed as JSON text."""
+    def render(
+        self,
+        bindings: Mapping[str, Any],
+        *,
+        budget: RenderBudget | None = None,
+        counted: frozenset[str] = frozenset(),
+    ) -> Any:
+        """Plain JSON values; rendered values are inserted as values, never parsed as JSON text.
+
+        `budget` is shared with other renderings of the same request (default: a fresh one);
+        a lone `${name}` whose name is in `counted` was charged to it already (a `$each` list).
+        """
         try:
-            return _render_node(self._node, bindings)
+            return _render_node(self._node, bindings, budget or RenderBudget(), counted, self.where)
         except RecursionError:
             raise EvaluationError(
                 where=self.where, text="", reason="the template nests too deeply to render"
