@@ -54,6 +54,7 @@ from sigsci_iga.app.provisioning import (
     QueueOptions,
     RequestOutcome,
     discontinue_task,
+    due_endpoints,
     preview_queue,
     request_access,
     restore_account,
@@ -61,6 +62,7 @@ from sigsci_iga.app.provisioning import (
     run_queue,
     submit_request,
 )
+from sigsci_iga.app.system import Statistics, check_database, statistics, version
 from sigsci_iga.importer.run import ImportResult
 from sigsci_iga.provisioning.worker import PlannedTask, RunSummary
 from sigsci_iga.store import (
@@ -102,14 +104,17 @@ __all__ = [
     "RunDetail",
     "RunRecord",
     "RunSummary",
+    "Statistics",
     "TaskDetail",
     "TaskRecord",
     "ThresholdSettings",
     "account_detail",
     "approve_run",
+    "check_database",
     "check_endpoint",
     "convert_saviynt",
     "discontinue_task",
+    "due_endpoints",
     "endpoint_name",
     "get_endpoint",
     "list_accounts",
@@ -134,9 +139,11 @@ __all__ = [
     "run_detail",
     "run_import",
     "run_queue",
+    "statistics",
     "submit_request",
     "task_detail",
     "upgrade_database",
     "validate_package",
     "verify_journal",
+    "version",
 ]

@@ -28,10 +28,18 @@ def list_accounts(
     site: str | None = None,
     role: str | None = None,
     status: str | None = None,
+    email: str | None = None,
+    after: str | None = None,
+    limit: int | None = None,
 ) -> list[AccountRecord]:
-    """Accounts sorted by email, each with its sorted active sites and identity."""
+    """Accounts sorted by email, each with its sorted active sites and identity.
+
+    `after` (an email) and `limit` page through them.
+    """
     name = endpoint_name(ctx, endpoint)
-    return ctx.repository.inventory.accounts(name, site=site, role=role, status=status)
+    return ctx.repository.inventory.accounts(
+        name, site=site, role=role, status=status, email=email, after=after, limit=limit
+    )
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class AccessRequest:
     allow_no_sites: bool = False
     requester: str | None = None
     justification: str | None = None
+    #: Ties the tasks to what asked for them (an API request's id); a new one by default.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def submit_request(ctx: AppContext, endpoint: str | None, request: AccessRequest
     info = resolve_endpoint(ctx, endpoint)
     email = normalize_email(request.email)
     every = _task_params(ctx, info.name, request)
-    request_id = uuid.uuid4().hex
+    request_id = request.request_id or uuid.uuid4().hex
     tasks = [
         ctx.repository.tasks.create(
             info.name,
@@ -203,6 +205,11 @@ async def preview_queue(
             clock=ctx.clock,
         )
         return await worker.plan_due()
+
+
+def due_endpoints(ctx: AppContext) -> list[str]:
+    """The endpoints with a task a worker could claim now (for a service's worker loop)."""
+    return ctx.repository.tasks.due_endpoints(ctx.clock())
 
 
 def retry_task(ctx: AppContext, task_id: int) -> TaskRecord:

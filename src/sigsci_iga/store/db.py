@@ -253,6 +253,11 @@ class Database:
         ):
             yield conn
 
+    def ping(self) -> None:
+        """One round trip; raises the database error a person would need to hear about."""
+        with self.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
     def close(self) -> None:
         """Release pooled connections."""
         self.engine.dispose()

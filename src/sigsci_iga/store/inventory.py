@@ -46,9 +46,20 @@ class Inventory:
         role: str | None = None,
         status: str | None = None,
         correlated: bool | None = None,
+        email: str | None = None,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[AccountRecord]:
-        """Accounts sorted by email, each with its sorted active sites and identity username."""
+        """Accounts sorted by email, each with its sorted active sites and identity username.
+
+        `after` and `limit` page through them by email (keyset paging: a page costs the same
+        wherever it is).
+        """
         filters: list[sa.ColumnElement[bool]] = []
+        if email is not None:
+            filters.append(accounts.c.email == email_key(email))
+        if after is not None:
+            filters.append(accounts.c.email > after)
         if role is not None:
             filters.append(accounts.c.role == role)
         if status is not None:
@@ -65,7 +76,7 @@ class Inventory:
                 filters.append(
                     accounts.c.id.in_(_holders(endpoint_id, EntitlementType.SITE.value, site))
                 )
-            return account_records(conn, endpoint, endpoint_id, filters)
+            return account_records(conn, endpoint, endpoint_id, filters, limit=limit)
 
     def account(self, endpoint: str, email: str) -> AccountRecord:
         """One account by email (case-insensitive)."""
@@ -189,9 +200,11 @@ def account_records(
     endpoint: str,
     endpoint_id: int,
     filters: list[sa.ColumnElement[bool]],
+    *,
+    limit: int | None = None,
 ) -> list[AccountRecord]:
     where = [accounts.c.endpoint_id == endpoint_id, *filters]
-    rows = conn.execute(
+    query = (
         sa.select(
             accounts.c.id,
             accounts.c.email,
@@ -206,7 +219,13 @@ def account_records(
         .outerjoin(identities, identities.c.id == accounts.c.identity_id)
         .where(*where)
         .order_by(accounts.c.email)
-    ).all()
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    rows = conn.execute(query).all()
+    held_by: sa.ColumnElement[bool] = account_entitlements.c.account_id.in_(
+        [row.id for row in rows] if limit is not None else sa.select(accounts.c.id).where(*where)
+    )
     site_rows = conn.execute(
         sa.select(account_entitlements.c.account_id, entitlement_values.c.value)
         .join(entitlement_values, entitlement_values.c.id == account_entitlements.c.value_id)
@@ -215,7 +234,7 @@ def account_records(
             entitlement_types.c.endpoint_id == endpoint_id,
             entitlement_types.c.name == EntitlementType.SITE.value,
             entitlement_values.c.status == EntitlementStatus.ACTIVE.value,
-            account_entitlements.c.account_id.in_(sa.select(accounts.c.id).where(*where)),
+            held_by,
         )
     )
     sites: dict[int, list[str]] = {}

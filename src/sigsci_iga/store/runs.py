@@ -203,6 +203,24 @@ class Runs:
         with self._db.read() as conn:
             return [_run_record(row) for row in conn.execute(query)]
 
+    def latest_finished(self) -> builtins.list[RunRecord]:
+        """The newest finished run of every endpoint and mode (for statistics)."""
+        newest = (
+            sa.select(sa.func.max(import_runs.c.id))
+            .where(import_runs.c.finished_at.is_not(None))
+            .group_by(import_runs.c.endpoint_id, import_runs.c.mode)
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(_runs_query().where(import_runs.c.id.in_(newest)))
+            return [_run_record(row) for row in rows]
+
+    def count_by_status(self) -> dict[str, int]:
+        with self._db.read() as conn:
+            rows = conn.execute(
+                sa.select(import_runs.c.status, sa.func.count()).group_by(import_runs.c.status)
+            )
+            return {str(status): int(n) for status, n in rows}
+
     def _run_row(self, conn: Connection, run_id: int) -> Row[Any]:
         row = conn.execute(sa.select(import_runs).where(import_runs.c.id == run_id)).first()
         if row is None:

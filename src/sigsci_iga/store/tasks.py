@@ -325,6 +325,33 @@ class Tasks:
             insert_journal(conn, [entry], now)
             return task_record(task_row(conn, task_id))
 
+    def statistics(self) -> builtins.list[tuple[str, str, int, int]]:
+        """(state, operation, tasks, attempts) for every pair that has tasks."""
+        query = sa.select(
+            tasks.c.state,
+            tasks.c.operation,
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(tasks.c.attempts), 0),
+        ).group_by(tasks.c.state, tasks.c.operation)
+        with self._db.read() as conn:
+            return [(str(s), str(o), int(n), int(a)) for s, o, n, a in conn.execute(query)]
+
+    def due_endpoints(self, now: datetime) -> builtins.list[str]:
+        """Names of the endpoints with a task a worker could claim now."""
+        due = sa.or_(
+            sa.and_(tasks.c.state == "new", tasks.c.next_attempt_at <= now),
+            sa.and_(tasks.c.state == "in_progress", tasks.c.lease_until < now),
+        )
+        query = (
+            sa.select(endpoints.c.name)
+            .join(tasks, tasks.c.endpoint_id == endpoints.c.id)
+            .where(due, endpoints.c.retired_at.is_(None))
+            .distinct()
+            .order_by(endpoints.c.name)
+        )
+        with self._db.read() as conn:
+            return [str(name) for (name,) in conn.execute(query)]
+
     def get(self, task_id: int) -> TaskRecord:
         with self._db.read() as conn:
             return task_record(task_row(conn, task_id))

@@ -1,0 +1,97 @@
+"""An import's diff as an itemised plan: one item per account, entitlement or link change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from sigsci_iga.domain.diff import AccountChange, Diff, EntitlementChange, FieldChange
+from sigsci_iga.domain.model import JsonValue
+
+#: Order of the actions in a plan: additions first, then changes, then removals.
+ACTIONS: tuple[str, ...] = (
+    "add_account",
+    "reactivate_account",
+    "change_account",
+    "suspend_account",
+    "add_entitlement",
+    "reactivate_entitlement",
+    "change_entitlement",
+    "inactivate_entitlement",
+    "add_link",
+    "remove_link",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """One change: what happens (`action`) to which object, with each field's old and new value."""
+
+    action: str
+    object: str
+    key: str
+    changes: tuple[FieldChange, ...] = ()
+
+    def to_json(self) -> dict[str, JsonValue]:
+        return {
+            "action": self.action,
+            "object": self.object,
+            "key": self.key,
+            "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in self.changes],
+        }
+
+
+def _account(action: str, change: AccountChange) -> PlanItem:
+    return PlanItem(action, "account", change.email, change.changes)
+
+
+def _entitlement(action: str, change: EntitlementChange) -> PlanItem:
+    return PlanItem(action, change.type, change.value, change.changes)
+
+
+def plan_items(diff: Diff) -> Iterator[PlanItem]:
+    """Every change of the diff, in `ACTIONS` order, each group sorted by key."""
+    for snapshot in sorted(diff.accounts_added, key=lambda a: a.email):
+        fields = snapshot.field_values()
+        yield PlanItem(
+            "add_account",
+            "account",
+            snapshot.email,
+            tuple(FieldChange(name, None, fields[name]) for name in ("name", "role", "status")),
+        )
+    for action, group in (
+        ("reactivate_account", diff.accounts_reactivated),
+        ("change_account", diff.accounts_changed),
+        ("suspend_account", diff.accounts_suspended),
+    ):
+        yield from (_account(action, c) for c in sorted(group, key=lambda c: c.email))
+    for new in sorted(diff.entitlements_added, key=lambda e: (e.type, e.value)):
+        yield PlanItem(
+            "add_entitlement",
+            new.type,
+            new.value,
+            (FieldChange("display_name", None, new.display_name),),
+        )
+    for action, entitlements in (
+        ("reactivate_entitlement", diff.entitlements_reactivated),
+        ("change_entitlement", diff.entitlements_changed),
+        ("inactivate_entitlement", diff.entitlements_inactivated),
+    ):
+        ordered = sorted(entitlements, key=lambda e: (e.type, e.value))
+        yield from (_entitlement(action, e) for e in ordered)
+    for action, links in (("add_link", diff.links_added), ("remove_link", diff.links_removed)):
+        for link in sorted(links):
+            yield PlanItem(action, "link", f"{link.email} {link.type}:{link.value}")
+
+
+def plan_json(diff: Diff, *, limit: int | None = None) -> dict[str, Any]:
+    """The plan as JSON: counts per action, and the items (the first `limit`, if given)."""
+    counts = dict.fromkeys(ACTIONS, 0)
+    items: list[dict[str, JsonValue]] = []
+    for item in plan_items(diff):
+        counts[item.action] += 1
+        if limit is None or len(items) < limit:
+            items.append(item.to_json())
+    total = sum(counts.values())
+    return {"counts": counts, "total": total, "items": items, "truncated": len(items) < total}
