@@ -174,7 +174,7 @@ def test_deleting_a_user_returns_none_for_the_204(sim: Sim) -> None:
 def test_lists_sites_over_several_pages_with_one_call_per_page(
     make_sim: SimFactory, mode: str, sites: int, limit: int, expected_calls: int
 ) -> None:
-    sim = make_sim(mode, sites=sites)
+    sim = make_sim(mode, sites=sites, sites_total_count=True, sites_next_links=True)
 
     async def go() -> list[str]:
         async with sim.client() as client:
@@ -222,7 +222,7 @@ def test_an_unknown_user_is_not_found_whether_the_server_says_400_or_404(
         async with sim.client() as client:
             error = await raises(NotFoundError, client.get_user("nobody@example.com"))
             assert error.status == status
-            assert error.message == "User not found"
+            assert error.message == "ID not found"
             await raises(NotFoundError, client.get_user_memberships("nobody@example.com"))
             await raises(NotFoundError, client.delete_user("nobody@example.com"))
 

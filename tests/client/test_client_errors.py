@@ -245,7 +245,7 @@ def test_a_next_link_leaving_the_api_is_refused_without_being_requested(
 def test_a_site_page_link_leaving_the_api_is_refused_without_being_requested(
     make_sim: SimFactory, mode: str
 ) -> None:
-    sim = make_sim(mode, sites=5)
+    sim = make_sim(mode, sites=5, sites_next_links=True)
     sim.response_hook = _rewrite_next("https://evil.example/api/v0/corps/testcorp/sites?page=2")
 
     async def go() -> None:
@@ -259,7 +259,7 @@ def test_a_site_page_link_leaving_the_api_is_refused_without_being_requested(
 def test_a_token_the_server_echoes_back_is_scrubbed_from_errors_and_call_records(
     sim: Sim,
 ) -> None:
-    # An API token that is also the text the server repeats in its message ("User not found: X").
+    # An API token that is also the text the server repeats in its message ("ID not found: X").
     echoed = "echoed-token@example.com"
     sim.state.add_api_token(DEMO_EMAIL, echoed)
     site = sorted(sim.state.sites)[0]
@@ -268,7 +268,7 @@ def test_a_token_the_server_echoes_back_is_scrubbed_from_errors_and_call_records
         async with sim.client(token=SecretStr(echoed)) as client:
             error = await raises(NotFoundError, client.add_site_members(site, [echoed]))
         assert echoed not in str(error)
-        assert error.message == "User not found: ***"
+        assert error.message == "ID not found: ***"
 
     run(go())
     assert sim.records

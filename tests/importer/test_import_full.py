@@ -43,7 +43,9 @@ def test_a_full_import_stores_exactly_the_simulators_users_sites_and_roles(
 def test_a_full_import_costs_one_users_call_plus_one_call_per_page_of_sites(
     sqlite_repo: Repository, sites: int, page_size: int
 ) -> None:
-    corp = SimCorp.create(users=12, sites=sites, seed=3)
+    corp = SimCorp.create(
+        users=12, sites=sites, seed=3, sites_total_count=True, sites_next_links=True
+    )
     corp.site_page_size = page_size
     corp.register(sqlite_repo)
 
