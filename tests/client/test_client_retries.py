@@ -82,8 +82,9 @@ def test_every_page_of_a_listing_is_retried_on_its_own(sim: Sim) -> None:
 
     run_names = run(go())
     assert run_names == list(sim.state.sites)
-    # First page: one 500 + one success; second page: one drop + one success; third page: one.
-    assert sim.calls("GET /corps/{corp}/sites") == 5
+    # First page: one 500 + one success; second page: one drop + one success; third page and
+    # the empty page that ends a data-only list: one each.
+    assert sim.calls("GET /corps/{corp}/sites") == 6
 
 
 WriteCall = Callable[[SigSciClient, Sim], Awaitable[Any]]

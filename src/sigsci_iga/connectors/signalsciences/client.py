@@ -68,6 +68,8 @@ class SiteCursor:
 
     page: int = 1
     uri: str | None = None
+    #: Sites read on the pages before, to compare with a server's totalCount.
+    seen: int = 0
 
 
 class RepeatGuard:
@@ -488,10 +490,15 @@ class SigSciClient:
         """One page of sites; `page` is 1-based."""
         path = self._corp_path("sites")
         body = await self._read(path, params={"page": page, "limit": limit}, shape="list")
+        return self._site_page(body, path)
+
+    def _site_page(self, body: Mapping[str, Any], path: str) -> Page[Site]:
+        total = body.get("totalCount")
         return Page[Site](
             items=self._parse_list(Site, body, "GET", path),
             next_uri=_next_uri(body),
-            total_count=body.get("totalCount") if isinstance(body.get("totalCount"), int) else None,
+            next_given=isinstance(body.get("next"), dict),
+            total_count=total if isinstance(total, int) and not isinstance(total, bool) else None,
         )
 
     async def site_page_at(
@@ -499,23 +506,28 @@ class SigSciClient:
     ) -> tuple[Page[Site], SiteCursor | None]:
         """Read the page a cursor names and say where the next one is (None: this was the last).
 
-        The next page is the server's `next.uri` when it gives one; otherwise the following page
-        number, unless this page came back shorter than `limit` (the API's own end-of-list sign).
+        A page shorter than `limit` may be a server's silent cap on `limit`, not the end, so the
+        end is only believed when the server says so: an empty page; a `totalCount` the sites
+        read so far reach; an empty `next` on a page reached through a next link, or on a page
+        shorter than asked. Otherwise the following page number is read: a server that gives
+        neither `totalCount` nor `next` costs one call more per listing (the empty last page).
         """
         if cursor.uri:
             path, params = self._split_next(cursor.uri, "sites")
-            body = await self._read(path, params=params, shape="list")
-            page = Page[Site](
-                items=self._parse_list(Site, body, "GET", path), next_uri=_next_uri(body)
-            )
+            page = self._site_page(await self._read(path, params=params, shape="list"), path)
         else:
             page = await self.sites_page(cursor.page, limit)
-        following = cursor.page + 1
+        seen = cursor.seen + len(page.items)
+        following = SiteCursor(page=cursor.page + 1, seen=seen)
+        if not page.items:
+            return page, None
         if page.next_uri:
-            return page, SiteCursor(page=following, uri=page.next_uri)
-        if cursor.uri is None and len(page.items) >= limit and page.items:
-            return page, SiteCursor(page=following)
-        return page, None
+            return page, SiteCursor(page=following.page, uri=page.next_uri, seen=seen)
+        if page.total_count is not None:
+            return page, None if seen >= page.total_count else following
+        if page.next_given and (cursor.uri is not None or len(page.items) < limit):
+            return page, None
+        return page, following
 
     async def iter_site_pages(
         self, *, limit: int = DEFAULT_SITE_PAGE_SIZE

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -75,7 +76,7 @@ def change_from_event(event: ActivityEvent) -> ChangeEvent:
 
 
 class SignalSciencesConnector:
-    """Full reads cost 1 + ceil(sites / page size) calls: users with memberships, then site pages."""
+    """Full reads: the users list with memberships, then site pages (see `site_page_at`)."""
 
     kind = "signalsciences"
     #: Owners are members of every site without a membership event; a new site changes them too.
@@ -116,19 +117,8 @@ class SignalSciencesConnector:
     async def sites_page(self, cursor: str | None) -> PageResult[SiteSnapshot]:
         at = SiteCursor() if cursor is None else SiteCursor(**json.loads(cursor))
         page, following = await self.client.site_page_at(at, limit=self.site_page_size)
-        if (
-            following is not None
-            and following.uri is None
-            and page.total_count is not None
-            and at.page * self.site_page_size >= page.total_count
-        ):
-            # A full page without a next link: the server's totalCount says it was the last one,
-            # so do not spend a call on an empty page.
-            following = None
         sites = [site_from_api(s) for s in page.items]
-        next_cursor = (
-            json.dumps({"page": following.page, "uri": following.uri}) if following else None
-        )
+        next_cursor = json.dumps(dataclasses.asdict(following)) if following else None
         return PageResult(sites, next_cursor, [s.name for s in sites])
 
     async def read_account(self, email: str) -> AccountSnapshot | None:

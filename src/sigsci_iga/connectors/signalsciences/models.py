@@ -226,4 +226,6 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_uri: str | None = None
+    #: The server sent a `next` link at all (an empty one says "last page").
+    next_given: bool = False
     total_count: int | None = None
