@@ -15,7 +15,6 @@ from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.errors import (
     AuthError,
     InvalidInputError,
-    RateLimitedError,
     TransientError,
 )
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN
@@ -195,24 +194,36 @@ def test_a_read_waits_as_long_as_retry_after_says_instead_of_its_own_backoff(
     assert float(retry_after) - 0.05 <= gap < 10.0
 
 
-def test_only_retryable_errors_back_off_and_retry_after_sets_the_wait() -> None:
+def test_only_retryable_errors_back_off_and_a_failures_retry_after_is_capped() -> None:
+    waits: list[float] = []
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": "86400"}, json={"message": "later"}),
+            httpx.Response(200, json={"name": DEMO_CORP}),
+            httpx.Response(401, json={"message": "no"}),
+        ]
+    )
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
     async def go() -> None:
         async with SigSciClient(
-            base_url="http://unused", corp=DEMO_CORP, email=DEMO_EMAIL, token=SecretStr("t0ken")
+            base_url="http://mock",
+            corp=DEMO_CORP,
+            email=DEMO_EMAIL,
+            token=SecretStr("t0ken"),
+            transport=httpx.MockTransport(lambda request: next(answers)),
+            retry_wait_max=30.0,
+            sleep=sleep,
         ) as client:
-            throttled = RateLimitedError(
-                method="GET", path="/p", status=429, message="slow", retry_after=2.5
-            )
-            plain = RateLimitedError(method="GET", path="/p", status=429, message="slow")
-            broken = TransientError(method="GET", path="/p", status=500, message="oops")
-            refused = AuthError(method="GET", path="/p", status=401, message="no")
-            assert client._backoff(throttled) == 2.5
-            assert client._backoff(plain) is True
-            assert client._backoff(broken) is True
-            assert client._backoff(refused) is False
-            assert client._backoff(ValueError("not ours")) is False
+            assert (await client.get_corp()).name == DEMO_CORP
+            await raises(AuthError, client.get_corp())
+            assert client.total_calls == 3
 
     run(go())
+    # A day's Retry-After from a hostile server is cut to the longest wait; a 401 is not retried.
+    assert waits == [30.0]
 
 
 BAD_EMAILS = [

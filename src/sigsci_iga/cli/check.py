@@ -61,7 +61,11 @@ def check(settings: Settings) -> CheckReport:
     async def go() -> CheckReport:
         # A check should answer quickly: two tries, short waits.
         async with SigSciClient.from_settings(
-            settings, read_attempts=2, retry_wait_initial=0.2, retry_wait_max=1.0
+            settings,
+            read_attempts=2,
+            retry_wait_initial=0.2,
+            retry_wait_max=1.0,
+            throttle_patience=5.0,
         ) as client:
             return await run_check(settings, client)
 

@@ -1,15 +1,18 @@
 """Async client for the Signal Sciences API v0: the endpoints identity governance needs.
 
-Reads are retried with exponential backoff and jitter; writes are sent once (the task queue owns
-their retries). Redirects are never followed. Every status code is interpreted in `responses`.
+Reads are retried with exponential backoff and jitter (a bounded number of tries for failures,
+a bounded time for throttling: see `backoff`); writes are sent once (the task queue owns their
+retries). Redirects are never followed. Every status code is interpreted in `responses`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -17,9 +20,9 @@ from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-import stamina
 from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
 
+from sigsci_iga.connectors.signalsciences.backoff import ReadRetry
 from sigsci_iga.connectors.signalsciences.limits import RequestLimiter
 from sigsci_iga.connectors.signalsciences.models import (
     ActivityEvent,
@@ -157,7 +160,13 @@ class SigSciClient:
         read_attempts: int = 5,
         retry_wait_initial: float = 0.5,
         retry_wait_max: float = 30.0,
+        throttle_patience: float = 100.0,
+        throttle_wait_max: float = 15.0,
+        retry_jitter: float = 0.25,
         observers: Sequence[CallObserver] = (),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         if token is None and password is None:
             raise ConfigError("an API token (or a password for session login) is required")
@@ -174,9 +183,18 @@ class SigSciClient:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
         self._limiter = RequestLimiter(rate_limit_per_minute, max_concurrency)
-        self._read_attempts = read_attempts
-        self._wait_initial = retry_wait_initial
-        self._wait_max = retry_wait_max
+        self._retry = ReadRetry(
+            attempts=read_attempts,
+            wait_initial=retry_wait_initial,
+            wait_max=retry_wait_max,
+            throttle_patience=throttle_patience,
+            throttle_wait_max=throttle_wait_max,
+            jitter=retry_jitter,
+        )
+        # Injectable so tests can prove minutes of backing off without waiting for them.
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311  # jitter, not security
         self.observers: list[CallObserver] = list(observers)
         #: Calls sent, by "METHOD /path/template"; retries count as separate calls.
         self.calls: Counter[str] = Counter()
@@ -318,13 +336,6 @@ class SigSciClient:
                 method, path, params=params, json_body=json_body, parse=parse
             )
 
-    def _backoff(self, exc: Exception) -> bool | float:
-        if isinstance(exc, ApiError) and exc.retryable:
-            if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
-                return exc.retry_after
-            return True
-        return False
-
     async def _read(
         self,
         path: str,
@@ -334,22 +345,41 @@ class SigSciClient:
         parse: BodyParser | None = None,
     ) -> Any:
         """GET with retries; returns the parsed body checked against the expected envelope."""
-        async for attempt in stamina.retry_context(
-            on=self._backoff,
-            attempts=self._read_attempts,
-            timeout=None,
-            wait_initial=self._wait_initial,
-            wait_max=self._wait_max,
-        ):
-            with attempt:
+        retry = self._retry
+        failures = 0
+        throttles = 0
+        throttled_since: float | None = None
+        while True:
+            try:
                 reply = await self._request("GET", path, params=params, parse=parse)
-                if parse is not None:
-                    return reply.body
-                shown = path + (
-                    "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
+            except RateLimitedError as exc:
+                now = self._clock()
+                throttled_since = now if throttled_since is None else throttled_since
+                throttles += 1
+                wait = retry.throttle_wait(
+                    throttles, exc.retry_after, now - throttled_since, self._rng
                 )
-                return expect_shape("GET", shown, reply.status, reply.body, shape)
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+                if wait is None:
+                    raise RateLimitedError(
+                        method=exc.method,
+                        path=exc.path,
+                        status=exc.status,
+                        message=f"{exc.message}; still throttled {now - throttled_since:.0f} s "
+                        f"after the first refusal ({throttles} tries), giving up",
+                        retry_after=exc.retry_after,
+                    ) from None
+                await self._sleep(wait)
+                continue
+            except ApiError as exc:
+                failures += 1
+                if not exc.retryable or failures >= retry.attempts:
+                    raise
+                await self._sleep(retry.failure_wait(failures, exc.retry_after, self._rng))
+                continue
+            if parse is not None:
+                return reply.body
+            shown = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+            return expect_shape("GET", shown, reply.status, reply.body, shape)
 
     async def _write(self, method: str, path: str, json_body: Any = None) -> Any:
         """Send a write once; returns the parsed body, or None for 204/empty."""
