@@ -15,6 +15,7 @@ from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.errors import (
     AuthError,
     InvalidInputError,
+    NotFoundError,
     TransientError,
 )
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN
@@ -308,7 +309,7 @@ def test_a_plus_in_an_email_is_sent_percent_encoded_and_still_finds_the_user(sim
 
     async def go() -> None:
         async with sim.client() as client:
-            user = await client.get_user("First+Tag@Example.com")
+            user = await client.get_user("first+tag@example.com")
             assert user.email == "first+tag@example.com"
             assert user.site_names == [site]
             await client.remove_site_member(site, "first+tag@example.com")
@@ -323,14 +324,26 @@ def test_a_plus_in_an_email_is_sent_percent_encoded_and_still_finds_the_user(sim
     assert sim.state.get_user("first+tag@example.com") is None
 
 
-def test_emails_are_lower_cased_before_they_are_sent(sim: Sim) -> None:
+def test_emails_are_sent_as_spelled_and_read_back_lower_cased_with_the_servers_spelling(
+    sim: Sim,
+) -> None:
+    site = _site(sim)
+
     async def go() -> None:
         async with sim.client() as client:
             invited = await client.invite_user("Mixed.Case@Example.com", role="user", sites=[])
             assert invited is not None
-            assert invited.email == "mixed.case@example.com"
+            assert (invited.email, invited.raw_email) == (
+                "mixed.case@example.com",
+                "Mixed.Case@Example.com",
+            )
+            await client.add_site_members(site, ["Mixed.Case@Example.com"])
+            user = await client.get_user("Mixed.Case@Example.com")
+            assert user.site_names == [site]
+            await raises(NotFoundError, client.get_user("mixed.case@example.com"))
 
     run(go())
-    assert sim.requests[0].url.path == "/api/v0/corps/testcorp/users/mixed.case@example.com/invite"
-    assert sim.state.get_user("mixed.case@example.com") is not None
-    assert "Mixed.Case@Example.com" not in sim.state.users
+    assert [r.url.path for r in sim.requests[:1]] == [
+        "/api/v0/corps/testcorp/users/Mixed.Case@Example.com/invite"
+    ]
+    assert sim.state.users["Mixed.Case@Example.com"].sites == {site}

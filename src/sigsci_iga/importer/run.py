@@ -233,9 +233,16 @@ class Importer:
             emails = sorted(
                 named | _implied_rereads(view, changed_sites, removed_sites, self.connector)
             )
+            # A target that matches emails exactly knows a user by one spelling only: the one its
+            # events write (the newest wins). It is taken as final unless the last import saw
+            # another; accounts no event names are tried as last read, and checked if not found.
+            spelled = {e.email: e.spelling for e in events if e.email and e.spelling}
             changed_accounts: dict[str, AccountSnapshot | None] = {}
             for done, email in enumerate(emails, 1):
-                account = await self.connector.read_account(email)
+                held = view.accounts.get(email)
+                address = spelled.get(email) or (held.address if held is not None else email)
+                confirmed = email in spelled and (held is None or held.address == address)
+                account = await self.connector.read_account(address, confirmed=confirmed)
                 if account is not None:
                     changed_accounts[email] = account
                 elif email in removed_emails:

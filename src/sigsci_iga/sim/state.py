@@ -635,6 +635,26 @@ class SimState:
             self._changed(user.email)
             return user
 
+    def respell(self, email: str, spelling: str) -> UserRecord:
+        """Store a user's email in another case, silently, for tests (a server may re-case one)."""
+        with self.lock:
+            user = self._require_user(email)
+            if spelling.lower() != user.email.lower():
+                raise SimError(400, "only the case of an email can change")
+            del self.users[user.email]
+            for site in user.sites:
+                self.sites[site].members.discard(user.email)
+                self.sites[site].members.add(spelling)
+            for store in (self.api_tokens, self.sessions):
+                for token, cred in list(store.items()):
+                    if cred.email == user.email:
+                        store[token] = Credential(spelling, cred.created)
+            user.email = spelling
+            self.users[spelling] = user
+            self._folded[spelling.lower()] = spelling
+            self._changed(everyone=True)
+            return user
+
     def change_role(self, email: str, role: str, *, actor: str | None = None) -> UserRecord:
         """Change a user's corp role (emits userUpdated with role/oldRole)."""
         return self.update_user(email, role=role, actor=actor)

@@ -38,6 +38,7 @@ from sigsci_iga.connectors.signalsciences.models import (
 from sigsci_iga.connectors.signalsciences.paths import (
     API_PREFIX,
     api_path,
+    check_email,
     check_segment,
     normalize_email,
 )
@@ -448,12 +449,13 @@ class SigSciClient:
         return users
 
     async def get_user(self, email: str, *, expand_memberships: bool = True) -> User:
-        path = self._corp_path("users", (normalize_email(email), "email"))
+        """One user, named as the server spells the email (some servers match it exactly)."""
+        path = self._corp_path("users", (check_email(email), "email"))
         params = {"expand": "memberships"} if expand_memberships else None
         return self._parse(User, await self._read(path, params=params), "GET", path)
 
     async def get_user_memberships(self, email: str) -> list[Membership]:
-        path = self._corp_path("users", (normalize_email(email), "email"), "memberships")
+        path = self._corp_path("users", (check_email(email), "email"), "memberships")
         body = await self._read(path, shape="list")
         return self._parse_list(Membership, body, "GET", path)
 
@@ -464,7 +466,7 @@ class SigSciClient:
 
     def user_path(self, email: str, *rest: str) -> str:
         """Path of a corp user (checked and encoded), optionally with literal words after it."""
-        return self._corp_path("users", (normalize_email(email), "email"), *rest)
+        return self._corp_path("users", (check_email(email), "email"), *rest)
 
     def site_path(self, site: str, *rest: str) -> str:
         """Path of a site (checked and encoded), optionally with literal words after it."""
@@ -476,7 +478,7 @@ class SigSciClient:
             "sites",
             (_checked_site(site), "site name"),
             "members",
-            (normalize_email(email), "email"),
+            (check_email(email), "email"),
             *rest,
         )
 
@@ -498,7 +500,7 @@ class SigSciClient:
         api_user: bool | None = None,
     ) -> User | None:
         """PATCH a corp user. `sites`, when given, REPLACES the whole membership set."""
-        path = self._corp_path("users", (normalize_email(email), "email"))
+        path = self._corp_path("users", (check_email(email), "email"))
         body: dict[str, Any] = {}
         if role is not None:
             body["role"] = _role_for_write(role)
@@ -583,7 +585,7 @@ class SigSciClient:
 
     async def add_site_members(self, site: str, emails: Iterable[str]) -> list[SiteMember]:
         """Add existing corp users to a site in one call (never touches their other sites)."""
-        members = sorted({normalize_email(e) for e in emails})
+        members = sorted({check_email(e) for e in emails})
         if not members:
             raise InvalidInputError("add_site_members needs at least one email")
         path = self.site_path(site, "members")
@@ -597,7 +599,7 @@ class SigSciClient:
             "sites",
             (_checked_site(site), "site name"),
             "members",
-            (normalize_email(email), "email"),
+            (check_email(email), "email"),
             "invite",
         )
         data = await self._write("POST", path, {"role": _role_for_write(role)})
@@ -608,7 +610,7 @@ class SigSciClient:
             "sites",
             (_checked_site(site), "site name"),
             "members",
-            (normalize_email(email), "email"),
+            (check_email(email), "email"),
         )
         await self._write("DELETE", path)
 

@@ -25,7 +25,7 @@ from sigsci_iga.connectors.signalsciences.client import (
     SiteCursor,
 )
 from sigsci_iga.connectors.signalsciences.models import ActivityEvent, Site, User, UserStatus
-from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
+from sigsci_iga.domain.model import SERVER_EMAIL, AccountSnapshot, SiteSnapshot
 from sigsci_iga.errors import NotFoundError, UnexpectedResponseError
 
 #: Event types whose meaning is "this user is gone" (a re-read must still confirm it).
@@ -44,6 +44,9 @@ def account_from_user(user: User) -> AccountSnapshot:
         extra["auth_status"] = user.auth_status
     if user.corp_auth_type is not None:
         extra["corp_auth_type"] = user.corp_auth_type
+    if user.raw_email and user.raw_email != user.email:
+        # Only when it differs: calls must name the user this way on a case-sensitive server.
+        extra[SERVER_EMAIL] = user.raw_email
     return AccountSnapshot(
         email=user.email,
         name=user.name,
@@ -63,15 +66,17 @@ def site_from_api(site: Site) -> SiteSnapshot:
 def change_from_event(event: ActivityEvent) -> ChangeEvent:
     data = event.msg_data
     email = data.get("email") or data.get("userEmail")
+    spelling = email.strip() if isinstance(email, str) and email.strip() else None
     site = data.get("siteName") or data.get("site")
     return ChangeEvent(
         id=event.id,
         kind=event.event_type,
         created=event.created,
-        email=str(email).lower() if isinstance(email, str) and email else None,
+        email=spelling.lower() if spelling else None,
         site=str(site) if isinstance(site, str) and site else None,
         removes_account=event.event_type in USER_REMOVED_EVENTS,
         removes_site=event.event_type in SITE_REMOVED_EVENTS,
+        spelling=spelling,
     )
 
 
@@ -121,11 +126,22 @@ class SignalSciencesConnector:
         next_cursor = json.dumps(dataclasses.asdict(following)) if following else None
         return PageResult(sites, next_cursor, [s.name for s in sites])
 
-    async def read_account(self, email: str) -> AccountSnapshot | None:
+    async def read_account(self, email: str, *, confirmed: bool = False) -> AccountSnapshot | None:
+        """One GET by `email` as spelled; an unconfirmed "not found" is checked in the list.
+
+        A server that matches emails exactly answers "not found" for `mixed.case@x` when it
+        stores `Mixed.Case@x`; reading that as "gone" would end a leaver request without
+        removing anyone. So unless the spelling came from the server, the users list (one call,
+        itself checked to include the caller) decides.
+        """
         try:
             return account_from_user(await self.client.get_user(email, expand_memberships=True))
         except NotFoundError:
-            return None
+            if confirmed:
+                return None
+        page = await self.accounts_page(None)
+        key = email.lower()
+        return next((a for a in page.items if a.email == key), None)
 
     async def read_site(self, name: str) -> SiteSnapshot | None:
         try:

@@ -26,12 +26,17 @@ def check_segment(value: str, what: str) -> str:
     return value
 
 
-def normalize_email(email: str) -> str:
-    """Lower-case and check an email used as an identity key and path segment."""
-    value = check_segment(email, "email").lower()
+def check_email(email: str) -> str:
+    """Check an email used as a path segment; its case is kept (servers may match it exactly)."""
+    value = check_segment(email, "email")
     if value.count("@") != 1 or value.startswith("@") or value.endswith("@"):
         raise InvalidInputError(f"email {email!r} is not an email address")
     return value
+
+
+def normalize_email(email: str) -> str:
+    """Check and lower-case an email used as an identity key."""
+    return check_email(email).lower()
 
 
 def api_path(*segments: tuple[str, str] | str) -> str:
