@@ -42,6 +42,11 @@ class ChangeEvent:
     removes_site: bool = False
     spelling: str | None = None
 
+    @property
+    def is_membership(self) -> bool:
+        """A user added to or removed from a site: the event names both (and is not a deletion)."""
+        return bool(self.email and self.site) and not self.removes_site
+
 
 @dataclass(frozen=True)
 class ChangeBatch:
@@ -78,8 +83,8 @@ class Connector(Protocol):
         """Re-read one site; None only when the target says it does not exist."""
         ...
 
-    async def changes_since(self, since: datetime) -> ChangeBatch:
-        """Activity since `since`; raises if the feed cannot be read completely."""
+    async def changes_since(self, since: datetime, *, site: str | None = None) -> ChangeBatch:
+        """The corp's activity since `since`, or one site's; raises unless read completely."""
         ...
 
 

@@ -806,7 +806,7 @@ class RestConnector:
         record = get_path(reply.body, cached_path(spec.read.record_path))
         return SiteSnapshot(*self._value(type_name, record))
 
-    async def changes_since(self, since: datetime) -> ChangeBatch:
+    async def changes_since(self, since: datetime, *, site: str | None = None) -> ChangeBatch:
         raise NotSupportedError(
             method="GET",
             path="changes",

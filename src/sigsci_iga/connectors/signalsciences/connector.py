@@ -63,11 +63,12 @@ def site_from_api(site: Site) -> SiteSnapshot:
     return SiteSnapshot(name=site.name, display_name=site.display_name)
 
 
-def change_from_event(event: ActivityEvent) -> ChangeEvent:
+def change_from_event(event: ActivityEvent, feed_site: str | None = None) -> ChangeEvent:
+    """One event as the importer needs it; on a site's feed the site is implied if not named."""
     data = event.msg_data
     email = data.get("email") or data.get("userEmail")
     spelling = email.strip() if isinstance(email, str) and email.strip() else None
-    site = data.get("siteName") or data.get("site")
+    site = data.get("siteName") or data.get("site") or feed_site
     return ChangeEvent(
         id=event.id,
         kind=event.event_type,
@@ -149,15 +150,15 @@ class SignalSciencesConnector:
         except NotFoundError:
             return None
 
-    async def changes_since(self, since: datetime) -> ChangeBatch:
+    async def changes_since(self, since: datetime, *, site: str | None = None) -> ChangeBatch:
         events: list[ChangeEvent] = []
         seen: set[str] = set()
-        async for page in self.client.iter_activity_pages(since=since, sort="asc"):
+        async for page in self.client.iter_activity_pages(site=site, since=since, sort="asc"):
             for item in page.items:
                 if item.id in seen:
                     continue
                 seen.add(item.id)
-                events.append(change_from_event(item))
+                events.append(change_from_event(item, feed_site=site))
         events.sort(key=lambda e: (e.created, e.id))
         return ChangeBatch(
             events=events,
