@@ -139,6 +139,47 @@ def test_a_site_created_in_the_window_has_its_own_feed_read_and_a_deleted_one_do
     assert_matches_sim(sqlite_repo, endpoint, corp)
 
 
+def test_a_site_deleted_and_created_again_in_the_window_has_its_new_feed_read(
+    sqlite_repo: Repository,
+) -> None:
+    corp = _corp("site")
+    endpoint = corp.register(sqlite_repo)
+    corp.run(sqlite_repo, opts=options(mode="full")).ok()
+    state = corp.state
+    site = sorted(state.sites)[2]
+    state.remove_site(site)
+    state.add_site(site)
+    joiner = next(u.email for u in state.users.values() if u.role == "user")
+    state.add_membership(joiner, site)
+
+    outcome = corp.run(sqlite_repo, opts=options())
+
+    assert outcome.ok().site_feeds_read == SITES
+    assert site in sqlite_repo.get_account(endpoint, joiner).sites
+    assert_matches_sim(sqlite_repo, endpoint, corp)
+
+
+def test_a_site_created_and_deleted_in_the_window_costs_a_not_found_but_no_full_import(
+    sqlite_repo: Repository,
+) -> None:
+    corp = _corp("site")
+    endpoint = corp.register(sqlite_repo)
+    corp.run(sqlite_repo, opts=options(mode="full")).ok()
+    state = corp.state
+    state.add_site("brief.example.com")
+    state.add_membership(
+        next(u.email for u in state.users.values() if u.role == "user"), "brief.example.com"
+    )
+    state.remove_site("brief.example.com")
+
+    outcome = corp.run(sqlite_repo, opts=options())
+
+    result = outcome.ok()
+    assert (result.mode, result.site_feeds_read) == ("incremental", SITES + 1)
+    assert "brief.example.com" not in {e.value for e in sqlite_repo.list_entitlements(endpoint)}
+    assert_matches_sim(sqlite_repo, endpoint, corp)
+
+
 def test_a_site_feed_that_cannot_be_read_falls_back_to_a_full_import(
     sqlite_repo: Repository,
 ) -> None:

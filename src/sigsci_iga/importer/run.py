@@ -31,7 +31,7 @@ from sigsci_iga.domain.model import (
     SiteSnapshot,
 )
 from sigsci_iga.domain.thresholds import Thresholds, Verdict, evaluate_thresholds
-from sigsci_iga.errors import ApiError, SigsciIgaError, UnexpectedResponseError
+from sigsci_iga.errors import ApiError, NotFoundError, SigsciIgaError, UnexpectedResponseError
 from sigsci_iga.store import Checkpoint, Repository, RunRecord
 from sigsci_iga.store.identities import correlation_rule
 
@@ -295,8 +295,8 @@ class Importer:
 
         Learned "corp" (the corp feed has shown a membership event): one feed. Otherwise, if this
         run's corp feed shows one, that settles it. Otherwise the feeds of the sites the
-        repository holds active, plus sites the corp feed says were created, minus those it says
-        were deleted, are read too; a membership event found there but missing from the corp
+        repository holds active, minus those the corp feed says were deleted, plus those it says
+        were created, are read too; a membership event found there but missing from the corp
         feed settles "sites" for good. Events seen on several feeds count once (by id).
         """
         started = self.clock()
@@ -304,19 +304,27 @@ class Importer:
         if learned == CORP_FEED or (learned is None and any(e.is_membership for e in corp.events)):
             return _Feeds(list(corp.events), CORP_FEED, 0)
         removed = {e.site for e in corp.events if e.site and e.removes_site}
-        created = {e.site for e in corp.events if e.site and not e.email and not e.removes_site}
+        # Events about a site itself (newSite and the like): it may be new, or deleted and created
+        # again within the window (the order of events in one instant is not known).
+        named = {e.site for e in corp.events if e.site and not e.email and not e.removes_site}
         governed = {
             e.value
             for e in self.repository.list_entitlements(
                 self.endpoint, type=EntitlementType.SITE.value, status=EntitlementStatus.ACTIVE
             )
         }
-        names = sorted((governed | created) - removed)
+        names = sorted((governed - removed) | named)
         slots = asyncio.Semaphore(SITE_FEED_CONCURRENCY)
 
         async def site_feed(name: str) -> ChangeBatch:
             async with slots:
-                return await self.connector.changes_since(since, site=name)
+                try:
+                    return await self.connector.changes_since(since, site=name)
+                except NotFoundError:
+                    if name not in removed:
+                        raise
+                    # Created and deleted within the window: its memberships went with it.
+                    return ChangeBatch(events=())
 
         try:
             async with asyncio.TaskGroup() as group:
