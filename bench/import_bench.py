@@ -292,7 +292,8 @@ def table(results: list[dict[str, Any]]) -> str:
     rule = "|" + "---|" * (header.count("|") - 1)
     lines = [header, rule]
     for r in results:
-        target = 1 + math.ceil(r["sites"] / r["page_size"])
+        # The simulator's default sites list has no totalCount: an empty page ends it.
+        target = 2 + math.ceil(r["sites"] / r["page_size"])
         ratio = r["full"]["seconds"] / r["fetch"]["seconds"]
         rise = r["full"]["rss_peak_mb"] - r["full"]["rss_start_mb"]
         transport = r["transport"] + (" (20 ms)" if r["transport"] == "loopback" else "")

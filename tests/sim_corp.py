@@ -60,6 +60,9 @@ class SimulatedCorp:
             "transport": inprocess_transport(self.app) if self.inprocess else None,
             "retry_wait_initial": 0.01,
             "retry_wait_max": 0.05,
+            # Throttled reads give up after half a second here, not after 100 s.
+            "throttle_wait_max": 0.05,
+            "throttle_patience": 0.5,
             # The simulator answers as fast as it can; client-side pacing is not under test.
             "rate_limit_per_minute": 1_000_000.0,
             **self.extra_client_options,

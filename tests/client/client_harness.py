@@ -166,6 +166,9 @@ class Sim:
             "read_attempts": 3,
             "retry_wait_initial": 0.01,
             "retry_wait_max": 0.05,
+            # Throttling is retried for a bounded time; test_client_throttling proves the real one.
+            "throttle_wait_max": 0.05,
+            "throttle_patience": 0.5,
             "observers": [self.records.append],
         }
         options.update(overrides)

@@ -15,7 +15,7 @@ from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.errors import (
     AuthError,
     InvalidInputError,
-    RateLimitedError,
+    NotFoundError,
     TransientError,
 )
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN
@@ -82,8 +82,9 @@ def test_every_page_of_a_listing_is_retried_on_its_own(sim: Sim) -> None:
 
     run_names = run(go())
     assert run_names == list(sim.state.sites)
-    # First page: one 500 + one success; second page: one drop + one success; third page: one.
-    assert sim.calls("GET /corps/{corp}/sites") == 5
+    # First page: one 500 + one success; second page: one drop + one success; third page and
+    # the empty page that ends a data-only list: one each.
+    assert sim.calls("GET /corps/{corp}/sites") == 6
 
 
 WriteCall = Callable[[SigSciClient, Sim], Awaitable[Any]]
@@ -194,24 +195,36 @@ def test_a_read_waits_as_long_as_retry_after_says_instead_of_its_own_backoff(
     assert float(retry_after) - 0.05 <= gap < 10.0
 
 
-def test_only_retryable_errors_back_off_and_retry_after_sets_the_wait() -> None:
+def test_only_retryable_errors_back_off_and_a_failures_retry_after_is_capped() -> None:
+    waits: list[float] = []
+    answers = iter(
+        [
+            httpx.Response(503, headers={"Retry-After": "86400"}, json={"message": "later"}),
+            httpx.Response(200, json={"name": DEMO_CORP}),
+            httpx.Response(401, json={"message": "no"}),
+        ]
+    )
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
     async def go() -> None:
         async with SigSciClient(
-            base_url="http://unused", corp=DEMO_CORP, email=DEMO_EMAIL, token=SecretStr("t0ken")
+            base_url="http://mock",
+            corp=DEMO_CORP,
+            email=DEMO_EMAIL,
+            token=SecretStr("t0ken"),
+            transport=httpx.MockTransport(lambda request: next(answers)),
+            retry_wait_max=30.0,
+            sleep=sleep,
         ) as client:
-            throttled = RateLimitedError(
-                method="GET", path="/p", status=429, message="slow", retry_after=2.5
-            )
-            plain = RateLimitedError(method="GET", path="/p", status=429, message="slow")
-            broken = TransientError(method="GET", path="/p", status=500, message="oops")
-            refused = AuthError(method="GET", path="/p", status=401, message="no")
-            assert client._backoff(throttled) == 2.5
-            assert client._backoff(plain) is True
-            assert client._backoff(broken) is True
-            assert client._backoff(refused) is False
-            assert client._backoff(ValueError("not ours")) is False
+            assert (await client.get_corp()).name == DEMO_CORP
+            await raises(AuthError, client.get_corp())
+            assert client.total_calls == 3
 
     run(go())
+    # A day's Retry-After from a hostile server is cut to the longest wait; a 401 is not retried.
+    assert waits == [30.0]
 
 
 BAD_EMAILS = [
@@ -296,7 +309,7 @@ def test_a_plus_in_an_email_is_sent_percent_encoded_and_still_finds_the_user(sim
 
     async def go() -> None:
         async with sim.client() as client:
-            user = await client.get_user("First+Tag@Example.com")
+            user = await client.get_user("first+tag@example.com")
             assert user.email == "first+tag@example.com"
             assert user.site_names == [site]
             await client.remove_site_member(site, "first+tag@example.com")
@@ -311,14 +324,26 @@ def test_a_plus_in_an_email_is_sent_percent_encoded_and_still_finds_the_user(sim
     assert sim.state.get_user("first+tag@example.com") is None
 
 
-def test_emails_are_lower_cased_before_they_are_sent(sim: Sim) -> None:
+def test_emails_are_sent_as_spelled_and_read_back_lower_cased_with_the_servers_spelling(
+    sim: Sim,
+) -> None:
+    site = _site(sim)
+
     async def go() -> None:
         async with sim.client() as client:
             invited = await client.invite_user("Mixed.Case@Example.com", role="user", sites=[])
             assert invited is not None
-            assert invited.email == "mixed.case@example.com"
+            assert (invited.email, invited.raw_email) == (
+                "mixed.case@example.com",
+                "Mixed.Case@Example.com",
+            )
+            await client.add_site_members(site, ["Mixed.Case@Example.com"])
+            user = await client.get_user("Mixed.Case@Example.com")
+            assert user.site_names == [site]
+            await raises(NotFoundError, client.get_user("mixed.case@example.com"))
 
     run(go())
-    assert sim.requests[0].url.path == "/api/v0/corps/testcorp/users/mixed.case@example.com/invite"
-    assert sim.state.get_user("mixed.case@example.com") is not None
-    assert "Mixed.Case@Example.com" not in sim.state.users
+    assert [r.url.path for r in sim.requests[:1]] == [
+        "/api/v0/corps/testcorp/users/Mixed.Case@Example.com/invite"
+    ]
+    assert sim.state.users["Mixed.Case@Example.com"].sites == {site}

@@ -117,13 +117,16 @@ class SimCorp(SimulatedCorp):
     # -- what the repository should hold, read straight from the simulator -------------------
 
     def expected_accounts(self) -> dict[str, dict[str, Any]]:
-        """email -> the fields `accounts list` shows; owners hold every site implicitly."""
+        """email -> the fields `accounts list` shows; owners hold every site implicitly.
+
+        The repository keys accounts by the lower-cased email, whatever the server's spelling.
+        """
         state = self.state
         with state.lock:
             every_site = sorted(state.sites)
             return {
-                user.email: {
-                    "email": user.email,
+                user.email.lower(): {
+                    "email": user.email.lower(),
                     "name": user.name,
                     "role": user.role,
                     "status": "active" if user.status == "active" else "pending",
@@ -211,7 +214,9 @@ def actual_sites(
 def actual_roles(repo: Repository, endpoint: str) -> dict[str, int]:
     """role -> holders, for roles someone holds (a role nobody holds any more stays listed)."""
     return {
-        e.value: e.holders for e in repo.inventory.entitlements(endpoint, type="CorpRole") if e.holders
+        e.value: e.holders
+        for e in repo.inventory.entitlements(endpoint, type="CorpRole")
+        if e.holders
     }
 
 

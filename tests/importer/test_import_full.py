@@ -40,10 +40,12 @@ def test_a_full_import_stores_exactly_the_simulators_users_sites_and_roles(
 
 
 @pytest.mark.parametrize(("sites", "page_size"), [(8, 3), (9, 3), (8, 100), (1, 1)])
-def test_a_full_import_costs_one_users_call_plus_one_call_per_page_of_sites(
+def test_a_full_import_costs_one_users_call_plus_one_call_per_page_of_sites_given_a_total(
     sqlite_repo: Repository, sites: int, page_size: int
 ) -> None:
-    corp = SimCorp.create(users=12, sites=sites, seed=3)
+    corp = SimCorp.create(
+        users=12, sites=sites, seed=3, sites_total_count=True, sites_next_links=True
+    )
     corp.site_page_size = page_size
     corp.register(sqlite_repo)
 
@@ -54,6 +56,48 @@ def test_a_full_import_costs_one_users_call_plus_one_call_per_page_of_sites(
     assert outcome.total_sim_calls == expected
     assert outcome.total_client_calls == expected
     assert outcome.sim_calls == {USERS: 1, SITES: expected - 1}
+    assert_matches_sim(sqlite_repo, corp.corp, corp)
+
+
+@pytest.mark.parametrize(
+    ("sites", "page_size", "cap"), [(8, 3, None), (9, 3, None), (8, 100, None), (12, 100, 5)]
+)
+def test_a_full_import_of_a_data_only_sites_list_costs_one_call_more_for_the_empty_last_page(
+    sqlite_repo: Repository, sites: int, page_size: int, cap: int | None
+) -> None:
+    corp = SimCorp.create(users=12, sites=sites, seed=3, site_page_max_limit=cap or 1000)
+    corp.site_page_size = page_size
+    corp.register(sqlite_repo)
+
+    outcome = corp.run(sqlite_repo, opts=options(mode="full"))
+
+    result = outcome.ok()
+    expected = 2 + math.ceil(sites / min(page_size, cap or page_size))
+    assert outcome.total_sim_calls == outcome.total_client_calls == expected
+    assert outcome.sim_calls == {USERS: 1, SITES: expected - 1}
+    assert result.sites_read == sites
+    assert_matches_sim(sqlite_repo, corp.corp, corp)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [{}, {"sites_total_count": True}, {"sites_next_links": True}],
+    ids=["data only", "totalCount", "next links"],
+)
+def test_a_server_that_silently_caps_the_site_limit_loses_no_site_in_a_full_import(
+    sqlite_repo: Repository, envelope: dict[str, bool]
+) -> None:
+    corp = SimCorp.create(users=12, sites=23, seed=3, site_page_max_limit=4, **envelope)
+    corp.register(sqlite_repo)
+    corp.run(sqlite_repo, opts=options(mode="full")).ok()
+    gone = sorted(corp.state.sites)[-1]
+    corp.state.remove_site(gone)
+
+    result = corp.run(sqlite_repo, opts=options(mode="full")).ok()
+
+    assert result.sites_read == 22
+    assert result.diff.summary()["Site"]["inactivated"] == 1
+    assert set(actual_sites(sqlite_repo, corp.corp, status="inactive")) == {gone}
     assert_matches_sim(sqlite_repo, corp.corp, corp)
 
 
@@ -142,7 +186,8 @@ def test_a_read_glitch_the_client_retries_away_changes_nothing_about_the_import(
     outcome = corp.run(sqlite_repo, opts=options(mode="full"))
 
     assert outcome.ok().run.status == "succeeded"
-    assert outcome.total_client_calls == 1 + 3 + 2  # each glitch cost one retry
+    # 8 sites in pages of 3 and the empty page that ends a data-only list; a retry per glitch.
+    assert outcome.total_client_calls == 1 + 4 + 2
     assert_matches_sim(sqlite_repo, endpoint, corp)
 
 
@@ -160,7 +205,7 @@ def test_a_full_import_over_a_real_loopback_server_matches_the_simulator(
         corp.state.add_user("late@example.com", "admin", [next(iter(corp.state.sites))])
         incremental = corp.run(repo, opts=options()).ok()
 
-    assert outcome.total_sim_calls == 1 + 2
+    assert outcome.total_sim_calls == 1 + 3  # pages of 5, 3 and the empty one that ends the list
     assert (incremental.mode, incremental.accounts_read) == ("incremental", 1)
     assert_matches_sim(repo, endpoint, corp)
 

@@ -13,6 +13,7 @@ from sigsci_iga.store import Repository
 ACTIVITY = "GET /corps/{corp}/activity"
 USER = "GET /corps/{corp}/users/{email}"
 SITE = "GET /corps/{corp}/sites/{site}"
+SITE_FEED = "GET /corps/{corp}/sites/{site}/activity"
 
 
 def _both(corp: SimCorp, repo: Repository) -> tuple[str, str]:
@@ -70,7 +71,9 @@ def test_an_incremental_import_re_reads_a_new_site_and_the_owners_who_hold_it_im
     outcome = corp.run(repo, inc, options())
 
     outcome.ok()
-    assert outcome.sim_calls == {ACTIVITY: 1, SITE: 1, USER: len(owners)}
+    # No membership event has shown which feeds carry them yet: the feeds of the 8 governed
+    # sites and of the new one are read as well.
+    assert outcome.sim_calls == {ACTIVITY: 1, SITE_FEED: 9, SITE: 1, USER: len(owners)}
     for owner in owners:
         assert "brand-new.example.com" in repo.inventory.account(inc, owner).sites
     corp.run(repo, full, options(mode="full")).ok()
@@ -88,7 +91,8 @@ def test_an_incremental_import_inactivates_a_deleted_site_and_drops_every_link_t
     outcome = corp.run(sqlite_repo, inc, options())
 
     outcome.ok()
-    assert outcome.sim_calls == {ACTIVITY: 1, SITE: 1}
+    # Site feeds too (membership events not seen yet), but not the deleted site's.
+    assert outcome.sim_calls == {ACTIVITY: 1, SITE_FEED: 7, SITE: 1}
     assert [
         e.status for e in sqlite_repo.inventory.entitlements(inc, type="Site") if e.value == doomed
     ] == ["inactive"]
@@ -121,8 +125,9 @@ def test_an_incremental_import_with_nothing_new_only_reads_the_feed(
 ) -> None:
     endpoint = corp.register(sqlite_repo)
     corp.run(sqlite_repo, opts=options(mode="full")).ok()
-    corp.state.change_role(
-        next(u.email for u in corp.state.users.values() if u.role == "user"), "admin"
+    member = next(u for u in corp.state.users.values() if u.role == "user")
+    corp.state.add_membership(
+        member.email, next(s for s in corp.state.sites if s not in member.sites)
     )
     corp.run(sqlite_repo, opts=options()).ok()
     before = state_of(sqlite_repo, endpoint)
@@ -130,7 +135,8 @@ def test_an_incremental_import_with_nothing_new_only_reads_the_feed(
     outcome = corp.run(sqlite_repo, opts=options())
 
     assert outcome.ok().diff.is_empty
-    # Events still inside the overlap window are recognised by id and not re-read.
+    # Events still inside the overlap window are recognised by id and not re-read, and the corp
+    # feed, known to carry membership events since the last run, is the only feed read.
     assert outcome.sim_calls == {ACTIVITY: 1}
     assert state_of(sqlite_repo, endpoint) == before
 
@@ -170,7 +176,8 @@ def test_a_checkpoint_older_than_the_feeds_30_days_forces_a_full_import(
         assert "30-day" in (result.fallback_reason or "")
         assert ACTIVITY not in outcome.sim_calls
     else:
-        assert outcome.sim_calls == {ACTIVITY: 1, USER: 1}
+        # A role change is no membership event: the 8 site feeds are read as well.
+        assert outcome.sim_calls == {ACTIVITY: 1, SITE_FEED: 8, USER: 1}
     assert_matches_sim(sqlite_repo, endpoint, corp)
 
 

@@ -35,7 +35,9 @@ def test_two_corps_imported_into_one_repository_each_list_only_their_own_account
     # The demo owner exists in both corps: one account per endpoint, each with its own sites.
     assert repo.inventory.account("alpha", DEMO_EMAIL).sites == sorted(alpha.state.sites)
     assert repo.inventory.account("beta", DEMO_EMAIL).sites == sorted(beta.state.sites)
-    assert {e.value for e in repo.inventory.entitlements("alpha", type="Site")} == set(alpha.state.sites)
+    assert {e.value for e in repo.inventory.entitlements("alpha", type="Site")} == set(
+        alpha.state.sites
+    )
     assert "beta-only.example.com" not in {e.value for e in repo.inventory.entitlements("alpha")}
     assert {r.endpoint for r in repo.runs.list("beta")} == {"beta"}
     assert [r.mode for r in repo.runs.list("beta")] == ["incremental", "full"]

@@ -107,9 +107,9 @@ class Corp(SimulatedCorp):
     # -- reading the simulator's own records ---------------------------------------------------
 
     def access(self, email: str) -> Access | None:
-        """(role, explicit sites) of one user, or None when the corp has no such user."""
+        """(role, explicit sites) of one user (any case), or None when the corp has no such user."""
         with self.state.lock:
-            user = self.state.users.get(email)
+            user = self.state.get_user(email)
             return None if user is None else (user.role, tuple(sorted(user.sites)))
 
     def all_access(self) -> dict[str, Access]:
@@ -134,10 +134,9 @@ class Corp(SimulatedCorp):
 
 
 def events(state: SimState, kind: str) -> list[Any]:
-    """Every activity event of one type, oldest first (the whole feed, not one page)."""
-    total, _ = state.activity(limit=1)
-    _, found = state.activity(limit=max(total, 1), descending=False)
-    return [e for e in found if e.event_type == kind]
+    """Every event of one type the simulator emitted, oldest first, whichever feeds show it."""
+    with state.lock:
+        return [e for e in state.events if e.event_type == kind]
 
 
 def invites_per_email(state: SimState) -> Counter[str]:

@@ -55,8 +55,18 @@ def _state(repo: Repository) -> dict[str, Any]:
     return {"accounts": accounts, "entitlements": entitlements}
 
 
-def test_package_import_equals_native_import(tmp_path: Path) -> None:
-    app = create_app(SimConfig(users=60, sites=12))
+@pytest.mark.parametrize(
+    "server",
+    [
+        {},
+        # A server that silently caps the sites limit loses no site through either connector.
+        {"site_page_max_limit": 5},
+        {"site_page_max_limit": 5, "sites_total_count": True, "sites_next_links": True},
+    ],
+    ids=["default", "capped", "capped with totalCount and next"],
+)
+def test_package_import_equals_native_import(tmp_path: Path, server: dict[str, Any]) -> None:
+    app = create_app(SimConfig(users=60, sites=12, **server))
     native_repo = open_repository(f"sqlite:///{tmp_path / 'native.db'}")
     rest_repo = open_repository(f"sqlite:///{tmp_path / 'rest.db'}")
     try:

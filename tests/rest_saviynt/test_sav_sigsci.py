@@ -66,7 +66,9 @@ def _accounts(repo: Repository) -> dict[str, Any]:
 
 
 def _entitlements(repo: Repository, kind: str) -> dict[str, str]:
-    return {e.value: e.display_name for e in repo.inventory.entitlements(DEMO_CORP) if e.type == kind}
+    return {
+        e.value: e.display_name for e in repo.inventory.entitlements(DEMO_CORP) if e.type == kind
+    }
 
 
 def test_import_against_the_simulator_and_its_differences_from_the_native_connector(

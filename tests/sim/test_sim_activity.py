@@ -118,6 +118,31 @@ async def test_site_membership_events_also_land_on_the_site_feed(
     assert (await _types(api)) == ["userAddedToSite"]
 
 
+@pytest.mark.parametrize(
+    ("where", "on_corp", "on_site"),
+    [("corp", True, False), ("site", False, True), ("both", True, True)],
+)
+async def test_the_membership_events_switch_picks_the_feeds_that_carry_them(
+    where: str, on_corp: bool, on_site: bool
+) -> None:
+    app = create_app(SimConfig(users=10, sites=2, membership_events=where))
+    state: SimState = app.state.sim.state
+    site = next(iter(state.sites))
+    async with httpx.AsyncClient(
+        transport=inprocess_transport(app), base_url="http://sim", headers=demo_headers()
+    ) as client:
+        await client.post(f"{CORP}/users/joiner@example.com/invite", json={"role": "user"})
+        await client.post(f"{CORP}/sites/{site}/members", json={"members": ["joiner@example.com"]})
+        await client.delete(f"{CORP}/sites/{site}/members/joiner@example.com")
+        corp_feed = await _types(client)
+        site_feed = await _types(client, f"{CORP}/sites/{site}/activity")
+    membership = ["userAddedToSite", "userRemovedFromSite"]
+    assert corp_feed == ["corpUserInvited", *(membership if on_corp else [])]
+    assert site_feed == (membership if on_site else [])
+    # The simulator's own log keeps every event whichever feeds show it.
+    assert [e.event_type for e in state.events] == ["corpUserInvited", *membership]
+
+
 async def test_events_older_than_thirty_days_are_not_returned() -> None:
     clock = FrozenClock()
     app = create_app(

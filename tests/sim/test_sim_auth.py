@@ -85,6 +85,24 @@ async def test_wrong_password_is_401_login_failed(sim_transport: httpx.AsyncBase
     assert response.json() == {"message": "Login failed"}
 
 
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"email": DEMO_EMAIL},
+        {"password": DEMO_PASSWORD},
+        {},
+        {"email": "nobody@example.com", "password": DEMO_PASSWORD},
+    ],
+)
+async def test_any_failed_login_is_401_login_failed(
+    sim_transport: httpx.AsyncBaseTransport, form: dict[str, str]
+) -> None:
+    async with _bare(sim_transport) as client:
+        response = await client.post("/api/v0/auth", data=form)
+    assert response.status_code == 401
+    assert response.json() == {"message": "Login failed"}
+
+
 async def test_logout_redirects_to_login_and_ends_the_session(
     sim_transport: httpx.AsyncBaseTransport,
 ) -> None:

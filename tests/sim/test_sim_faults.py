@@ -210,6 +210,50 @@ async def test_admin_api_shows_health_raw_users_registration_and_the_clock(
     assert (sim_state.now() - before).total_seconds() >= 86_400
 
 
+async def test_admin_api_reads_and_changes_the_switches_all_or_nothing(
+    api: httpx.AsyncClient, sim_state: SimState
+) -> None:
+    settings = (await api.get("/_sim/settings")).json()
+    assert settings["membership_events"] == "both"
+    assert settings["email_matching"] == "sensitive"
+    assert settings["not_found_status"] == 400
+    assert settings["sites_total_count"] is settings["sites_next_links"] is False
+    changed = await api.patch(
+        "/_sim/settings",
+        json={"sites_total_count": True, "site_page_max_limit": 3, "email_matching": "insensitive"},
+    )
+    assert changed.status_code == 200
+    assert changed.json() == settings | {
+        "sites_total_count": True,
+        "site_page_max_limit": 3,
+        "email_matching": "insensitive",
+    }
+    page = (await api.get(f"{CORP}/sites", params={"limit": 100})).json()
+    assert (len(page["data"]), page["totalCount"]) == (3, 8)
+    user = next(iter(sim_state.users))
+    assert (await api.get(f"{USERS}/{user.upper()}")).status_code == 200
+    for bad in (
+        {"membership_events": "nowhere"},
+        {"not_found_status": 418},
+        {"not_found_status": True},
+        {"sites_next_links": 1},
+        {"seed": 3},
+        {"site_page_max_limit": 5, "email_matching": "sometimes"},
+    ):
+        refused = await api.patch("/_sim/settings", json=bad)
+        assert refused.status_code == 400, bad
+        assert refused.json()["message"].startswith("Invalid settings")
+    assert (await api.get("/_sim/settings")).json()["site_page_max_limit"] == 3
+
+
+async def test_admin_api_can_turn_the_server_rate_limit_on_at_run_time(
+    api: httpx.AsyncClient,
+) -> None:
+    await api.patch("/_sim/settings", json={"rate_limit_per_minute": 2})
+    statuses = [(await api.get("/api/v0/corps")).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
 def test_drop_over_real_http_cuts_the_connection_mid_body(
     sim_http: httpx.Client, sim_runtime: SimRuntime
 ) -> None:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+
 import httpx
 import pytest
 from typer.testing import CliRunner
 
-from sigsci_iga.sim import FaultKind, SimConfig, demo_headers, parse_fault_spec, serve_in_thread
+from sigsci_iga.sim import (
+    FaultKind,
+    SimConfig,
+    create_app,
+    demo_headers,
+    inprocess_transport,
+    parse_fault_spec,
+    serve_in_thread,
+)
 from sigsci_iga.sim.cli import sim_app
 
 
@@ -48,3 +62,79 @@ def test_cli_serve_documents_its_options_and_rejects_bad_settings() -> None:
     assert bad.exit_code != 0
     bad_fault = runner.invoke(sim_app, ["serve", "--fault", "meteor"])
     assert bad_fault.exit_code != 0
+
+
+def test_no_response_carries_a_server_header_in_process_or_over_loopback() -> None:
+    app = create_app(SimConfig(users=5, sites=1))
+
+    async def in_process() -> httpx.Response:
+        async with httpx.AsyncClient(
+            transport=inprocess_transport(app), base_url="http://sim", headers=demo_headers()
+        ) as client:
+            return await client.get("/api/v0/corps")
+
+    responses = [asyncio.run(in_process())]
+    with serve_in_thread(app) as base_url:
+        responses.append(httpx.get(f"{base_url}/api/v0/corps", headers=demo_headers()))
+        responses.append(httpx.get(f"{base_url}/api/v0/corps"))  # a 401 too
+        responses.append(httpx.get(f"{base_url}/_sim/health"))
+    assert [r.status_code for r in responses] == [200, 200, 401, 200]
+    assert all("server" not in r.headers for r in responses)
+    assert all("date" in r.headers for r in responses[1:])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_sim_serve_applies_its_switch_flags_and_sends_no_server_header() -> None:
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "sigsci_iga", "sim", "serve", "--port", str(port),
+        "--users", "5", "--sites", "12", "--site-limit-cap", "5", "--sites-total-count",
+        "--membership-events", "site", "--email-matching", "insensitive", "--not-found-status",
+        "404", "--invite-api-user", "--update-renames",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603  # our own CLI
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                settings = httpx.get(f"{base}/_sim/settings", timeout=1)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, "sim serve exited"
+                assert time.monotonic() < deadline, "sim serve did not start"
+                time.sleep(0.1)
+        sites = httpx.get(f"{base}/api/v0/corps/testcorp/sites?limit=100", headers=demo_headers())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert "server" not in sites.headers
+    assert len(sites.json()["data"]) == 5
+    assert sites.json()["totalCount"] == 12
+    expected = {
+        "site_page_max_limit": 5,
+        "sites_total_count": True,
+        "sites_next_links": False,
+        "membership_events": "site",
+        "email_matching": "insensitive",
+        "not_found_status": 404,
+        "invite_api_user": True,
+        "update_renames": True,
+    }
+    assert {key: settings.json()[key] for key in expected} == expected
+
+
+def test_cli_serve_refuses_unknown_switch_values() -> None:
+    runner = CliRunner()
+    for args in (
+        ["--membership-events", "nowhere"],
+        ["--email-matching", "sometimes"],
+        ["--site-limit-cap", "0"],
+    ):
+        assert runner.invoke(sim_app, ["serve", *args]).exit_code != 0

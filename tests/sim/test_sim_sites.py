@@ -35,8 +35,18 @@ def _non_member(state: SimState, site: str) -> str:
     )
 
 
-async def test_sites_default_to_pages_of_ten_with_total_count_and_next_link() -> None:
+async def test_sites_default_to_pages_of_ten_with_only_a_data_list() -> None:
     async with _client(SimConfig(users=10, sites=25)) as client:
+        first = (await client.get(f"{CORP}/sites")).json()
+        assert set(first) == {"data"}
+        assert len(first["data"]) == 10
+        third = (await client.get(f"{CORP}/sites", params={"page": 3})).json()
+        assert len(third["data"]) == 5
+
+
+async def test_sites_switch_to_total_count_and_next_links() -> None:
+    config = SimConfig(users=10, sites=25, sites_total_count=True, sites_next_links=True)
+    async with _client(config) as client:
         first = (await client.get(f"{CORP}/sites")).json()
         assert len(first["data"]) == 10
         assert first["totalCount"] == 25
@@ -53,6 +63,7 @@ async def test_sites_default_to_pages_of_ten_with_total_count_and_next_link() ->
 async def test_site_pages_honour_page_and_limit_and_clamp_large_limits(
     api: httpx.AsyncClient, sim_state: SimState
 ) -> None:
+    sim_state.config.sites_next_links = True
     names = list(sim_state.sites)
     page2 = (await api.get(f"{CORP}/sites", params={"page": 2, "limit": 3})).json()
     assert [s["name"] for s in page2["data"]] == names[3:6]
@@ -66,6 +77,18 @@ async def test_site_pages_honour_page_and_limit_and_clamp_large_limits(
     assert len(huge["data"]) == 8
     bad = await api.get(f"{CORP}/sites", params={"limit": "many"})
     assert bad.status_code == 400
+
+
+async def test_a_silent_cap_returns_fewer_sites_than_asked_and_says_nothing() -> None:
+    async with _client(SimConfig(users=10, sites=12, site_page_max_limit=5)) as client:
+        pages = [
+            (await client.get(f"{CORP}/sites", params={"page": n, "limit": 100})).json()
+            for n in (1, 2, 3, 4)
+        ]
+    assert [len(p["data"]) for p in pages] == [5, 5, 2, 0]
+    assert all(set(p) == {"data"} for p in pages)
+    names = [s["name"] for p in pages for s in p["data"]]
+    assert len(set(names)) == 12
 
 
 async def test_site_objects_match_the_reference_and_the_client_model(

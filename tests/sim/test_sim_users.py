@@ -9,6 +9,7 @@ from sigsci_iga.connectors.signalsciences.models import Membership, User, UserSt
 from sigsci_iga.sim import (
     OBSERVER_EMAIL,
     SimConfig,
+    SimRuntime,
     SimState,
     create_app,
     demo_headers,
@@ -87,11 +88,11 @@ async def test_get_user_and_memberships_return_the_user_and_its_sites(
     assert all(m.role == sim_state.users[email].role and m.site.display_name for m in parsed)
 
 
-async def test_unknown_user_is_400_user_not_found_by_default(api: httpx.AsyncClient) -> None:
+async def test_unknown_user_is_400_id_not_found_by_default(api: httpx.AsyncClient) -> None:
     for path in ("", "/memberships"):
         response = await api.get(f"{CORP}/users/nobody@example.com{path}")
         assert response.status_code == 400
-        assert response.json() == {"message": "User not found"}
+        assert response.json() == {"message": "ID not found"}
 
 
 async def test_unknown_user_status_switches_to_404() -> None:
@@ -101,7 +102,7 @@ async def test_unknown_user_status_switches_to_404() -> None:
     ) as client:
         response = await client.get(f"{CORP}/users/nobody@example.com")
     assert response.status_code == 404
-    assert response.json() == {"message": "User not found"}
+    assert response.json() == {"message": "ID not found"}
 
 
 async def test_percent_encoded_emails_in_paths_are_decoded(
@@ -115,7 +116,7 @@ async def test_percent_encoded_emails_in_paths_are_decoded(
     assert (await api.get(f"{CORP}/users/jo+tag@example.com")).status_code == 200
 
 
-async def test_invite_creates_a_pending_user_with_its_sites(
+async def test_invite_creates_a_pending_user_with_its_sites_and_the_email_as_given(
     api: httpx.AsyncClient, sim_state: SimState
 ) -> None:
     sites = _sites(sim_state)[:2]
@@ -123,13 +124,50 @@ async def test_invite_creates_a_pending_user_with_its_sites(
     assert response.status_code == 200
     body = response.json()
     assert set(body) == USER_KEYS
-    assert body["email"] == "new.person@example.com"
+    assert body["email"] == "New.Person@Example.com"
     assert body["status"] == "pending"
     assert body["role"] == "user"
     assert User.model_validate(body).status is UserStatus.PENDING
-    assert sim_state.users["new.person@example.com"].sites == set(sites)
+    assert sim_state.users["New.Person@Example.com"].sites == set(sites)
     for site in sites:
-        assert "new.person@example.com" in sim_state.sites[site].members
+        assert "New.Person@Example.com" in sim_state.sites[site].members
+
+
+async def test_a_mixed_case_email_is_matched_exactly_by_default(
+    api: httpx.AsyncClient, sim_state: SimState
+) -> None:
+    site = _sites(sim_state)[0]
+    sim_state.add_user("Mixed.Case@corp.example", "user", [site])
+    exact = await api.get(f"{CORP}/users/Mixed.Case@corp.example")
+    assert exact.json()["email"] == "Mixed.Case@corp.example"
+    for path in ("", "/memberships"):
+        recased = await api.get(f"{CORP}/users/mixed.case@corp.example{path}")
+        assert (recased.status_code, recased.json()) == (400, {"message": "ID not found"})
+    for call in (
+        api.delete(f"{CORP}/sites/{site}/members/mixed.case@corp.example"),
+        api.post(f"{CORP}/sites/{site}/members", json={"members": ["mixed.case@corp.example"]}),
+        api.patch(f"{CORP}/users/mixed.case@corp.example", json={"role": "admin"}),
+        api.delete(f"{CORP}/users/mixed.case@corp.example"),
+    ):
+        assert (await call).status_code == 400
+    assert sim_state.users["Mixed.Case@corp.example"].sites == {site}
+    duplicate = await api.post(f"{CORP}/users/MIXED.CASE@corp.example/invite", json=_body(site))
+    assert duplicate.json() == {"message": "User already exists"}
+
+
+async def test_a_case_insensitive_server_finds_any_spelling_and_answers_the_stored_one() -> None:
+    app = create_app(SimConfig(users=10, sites=2, email_matching="insensitive"))
+    state: SimState = app.state.sim.state
+    site = next(iter(state.sites))
+    state.add_user("Mixed.Case@corp.example", "user", [site])
+    async with httpx.AsyncClient(
+        transport=inprocess_transport(app), base_url="http://sim", headers=demo_headers()
+    ) as client:
+        found = await client.get(f"{CORP}/users/MIXED.case@corp.example")
+        removed = await client.delete(f"{CORP}/sites/{site}/members/mixed.case@corp.example")
+    assert found.json()["email"] == "Mixed.Case@corp.example"
+    assert removed.status_code == 204
+    assert state.users["Mixed.Case@corp.example"].sites == set()
 
 
 async def test_invite_accepts_legacy_corp_role_names(
@@ -205,6 +243,30 @@ async def test_put_updates_like_patch_and_changes_the_role(
     assert sim_state.users[email].sites == before  # no memberships key: the set is kept
 
 
+async def test_updates_ignore_a_name_unless_renames_are_switched_on(
+    api: httpx.AsyncClient, sim_state: SimState, sim_runtime: SimRuntime
+) -> None:
+    email = _first_user(sim_state)
+    name = sim_state.users[email].name
+    ignored = await api.patch(f"{CORP}/users/{email}", json={"name": "New Name"})
+    assert (ignored.status_code, ignored.json()["name"]) == (200, name)
+    assert sim_state.events == []
+    sim_runtime.config.update_renames = True
+    renamed = await api.patch(f"{CORP}/users/{email}", json={"name": "New Name"})
+    assert renamed.json()["name"] == "New Name"
+
+
+async def test_invites_ignore_api_user_unless_switched_on(
+    api: httpx.AsyncClient, sim_state: SimState, sim_runtime: SimRuntime
+) -> None:
+    body = {"role": "user", "apiUser": True}
+    ignored = await api.post(f"{CORP}/users/plain@example.com/invite", json=body)
+    assert ignored.json()["apiUser"] is False
+    sim_runtime.config.invite_api_user = True
+    honoured = await api.post(f"{CORP}/users/robot@example.com/invite", json=body)
+    assert honoured.json()["apiUser"] is True
+
+
 async def test_promoting_to_owner_grants_every_site_implicitly(
     api: httpx.AsyncClient, sim_state: SimState
 ) -> None:
@@ -228,7 +290,7 @@ async def test_delete_user_is_204_with_an_empty_body_and_removes_its_memberships
     assert all(email not in sim_state.sites[s].members for s in sites)
     again = await api.delete(f"{CORP}/users/{email}")
     assert again.status_code == 400
-    assert again.json() == {"message": "User not found"}
+    assert again.json() == {"message": "ID not found"}
 
 
 async def test_get_and_delete_tolerate_a_json_content_type_without_a_body(

@@ -80,6 +80,10 @@ def test_an_endpoint_keeps_settings_and_checkpoint_but_refuses_secrets(
     assert endpoint.settings == {"page_size": 100, "proxy": {"host": "p"}}
     assert endpoint.checkpoint == Checkpoint(seen, ("ev1", "ev2"))
     assert endpoint.to_json()["checkpoint"]["last_activity"] == "2024-01-02T03:04:05+00:00"
+    assert endpoint.checkpoint.membership_feed is None
+    repo.endpoints.set_checkpoint("prod", Checkpoint(seen, ("ev1",), membership_feed="sites"))
+    assert repo.endpoints.get("prod").checkpoint == Checkpoint(seen, ("ev1",), "sites")
+    assert repo.endpoints.get("prod").to_json()["checkpoint"]["membership_feed"] == "sites"
     with pytest.raises(InvalidInputError, match="secrets are never stored"):
         repo.endpoints.add("x", corp="c", api_url="u", settings={"proxy": {"Password": "p"}})
     with pytest.raises(InvalidInputError, match="secrets are never stored"):

@@ -113,7 +113,9 @@ class Connectors:
         }
         if quick:
             # A check should answer quickly: two tries, short waits.
-            options.update(read_attempts=2, retry_wait_initial=0.2, retry_wait_max=1.0)
+            options.update(
+                read_attempts=2, retry_wait_initial=0.2, retry_wait_max=1.0, throttle_patience=5.0
+            )
         options.update(self.client_options)
         return SigSciClient(**options)
 

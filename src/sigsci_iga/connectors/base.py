@@ -35,12 +35,19 @@ class ChangeEvent:
     id: str
     kind: str
     created: datetime
+    #: Lower-cased (the account key); `spelling` is the email as the event wrote it.
     email: str | None = None
     site: str | None = None
     #: The event says the account was removed (a re-read must still confirm it).
     removes_account: bool = False
     #: The event says the site was deleted (a re-read must still confirm it).
     removes_site: bool = False
+    spelling: str | None = None
+
+    @property
+    def is_membership(self) -> bool:
+        """A user added to or removed from a site: the event names both (and is not a deletion)."""
+        return bool(self.email and self.site) and not self.removes_site
 
 
 @dataclass(frozen=True)
@@ -84,16 +91,21 @@ class Connector(Protocol):
         """A page of sites; cursor None asks for the first."""
         ...
 
-    async def read_account(self, email: str) -> AccountSnapshot | None:
-        """Re-read one account; None only when the target says it does not exist."""
+    async def read_account(self, email: str, *, confirmed: bool = False) -> AccountSnapshot | None:
+        """Re-read one account, named as `email` spells it; None only when it does not exist.
+
+        `confirmed` says the target itself gave that spelling (in this run), so a "not found"
+        is final; otherwise a target that matches emails exactly may only disagree about case,
+        and the connector must make sure before answering None.
+        """
         ...
 
     async def read_site(self, name: str) -> SiteSnapshot | None:
         """Re-read one site; None only when the target says it does not exist."""
         ...
 
-    async def changes_since(self, since: datetime) -> ChangeBatch:
-        """Activity since `since`; raises if the feed cannot be read completely."""
+    async def changes_since(self, since: datetime, *, site: str | None = None) -> ChangeBatch:
+        """The corp's activity since `since`, or one site's; raises unless read completely."""
         ...
 
 

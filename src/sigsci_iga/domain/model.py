@@ -73,6 +73,16 @@ def corp_role(value: str) -> CorpRole:
 #: Fields of an account that the diff compares and the history records.
 ACCOUNT_FIELDS: tuple[str, ...] = ("name", "role", "status", "mfa_enabled", "created", "extra")
 
+#: `extra` key holding the email as the target spells it, when that is not the lower-cased key.
+#: Targets may match emails in paths exactly, so calls name the account this way.
+SERVER_EMAIL = "server_email"
+
+
+def address_of(email: str, extra: Mapping[str, JsonValue]) -> str:
+    """The email as the target spells it (the key itself unless `extra` records another case)."""
+    spelled = extra.get(SERVER_EMAIL)
+    return spelled if isinstance(spelled, str) and spelled.lower() == email else email
+
 
 def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC, so equal instants serialise equally whatever offset the source used."""
@@ -107,6 +117,11 @@ class AccountSnapshot:
     def __post_init__(self) -> None:
         if self.status not in (AccountStatus.ACTIVE, AccountStatus.PENDING):
             raise ValueError(f"account {self.email}: status must be active or pending")
+
+    @property
+    def address(self) -> str:
+        """The email as the target spells it: what calls about this account must name."""
+        return address_of(self.email, self.extra)
 
     def field_values(self) -> dict[str, JsonValue]:
         """The compared fields as JSON-compatible values (dates as UTC ISO strings)."""
@@ -173,6 +188,11 @@ class AccountState:
     extra: Mapping[str, JsonValue] = field(default_factory=dict, hash=False)
     sites: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
+
+    @property
+    def address(self) -> str:
+        """The email as the target spelled it at the last read."""
+        return address_of(self.email, self.extra)
 
     def field_values(self) -> dict[str, JsonValue]:
         return {

@@ -3,27 +3,41 @@
 A run reads everything it needs first and validates it; a failed or suspicious read never reaches
 the apply step, and the apply is one transaction. Incremental runs re-read only what the activity
 feed names, and infer nothing from absence except a removal the feed reports and a re-read confirms.
+
+Where a target writes site membership events is not known in advance: on the corp feed, on each
+site's feed, or both. An endpoint learns it (`Checkpoint.membership_feed`): until the corp feed
+has shown one, and for good once only a site feed has, incremental runs read every governed
+site's feed too (see `_read_feeds` and docs/architecture.md for the cost in calls).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
-from sigsci_iga.connectors.base import ChangeEvent, Connector, PageResult, require_caller
+from sigsci_iga.connectors.base import (
+    ChangeBatch,
+    ChangeEvent,
+    Connector,
+    PageResult,
+    require_caller,
+)
 from sigsci_iga.domain.diff import Diff, compute_diff, compute_partial_diff
 from sigsci_iga.domain.model import (
     AccountSnapshot,
     AccountStatus,
     CorpSnapshot,
+    EntitlementStatus,
+    EntitlementType,
     RepositoryView,
     SiteSnapshot,
 )
 from sigsci_iga.domain.thresholds import Thresholds, Verdict, evaluate_thresholds
-from sigsci_iga.errors import ApiError, SigsciIgaError, UnexpectedResponseError
+from sigsci_iga.errors import ApiError, NotFoundError, SigsciIgaError, UnexpectedResponseError
 from sigsci_iga.store import Checkpoint, Repository, RunRecord
 from sigsci_iga.store.identities import correlation_rule
 
@@ -34,6 +48,14 @@ RETENTION_MARGIN = timedelta(hours=1)
 #: Re-read this much before the checkpoint so events written while we read are not missed.
 DEFAULT_OVERLAP = timedelta(minutes=5)
 MAX_PAGES = 100_000
+#: A membership event this much older than the corp feed's read, yet missing from it, shows the
+#: corp feed does not carry them (younger ones may just have been written between the reads).
+SITE_ONLY_EVIDENCE_AGE = timedelta(minutes=2)
+#: Site feeds read at once (the client bounds requests in flight as well).
+SITE_FEED_CONCURRENCY = 8
+#: `Checkpoint.membership_feed` values.
+CORP_FEED = "corp"
+SITE_FEEDS = "sites"
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int | None], None]
@@ -64,6 +86,8 @@ class ImportResult:
     accounts_read: int = 0
     sites_read: int = 0
     events_read: int = 0
+    #: Site activity feeds read besides the corp's (membership events may only be there).
+    site_feeds_read: int = 0
 
 
 class IncompleteReadError(UnexpectedResponseError):
@@ -171,7 +195,10 @@ class Importer:
             view = self.repository.runs.load_view(self.endpoint)
             diff = compute_diff(view, snapshot, mode="full")
             verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
-            checkpoint = Checkpoint(last_activity=started - options.overlap, event_ids=())
+            learned = self.repository.endpoints.get(self.endpoint).checkpoint.membership_feed
+            checkpoint = Checkpoint(
+                last_activity=started - options.overlap, event_ids=(), membership_feed=learned
+            )
             run = self._conclude(run_id, diff, verdict, view.version, checkpoint, options)
         except BaseException as exc:
             self._fail(run_id, exc)
@@ -191,7 +218,7 @@ class Importer:
         assert checkpoint.last_activity is not None
         since = checkpoint.last_activity - options.overlap
         try:
-            batch = await self.connector.changes_since(since)
+            feeds = await self._read_feeds(since, checkpoint.membership_feed)
         except ApiError as exc:
             raise _FeedUnavailableError(str(exc)) from exc
         run_id = self.repository.runs.start(
@@ -199,7 +226,7 @@ class Importer:
         )
         try:
             known = set(checkpoint.event_ids)
-            events = [e for e in batch.events if e.id not in known]
+            events = [e for e in feeds.events if e.id not in known]
             self.progress("events", len(events), len(events))
             named = {e.email for e in events if e.email}
             # A membership event names a user and a site; re-reading the user (with its
@@ -219,9 +246,16 @@ class Importer:
             emails = sorted(
                 named | _implied_rereads(view, changed_sites, removed_sites, self.connector)
             )
+            # A target that matches emails exactly knows a user by one spelling only: the one its
+            # events write (the newest wins). It is taken as final unless the last import saw
+            # another; accounts no event names are tried as last read, and checked if not found.
+            spelled = {e.email: e.spelling for e in events if e.email and e.spelling}
             changed_accounts: dict[str, AccountSnapshot | None] = {}
             for done, email in enumerate(emails, 1):
-                account = await self.connector.read_account(email)
+                held = view.accounts.get(email)
+                address = spelled.get(email) or (held.address if held is not None else email)
+                confirmed = email in spelled and (held is None or held.address == address)
+                account = await self.connector.read_account(address, confirmed=confirmed)
                 if account is not None:
                     changed_accounts[email] = account
                 elif email in removed_emails:
@@ -229,7 +263,10 @@ class Importer:
                 self.progress("accounts", done, len(emails))
             diff = compute_partial_diff(view, changed_accounts, changed_sites)
             verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
-            new_checkpoint = _advance(checkpoint, batch.events, options.overlap)
+            new_checkpoint = replace(
+                _advance(checkpoint, feeds.events, options.overlap),
+                membership_feed=feeds.membership_feed,
+            )
             run = self._conclude(run_id, diff, verdict, view.version, new_checkpoint, options)
         except BaseException as exc:
             self._fail(run_id, exc)
@@ -242,7 +279,68 @@ class Importer:
             accounts_read=len(changed_accounts),
             sites_read=len(changed_sites),
             events_read=len(events),
+            site_feeds_read=feeds.site_feeds_read,
         )
+
+    async def _read_feeds(self, since: datetime, learned: str | None) -> _Feeds:
+        """The corp feed, plus every governed site's feed unless the corp feed carries membership.
+
+        Learned "corp" (the corp feed has shown a membership event): one feed. Otherwise, if this
+        run's corp feed shows one, that settles it. Otherwise the feeds of the sites the
+        repository holds active, minus those the corp feed says were deleted, plus those it says
+        were created, are read too; a membership event found there but missing from the corp
+        feed settles "sites" for good. Events seen on several feeds count once (by id).
+        """
+        started = self.clock()
+        corp = await self.connector.changes_since(since)
+        if learned == CORP_FEED or (learned is None and any(e.is_membership for e in corp.events)):
+            return _Feeds(list(corp.events), CORP_FEED, 0)
+        removed = {e.site for e in corp.events if e.site and e.removes_site}
+        # Events about a site itself (newSite and the like): it may be new, or deleted and created
+        # again within the window (the order of events in one instant is not known).
+        named = {e.site for e in corp.events if e.site and not e.email and not e.removes_site}
+        governed = {
+            e.value
+            for e in self.repository.inventory.entitlements(
+                self.endpoint, type=EntitlementType.SITE.value, status=EntitlementStatus.ACTIVE
+            )
+        }
+        names = sorted((governed - removed) | named)
+        slots = asyncio.Semaphore(SITE_FEED_CONCURRENCY)
+
+        async def site_feed(name: str) -> ChangeBatch:
+            async with slots:
+                try:
+                    return await self.connector.changes_since(since, site=name)
+                except NotFoundError:
+                    if name not in removed:
+                        raise
+                    # Created and deleted within the window: its memberships went with it.
+                    return ChangeBatch(events=())
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                reads = [group.create_task(site_feed(name)) for name in names]
+        except ExceptionGroup as failed:
+            # One feed that cannot be read fails them all (the others are cancelled): say why.
+            raise failed.exceptions[0] from None
+        self.progress("site feeds", len(names), len(names))
+        corp_ids = {e.id for e in corp.events}
+        corp_keys = {(e.kind, e.email, e.site) for e in corp.events}
+        merged = {e.id: e for e in corp.events}
+        only_on_sites = False
+        for read in reads:
+            for event in read.result().events:
+                merged.setdefault(event.id, event)
+                only_on_sites = only_on_sites or (
+                    event.is_membership
+                    and event.id not in corp_ids
+                    and (event.kind, event.email, event.site) not in corp_keys
+                    and event.created < started - SITE_ONLY_EVIDENCE_AGE
+                )
+        events = sorted(merged.values(), key=lambda e: (e.created, e.id))
+        feed = SITE_FEEDS if learned == SITE_FEEDS or only_on_sites else None
+        return _Feeds(events, feed, len(names))
 
     def _conclude(
         self,
@@ -277,6 +375,15 @@ class Importer:
             self.repository.runs.finish(
                 run_id, status="failed", reason=reason or type(exc).__name__
             )
+
+
+@dataclass(frozen=True)
+class _Feeds:
+    """The events of every feed read (oldest first, once each) and what they taught."""
+
+    events: list[ChangeEvent]
+    membership_feed: str | None
+    site_feeds_read: int
 
 
 class _FeedUnavailableError(Exception):

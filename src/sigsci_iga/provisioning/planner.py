@@ -3,6 +3,8 @@
 Every task re-reads the target first; when the change is already in place the plan says so and
 nothing is sent. The planner knows Signal Sciences' rules: owners are members of every site, roles
 are corp-wide, and a PATCH of memberships would replace the whole set (so it is never planned).
+Steps name an existing account as the target spells its email (`AccountSnapshot.address`): a
+server may match emails exactly, and the task's lower-cased key would name nobody there.
 """
 
 from __future__ import annotations
@@ -86,12 +88,12 @@ def _plan_create(email: str, params: Mapping[str, Any], current: AccountSnapshot
     steps: list[Step] = []
     expected = current
     if current.role != role:
-        steps.append(SetRole(email, role))
+        steps.append(SetRole(current.address, role))
         expected = replace(expected, role=role)
     if role != OWNER:
         for site in sites:
             if site not in expected.sites:
-                steps.append(AddToSite(site, (email,)))
+                steps.append(AddToSite(site, (current.address,)))
                 expected = replace(expected, sites=expected.sites | {site})
     if not steps:
         return _no_action("the account already exists with the requested role and sites", current)
@@ -104,7 +106,7 @@ def _plan_set_role(email: str, role: str, current: AccountSnapshot | None) -> Pl
     if current.role == role:
         return _no_action(f"{email} already has role {role}", current)
     expected = replace(current, role=role, sites=frozenset() if role == OWNER else current.sites)
-    return Plan("act", steps=(SetRole(email, role),), expected=expected)
+    return Plan("act", steps=(SetRole(current.address, role),), expected=expected)
 
 
 def _plan_add_site(email: str, site: str, current: AccountSnapshot | None) -> Plan:
@@ -115,7 +117,7 @@ def _plan_add_site(email: str, site: str, current: AccountSnapshot | None) -> Pl
     if site in current.sites:
         return _no_action(f"{email} is already a member of {site}", current)
     expected = replace(current, sites=current.sites | {site})
-    return Plan("act", steps=(AddToSite(site, (email,)),), expected=expected)
+    return Plan("act", steps=(AddToSite(site, (current.address,)),), expected=expected)
 
 
 def _plan_remove_site(
@@ -139,7 +141,7 @@ def _plan_remove_site(
             current,
         )
     expected = replace(current, sites=remaining)
-    return Plan("act", steps=(RemoveFromSite(site, email),), expected=expected)
+    return Plan("act", steps=(RemoveFromSite(site, current.address),), expected=expected)
 
 
 def _plan_remove_account(email: str, current: AccountSnapshot | None) -> Plan:
@@ -151,4 +153,4 @@ def _plan_remove_account(email: str, current: AccountSnapshot | None) -> Plan:
         "name": current.name,
         "status": current.status,
     }
-    return Plan("act", steps=(DeleteAccount(email),), expected=None, snapshot=snapshot)
+    return Plan("act", steps=(DeleteAccount(current.address),), expected=None, snapshot=snapshot)

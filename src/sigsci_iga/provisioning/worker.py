@@ -36,7 +36,7 @@ from sigsci_iga.connectors.base import (
     require_caller,
 )
 from sigsci_iga.connectors.http.calls import CallRecord, capture_calls
-from sigsci_iga.domain.model import AccountSnapshot
+from sigsci_iga.domain.model import AccountSnapshot, address_of
 from sigsci_iga.domain.tasks import TaskState
 from sigsci_iga.errors import ApiError, Recovery
 from sigsci_iga.provisioning.planner import Plan, plan_task
@@ -126,6 +126,8 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311  (jitter, not security)
+        #: Account key -> the email as the target itself spelled it in one of this run's reads.
+        self._spellings: dict[str, str] = {}
 
     # -- running ---------------------------------------------------------------------------
 
@@ -231,7 +233,7 @@ class Worker:
         async def sites() -> list[_Done]:
             done: list[_Done] = []
             for site, group in sorted(by_site.items()):
-                emails = tuple(sorted(t.email for t, _ in group))
+                emails = tuple(sorted(e for _, p in group for e in _site_step(p).emails))
                 done.extend(await self._run_steps(group, (AddToSite(site, emails),), summary))
             return done
 
@@ -370,11 +372,29 @@ class Worker:
         glitch) and raises, rather than making every task's account look absent.
         """
         if len(tasks) < self.options.bulk_read_from:
-            return {t.email: await self.connector.read_account(t.email) for t in tasks}
-        page = await self.connector.accounts_page(None)
-        everyone = {a.email: a for a in page.items}
-        require_caller(everyone.keys(), self._caller, path="accounts")
-        return {t.email: everyone.get(t.email) for t in tasks}
+            found: dict[str, AccountSnapshot | None] = {}
+            for task in tasks:
+                address, confirmed = self._address(task.email)
+                found[task.email] = await self.connector.read_account(address, confirmed=confirmed)
+        else:
+            page = await self.connector.accounts_page(None)
+            everyone = {a.email: a for a in page.items}
+            require_caller(everyone.keys(), self._caller, path="accounts")
+            found = {t.email: everyone.get(t.email) for t in tasks}
+        self._spellings.update((e, a.address) for e, a in found.items() if a is not None)
+        return found
+
+    def _address(self, email: str) -> tuple[str, bool]:
+        """How to name an account in a GET, and whether the target itself gave that spelling.
+
+        A spelling from this run's reads is the target's own; one the repository recorded at
+        the last import is a good first guess, but the user may have been re-created since, so
+        a "not found" for it (or for the plain key) is checked before anything is concluded.
+        """
+        if email in self._spellings:
+            return self._spellings[email], True
+        held = self.repo.inventory.find_account(self.endpoint, email)
+        return (address_of(held.email, held.extra) if held else email), False
 
     @functools.cached_property
     def _caller(self) -> str | None:
@@ -541,7 +561,7 @@ class Worker:
                 and isinstance(plan.steps[0], AddToSite)
             ):
                 site_groups[plan.steps[0].site].append(task.id)
-                site_emails[plan.steps[0].site].append(task.email)
+                site_emails[plan.steps[0].site].extend(plan.steps[0].emails)
         result: list[PlannedTask] = []
         for task, plan in plans:
             if plan.outcome != "act":
@@ -567,3 +587,9 @@ class Worker:
                     )
                 )
         return result
+
+
+def _site_step(plan: Plan) -> AddToSite:
+    step = plan.steps[0]
+    assert isinstance(step, AddToSite)  # grouped by site only when it is the plan's one step
+    return step

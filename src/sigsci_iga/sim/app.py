@@ -3,19 +3,26 @@
 Choices where the reference is uncertain (each one a config switch where it matters):
 
 * Unknown corp in the path: 404 `{"message": "Corp not found"}` (checked after authentication).
-* Unknown user or site member: 400 `{"message": "User not found"}`; `not_found_status=404` switches.
+* Unknown user or site member: 400 `{"message": "ID not found"}`; `not_found_status=404` switches.
   Unknown site: always 400 `{"message": "Site not found"}` (the one case a staff script keys on).
+* Emails are stored as given; a path's email must match that spelling exactly unless
+  `email_matching="insensitive"`. Two users never differ only in case.
 * Pending invitees carry `status: config.pending_status` ("pending" by default; "invited" possible).
 * Invite of an existing email: 400 `User already exists`. A non-owner invited with no sites is
   accepted: only the UI is known to require one, and the connector should not depend on a refusal.
-* PATCH and PUT on a user behave alike; `memberships.data`, when present, replaces the site set.
+  Invites ignore `apiUser` unless `invite_api_user`.
+* PATCH and PUT on a user behave alike; `memberships.data`, when present, replaces the site set;
+  `name` is ignored unless `update_renames`.
+* Sites list: `{"data": [...]}` only, unless `sites_total_count` / `sites_next_links`; default
+  limit 10; at most `site_page_max_limit` items a page, silently.
 * Removing an owner from one site: 400 `Owners are members of every site`; removing a non-member:
   400 `User is not a member of this site`. The last owner cannot be demoted or deleted.
 * Permissions: owners may do everything; admins may manage users on their own sites and cannot
   grant `owner`; users and observers get 403 `{"message": "Forbidden"}` on writes. Non-owners see
   only their sites and the users who share one (plus owners and themselves).
-* Activity: corp feed holds every event; site membership events also land on the site's feed.
-  Default sort is `desc`; default limit 100, larger limits are clamped to 1000, as are site pages.
+* Activity: the corp feed holds every event except membership events, which land on the corp
+  feed, the site's feed or both (`membership_events`, default both); other site events are on both.
+  Default sort is `desc`; default limit 100, larger limits are clamped to 1000.
 * API tokens expire `token_expiry_seconds` after their creation (sim start for the demo tokens);
   an expired token gets the same 401 as a wrong one.
 * A 524 fault answers JSON `{"message": "A timeout occurred"}` like every other error here.
@@ -33,12 +40,12 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from sigsci_iga.sim.config import API_PREFIX, SimConfig
+from sigsci_iga.sim.config import API_PREFIX, SimConfig, apply_switches, switch_values
 from sigsci_iga.sim.faults import FaultController, FaultRule
 from sigsci_iga.sim.middleware import SimMiddleware
 from sigsci_iga.sim.records import UserRecord, rfc3339
 from sigsci_iga.sim.runtime import RouteTemplate, SimRuntime
-from sigsci_iga.sim.state import SimError, SimState
+from sigsci_iga.sim.state import NOT_FOUND_MESSAGE, SimError, SimState
 
 JSON_MEDIA_TYPE = "application/json; charset=utf-8"
 UNAUTHORIZED = "Unauthorized: You must be logged in to call this API"
@@ -152,10 +159,10 @@ def _expand_memberships(request: Request) -> bool:
 
 def _visible_user(request: Request, caller: UserRecord, email: str) -> UserRecord:
     state = _state(request)
-    user = state.get_user(email)
+    user = state.lookup(email)
     visible = state.visible_emails(caller)
     if user is None or (visible is not None and user.email not in visible):
-        raise SimError(state.config.not_found_status, "User not found")
+        raise SimError(state.config.not_found_status, NOT_FOUND_MESSAGE)
     return user
 
 
@@ -178,9 +185,8 @@ def _api_router() -> APIRouter:  # noqa: PLR0915  # one flat list of endpoints r
         form = parse_qs((await request.body()).decode("utf-8", "replace"))
         email = (form.get("email") or [""])[0]
         password = (form.get("password") or [""])[0]
-        if not email or not password:
-            raise SimError(400, "email and password are required")
-        token = _state(request).login(email, password)
+        # A login that fails for any reason is a 401, as the reference records for a bad password.
+        token = _state(request).login(email, password) if email and password else None
         if token is None:
             raise SimError(401, "Login failed")
         return json_response({"token": token})
@@ -230,9 +236,8 @@ def _api_router() -> APIRouter:  # noqa: PLR0915  # one flat list of endpoints r
         sites = _membership_sites(body.get("memberships"))
         _require_manager(caller, set(sites), str(body["role"]).lower())
         state = _state(request)
-        user = state.invite_user(
-            email, body["role"], sites, actor=caller.email, api_user=bool(body.get("apiUser"))
-        )
+        api_user = state.config.invite_api_user and body.get("apiUser") is True
+        user = state.invite_user(email, body["role"], sites, actor=caller.email, api_user=api_user)
         return json_response(state.user_payload(user, expand=False))
 
     @router.api_route("/corps/{corp}/users/{email}", methods=["PATCH", "PUT"])
@@ -246,7 +251,7 @@ def _api_router() -> APIRouter:  # noqa: PLR0915  # one flat list of endpoints r
         role = body.get("role")
         _require_manager(caller, touched, str(role).lower() if role is not None else None)
         api_user = body.get("apiUser")
-        name = body.get("name")
+        name = body.get("name") if state.config.update_renames else None
         updated = state.update_user(
             user.email,
             role=role,
@@ -275,13 +280,12 @@ def _api_router() -> APIRouter:  # noqa: PLR0915  # one flat list of endpoints r
             names = [n for n in state.sites if state.can_see_site(caller, n)]
             start = (page - 1) * limit
             data = [state.site_payload(state.sites[n]) for n in names[start : start + limit]]
-        return json_response(
-            {
-                "data": data,
-                "totalCount": len(names),
-                "next": {"uri": _next_uri(request, page, limit, start + limit < len(names))},
-            }
-        )
+        payload: dict[str, Any] = {"data": data}
+        if config.sites_total_count:
+            payload["totalCount"] = len(names)
+        if config.sites_next_links:
+            payload["next"] = {"uri": _next_uri(request, page, limit, start + limit < len(names))}
+        return json_response(payload)
 
     @router.post("/corps/{corp}/sites")
     async def create_site(request: Request, corp: str) -> Response:
@@ -339,9 +343,9 @@ def _api_router() -> APIRouter:  # noqa: PLR0915  # one flat list of endpoints r
         with state.lock:
             users = []
             for email in emails:
-                user = state.get_user(email)
+                user = state.lookup(email)
                 if user is None:
-                    raise SimError(400, f"User not found: {email}")
+                    raise SimError(400, f"{NOT_FOUND_MESSAGE}: {email}")
                 users.append(user)
             for user in users:
                 state.add_membership(user.email, name, actor=caller.email)
@@ -352,9 +356,9 @@ def _api_router() -> APIRouter:  # noqa: PLR0915  # one flat list of endpoints r
         caller = _caller(request, corp)
         state = _state(request)
         name = _visible_site(request, caller, site)
-        user = state.get_user(email)
+        user = state.lookup(email)
         if user is None or (user.role != "owner" and name not in user.sites):
-            raise SimError(state.config.not_found_status, "Site member not found")
+            raise SimError(state.config.not_found_status, NOT_FOUND_MESSAGE)
         return json_response(state.member_payload(user))
 
     @router.patch("/corps/{corp}/sites/{site}/members/{email}")
@@ -369,9 +373,9 @@ def _api_router() -> APIRouter:  # noqa: PLR0915  # one flat list of endpoints r
                 "Site member roles can no longer be updated; update the corp user's role",
             )
         _require_manager(caller, {name})
-        user = state.get_user(email)
+        user = state.lookup(email)
         if user is None:
-            raise SimError(state.config.not_found_status, "User not found")
+            raise SimError(state.config.not_found_status, NOT_FOUND_MESSAGE)
         state.add_membership(user.email, name, actor=caller.email)
         return json_response(_flat_member(user))
 
@@ -381,9 +385,10 @@ def _api_router() -> APIRouter:  # noqa: PLR0915  # one flat list of endpoints r
         state = _state(request)
         name = _visible_site(request, caller, site)
         _require_manager(caller, {name})
-        if state.get_user(email) is None:
-            raise SimError(state.config.not_found_status, "User not found")
-        state.remove_membership(email, name, actor=caller.email)
+        user = state.lookup(email)
+        if user is None:
+            raise SimError(state.config.not_found_status, NOT_FOUND_MESSAGE)
+        state.remove_membership(user.email, name, actor=caller.email)
         return Response(status_code=204)
 
     @router.post("/corps/{corp}/sites/{site}/members/{email}/invite")
@@ -502,6 +507,21 @@ def _admin_router() -> APIRouter:
     async def register_user(request: Request, email: str) -> Response:
         user = _state(request).register(email)
         return json_response(user.to_dict())
+
+    @router.get("/settings")
+    async def get_settings(request: Request) -> Response:
+        return json_response(switch_values(_state(request).config))
+
+    @router.patch("/settings")
+    async def change_settings(request: Request) -> Response:
+        runtime = _runtime(request)
+        try:
+            apply_switches(runtime.config, await _json_body(request))
+        except ValueError as exc:
+            raise SimError(400, f"Invalid settings: {exc}") from exc
+        assert runtime.limiter is not None  # set in SimRuntime.__post_init__
+        runtime.limiter.per_minute = runtime.config.rate_limit_per_minute
+        return json_response(switch_values(runtime.config))
 
     @router.get("/clock")
     async def get_clock(request: Request) -> Response:

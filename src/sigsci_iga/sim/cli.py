@@ -40,8 +40,29 @@ def serve(
         str, typer.Option(help="Status string of invited users (e.g. pending, invited).")
     ] = "pending",
     not_found_status: Annotated[
-        int, typer.Option(help="Status for an unknown user: 400 or 404.")
+        int, typer.Option(help="Status for an unknown user: 400 or 404 (ID not found).")
     ] = 400,
+    sites_total_count: Annotated[
+        bool, typer.Option(help="Add totalCount to the sites list (default: data only).")
+    ] = False,
+    sites_next_links: Annotated[
+        bool, typer.Option(help="Add next links to the sites list (default: data only).")
+    ] = False,
+    site_limit_cap: Annotated[
+        int, typer.Option(help="At most N sites per page whatever limit asks, silently.")
+    ] = 1000,
+    invite_api_user: Annotated[
+        bool, typer.Option(help="Let invites set apiUser (default: ignored).")
+    ] = False,
+    update_renames: Annotated[
+        bool, typer.Option(help="Let PATCH/PUT change a user's name (default: ignored).")
+    ] = False,
+    membership_events: Annotated[
+        str, typer.Option(help="Feeds with site membership events: corp, site or both.")
+    ] = "both",
+    email_matching: Annotated[
+        str, typer.Option(help="Emails in paths: sensitive (exact spelling) or insensitive.")
+    ] = "sensitive",
     token_expiry: Annotated[
         int, typer.Option(help="API token lifetime in seconds from start; 0 = never.")
     ] = 0,
@@ -65,6 +86,13 @@ def serve(
             memberships_per_user=memberships_per_user,
             pending_status=pending_status,
             not_found_status=not_found_status,
+            sites_total_count=sites_total_count,
+            sites_next_links=sites_next_links,
+            site_page_max_limit=site_limit_cap,
+            invite_api_user=invite_api_user,
+            update_renames=update_renames,
+            membership_events=membership_events,
+            email_matching=email_matching,
             token_expiry_seconds=token_expiry,
             rate_limit_per_minute=rate_limit,
             rate_limit_status=rate_limit_status,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from sigsci_iga.sim.faults import FaultRule
 
@@ -54,10 +56,25 @@ class SimConfig:
     api_user_share: float = 0.02
     #: The real string for invited-not-registered users was never observed.
     pending_status: str = "pending"
-    #: Status for an unknown user or site member (the reference allows 400 or 404).
+    #: Status for an unknown user or site member: 400 `ID not found` (the one answer recorded,
+    #: in 2019) or 404; the body says `ID not found` either way.
     not_found_status: int = 400
+    #: The sites list answers `{"data": [...]}` (the reference's checklist); these add the
+    #: `totalCount` and `next` keys of the reference's paginated lists.
+    sites_total_count: bool = False
+    sites_next_links: bool = False
     site_page_default_limit: int = 10
+    #: A silent cap: at most this many sites per page whatever `limit` asks, without saying so.
     site_page_max_limit: int = 1000
+    #: Invites ignore `apiUser` (a tool notes it must be set by a later update); True honours it.
+    invite_api_user: bool = False
+    #: PATCH/PUT on a user ignore `name` (only role, memberships and apiUser are documented).
+    update_renames: bool = False
+    #: Which activity feeds carry userAddedToSite/userRemovedFromSite: "corp", "site" or "both".
+    membership_events: str = "both"
+    #: "sensitive": a path's email must match the stored spelling exactly; "insensitive".
+    #: Emails are stored as given either way.
+    email_matching: str = "sensitive"
     activity_page_default_limit: int = 100
     activity_page_max_limit: int = 1000
     activity_retention_days: int = 30
@@ -93,3 +110,49 @@ class SimConfig:
             raise ValueError("rate_limit_status must be 400 or 429")
         if self.site_page_default_limit < 1 or self.site_page_max_limit < 1:
             raise ValueError("site page limits must be positive")
+        if self.membership_events not in MEMBERSHIP_FEEDS:
+            raise ValueError(f"membership_events must be one of {', '.join(MEMBERSHIP_FEEDS)}")
+        if self.email_matching not in EMAIL_MATCHING:
+            raise ValueError(f"email_matching must be one of {', '.join(EMAIL_MATCHING)}")
+        if self.rate_limit_per_minute < 0 or self.latency_ms < 0:
+            raise ValueError("rate_limit_per_minute and latency_ms must not be negative")
+
+
+MEMBERSHIP_FEEDS = ("corp", "site", "both")
+EMAIL_MATCHING = ("sensitive", "insensitive")
+
+#: Settings the admin API may change while the simulator runs, and the JSON type each takes.
+SWITCHES: dict[str, type] = {
+    "pending_status": str,
+    "not_found_status": int,
+    "sites_total_count": bool,
+    "sites_next_links": bool,
+    "site_page_default_limit": int,
+    "site_page_max_limit": int,
+    "invite_api_user": bool,
+    "update_renames": bool,
+    "membership_events": str,
+    "email_matching": str,
+    "rate_limit_per_minute": int,
+    "rate_limit_status": int,
+    "latency_ms": int,
+}
+
+
+def switch_values(config: SimConfig) -> dict[str, Any]:
+    """The run-time switchable settings and their current values."""
+    return {name: getattr(config, name) for name in SWITCHES}
+
+
+def apply_switches(config: SimConfig, changes: dict[str, Any]) -> None:
+    """Change switches in place, all or none; raises ValueError naming a bad key or value."""
+    for name, value in changes.items():
+        kind = SWITCHES.get(name)
+        if kind is None:
+            raise ValueError(f"unknown setting {name!r}; known: {', '.join(SWITCHES)}")
+        # bool is an int in Python; a JSON true must not pass for a status code, nor 1 for true.
+        if type(value) is not kind:
+            raise ValueError(f"{name} must be a {kind.__name__}")
+    dataclasses.replace(config, **changes)  # runs __post_init__: refuses impossible values
+    for name, value in changes.items():
+        setattr(config, name, value)

@@ -78,7 +78,7 @@ class SiteRecord:
 
 @dataclass(slots=True, frozen=True)
 class Event:
-    """One activity (audit) event; `site` puts it on that site's feed as well as the corp's."""
+    """One activity (audit) event; `site` names the site whose feed may also carry it."""
 
     id: str
     seq: int
@@ -87,6 +87,8 @@ class Event:
     message: str
     created: datetime
     site: str | None = None
+    #: False for a membership event the `membership_events` switch keeps off the corp feed.
+    on_corp_feed: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """The event as the activity endpoints return it."""

@@ -7,12 +7,18 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
 from sigsci_iga.sim.app import create_app
 from sigsci_iga.sim.config import SimConfig
+
+
+def uvicorn_config(app: FastAPI, **options: Any) -> uvicorn.Config:
+    """uvicorn settings for the simulator: the real API sends no `Server` header, so neither do we."""
+    return uvicorn.Config(app, server_header=False, **options)
 
 
 def run_server(
@@ -23,7 +29,9 @@ def run_server(
     log_level: str = "info",
 ) -> None:
     """Serve a fresh simulator until interrupted."""
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level)
+    uvicorn.Server(
+        uvicorn_config(create_app(config), host=host, port=port, log_level=log_level)
+    ).run()
 
 
 def _bound_socket(host: str, port: int) -> socket.socket:
@@ -48,7 +56,7 @@ def serve_in_thread(
     sock = _bound_socket(host, port)
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(
+        uvicorn_config(
             app,
             log_level="warning",
             access_log=False,

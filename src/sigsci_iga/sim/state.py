@@ -2,6 +2,9 @@
 
 Every mutation goes through a method here (the API and tests alike), takes the lock, emits the
 activity events a real corp would, and invalidates the cached serialized user list.
+
+Emails are stored as given. `lookup` is how the API finds a user named in a request (exactly, or
+ignoring case, as `email_matching` says); the other methods, meant for tests, ignore case.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from sigsci_iga.sim.records import Event, SiteRecord, UserRecord, normalize_role
 from sigsci_iga.sim.seed import SeedData, generate
 
 _SIM_ACTOR = "Signal Sciences Simulator (sim@localhost)"
+#: The one recorded answer for an unknown user (a 2019 client log).
+NOT_FOUND_MESSAGE = "ID not found"
 
 
 class SimError(Exception):
@@ -74,6 +79,8 @@ class SimState:
         self._rng = random.Random(self.config.seed ^ 0x5EED)  # noqa: S311  # see above
         seeded = data or generate(self.config)
         self.users: dict[str, UserRecord] = seeded.users
+        #: Lower-cased email -> the stored spelling; no two users differ only in case.
+        self._folded: dict[str, str] = {email.lower(): email for email in self.users}
         self.sites: dict[str, SiteRecord] = seeded.sites
         self.started_at = self.now()
         self.corp_created = "2022-01-01T00:00:00Z"
@@ -108,14 +115,14 @@ class SimState:
     # ------------------------------------------------------------------ auth
 
     def _active_user(self, email: str) -> UserRecord | None:
-        user = self.users.get(email)
+        user = self.get_user(email)
         return user if user is not None and user.status == "active" else None
 
     def authenticate_token(self, email: str, token: str) -> UserRecord | None:
         """The active user owning this API access token, or None if wrong or expired."""
         with self.lock:
             cred = self.api_tokens.get(token)
-            if cred is None or cred.email != email.strip().lower():
+            if cred is None or cred.email.lower() != email.strip().lower():
                 return None
             expiry = self.config.token_expiry_seconds
             if expiry > 0 and self.now() >= cred.created + timedelta(seconds=expiry):
@@ -150,19 +157,18 @@ class SimState:
 
     def add_api_token(self, email: str, token: str, *, password: str | None = None) -> None:
         """Give a user an API token (created now) and optionally a password, for tests."""
-        email = email.strip().lower()
         with self.lock:
-            self._require_user(email)
-            self.api_tokens[token] = Credential(email, self.now())
+            user = self._require_user(email)
+            self.api_tokens[token] = Credential(user.email, self.now())
             if password is not None:
-                self.passwords[email] = password
+                self.passwords[user.email.lower()] = password
 
     # --------------------------------------------------------------- reading
 
     def _require_user(self, email: str) -> UserRecord:
-        user = self.users.get(email)
+        user = self.get_user(email)
         if user is None:
-            raise SimError(self.config.not_found_status, "User not found")
+            raise SimError(self.config.not_found_status, NOT_FOUND_MESSAGE)
         return user
 
     def _require_site(self, name: str) -> SiteRecord:
@@ -172,9 +178,17 @@ class SimState:
         return site
 
     def get_user(self, email: str) -> UserRecord | None:
-        """The stored record, or None."""
+        """The stored record whatever the case of `email` (for tests and the admin API), or None."""
         with self.lock:
-            return self.users.get(email.strip().lower())
+            stored = self._folded.get(email.strip().lower())
+            return None if stored is None else self.users[stored]
+
+    def lookup(self, email: str) -> UserRecord | None:
+        """The user a request's email names, matched as `email_matching` says, or None."""
+        with self.lock:
+            if self.config.email_matching == "insensitive":
+                return self.get_user(email)
+            return self.users.get(email)
 
     def owners(self) -> list[str]:
         """Owner emails in creation order."""
@@ -381,6 +395,34 @@ class SimState:
         site: str | None = None,
         **msg_data: str,
     ) -> Event:
+        return self._record(event_type, message, actor, site, msg_data, corp_feed=True)
+
+    def _emit_membership(
+        self, event_type: str, message: str, actor: str | None, site: str, email: str
+    ) -> Event:
+        """A user added to or removed from a site, on the feeds `membership_events` names."""
+        where = self.config.membership_events
+        return self._record(
+            event_type,
+            message,
+            actor,
+            site,
+            {"email": email},
+            corp_feed=where != "site",
+            site_feed=where != "corp",
+        )
+
+    def _record(
+        self,
+        event_type: str,
+        message: str,
+        actor: str | None,
+        site: str | None,
+        msg_data: dict[str, str],
+        *,
+        corp_feed: bool,
+        site_feed: bool = True,
+    ) -> Event:
         self._seq += 1
         created = self.now()
         corp = self.config.corp
@@ -403,9 +445,10 @@ class SimState:
             message=f"{self._actor(actor)} {message}",
             created=created,
             site=site,
+            on_corp_feed=corp_feed,
         )
         self.events.append(event)
-        if site is not None:
+        if site is not None and site_feed:
             self._site_events.setdefault(site, []).append(event)
         return event
 
@@ -425,7 +468,7 @@ class SimState:
 
     @staticmethod
     def _checked_email(email: str) -> str:
-        email = email.strip().lower()
+        email = email.strip()
         local, _, domain = email.partition("@")
         if not local or not domain or " " in email or "/" in email:
             raise SimError(400, "Invalid email")
@@ -435,24 +478,20 @@ class SimState:
         for name in sorted(set(names) - user.sites):
             user.sites.add(name)
             self.sites[name].members.add(user.email)
-            self._emit(
-                "userAddedToSite",
-                f"added {user.email} to site {name}",
-                actor=actor,
-                site=name,
-                email=user.email,
+            self._emit_membership(
+                "userAddedToSite", f"added {user.email} to site {name}", actor, name, user.email
             )
 
     def _leave_sites(self, user: UserRecord, names: Iterable[str], actor: str | None) -> None:
         for name in sorted(set(names) & user.sites):
             user.sites.discard(name)
             self.sites[name].members.discard(user.email)
-            self._emit(
+            self._emit_membership(
                 "userRemovedFromSite",
                 f"removed {user.email} from site {name}",
-                actor=actor,
-                site=name,
-                email=user.email,
+                actor,
+                name,
+                user.email,
             )
 
     def invite_user(
@@ -468,7 +507,7 @@ class SimState:
         with self.lock:
             email = self._checked_email(email)
             checked_role = self._checked_role(role)
-            if email in self.users:
+            if email.lower() in self._folded:
                 raise SimError(400, "User already exists")
             wanted = self._sites_for(sites)
             user = UserRecord(
@@ -480,6 +519,7 @@ class SimState:
                 api_user=api_user,
             )
             self.users[email] = user
+            self._folded[email.lower()] = email
             self._emit(
                 "corpUserInvited",
                 f"invited {email} to the corp as {checked_role}",
@@ -505,7 +545,7 @@ class SimState:
         with self.lock:
             email = self._checked_email(email)
             checked_role = self._checked_role(role)
-            if email in self.users:
+            if email.lower() in self._folded:
                 raise SimError(400, "User already exists")
             wanted = self._sites_for(sites)
             user = UserRecord(
@@ -516,6 +556,7 @@ class SimState:
                 created=rfc3339(self.now()),
             )
             self.users[email] = user
+            self._folded[email.lower()] = email
             self._emit(
                 "userAddedToCorp",
                 f"added {email} to the corp as {checked_role}",
@@ -531,7 +572,7 @@ class SimState:
     def register(self, email: str, name: str | None = None) -> UserRecord:
         """Turn a pending invitee into an active user (emits userRegistered)."""
         with self.lock:
-            user = self._require_user(email.strip().lower())
+            user = self._require_user(email)
             if user.status == "active":
                 raise SimError(400, "User is already registered")
             user.status = "active"
@@ -560,7 +601,7 @@ class SimState:
     ) -> UserRecord:
         """Change role, name, apiUser and/or replace the site set; emits userUpdated if changed."""
         with self.lock:
-            user = self._require_user(email.strip().lower())
+            user = self._require_user(email)
             new_role = user.role if role is None else self._checked_role(role)
             wanted = None if sites is None else self._sites_for(sites)
             if user.role == "owner" and new_role != "owner" and self._owner_count() == 1:
@@ -594,6 +635,26 @@ class SimState:
             self._changed(user.email)
             return user
 
+    def respell(self, email: str, spelling: str) -> UserRecord:
+        """Store a user's email in another case, silently, for tests (a server may re-case one)."""
+        with self.lock:
+            user = self._require_user(email)
+            if spelling.lower() != user.email.lower():
+                raise SimError(400, "only the case of an email can change")
+            del self.users[user.email]
+            for site in user.sites:
+                self.sites[site].members.discard(user.email)
+                self.sites[site].members.add(spelling)
+            for store in (self.api_tokens, self.sessions):
+                for token, cred in list(store.items()):
+                    if cred.email == user.email:
+                        store[token] = Credential(spelling, cred.created)
+            user.email = spelling
+            self.users[spelling] = user
+            self._folded[spelling.lower()] = spelling
+            self._changed(everyone=True)
+            return user
+
     def change_role(self, email: str, role: str, *, actor: str | None = None) -> UserRecord:
         """Change a user's corp role (emits userUpdated with role/oldRole)."""
         return self.update_user(email, role=role, actor=actor)
@@ -604,13 +665,14 @@ class SimState:
     def remove_user(self, email: str, *, actor: str | None = None) -> None:
         """Delete a user from the corp, with its site rows and tokens (emits userRemoved)."""
         with self.lock:
-            user = self._require_user(email.strip().lower())
+            user = self._require_user(email)
             if user.role == "owner" and self._owner_count() == 1:
                 raise SimError(400, "A corp needs at least one owner")
             for name in user.sites:
                 self.sites[name].members.discard(user.email)
             del self.users[user.email]
-            self.passwords.pop(user.email, None)
+            del self._folded[user.email.lower()]
+            self.passwords.pop(user.email.lower(), None)
             for store in (self.api_tokens, self.sessions):
                 for token in [t for t, c in store.items() if c.email == user.email]:
                     del store[token]
@@ -625,7 +687,7 @@ class SimState:
     def add_membership(self, email: str, site: str, *, actor: str | None = None) -> bool:
         """Give a user access to a site; False if it already had it (owners always have)."""
         with self.lock:
-            user = self._require_user(email.strip().lower())
+            user = self._require_user(email)
             self._require_site(site)
             if user.role == "owner" or site in user.sites:
                 return False
@@ -636,7 +698,7 @@ class SimState:
     def remove_membership(self, email: str, site: str, *, actor: str | None = None) -> None:
         """Take a site away from a user (owners cannot lose a site; non-members are an error)."""
         with self.lock:
-            user = self._require_user(email.strip().lower())
+            user = self._require_user(email)
             self._require_site(site)
             if user.role == "owner":
                 raise SimError(400, "Owners are members of every site")
@@ -699,7 +761,10 @@ class SimState:
         """Events within retention and [since, until), sorted, as (totalCount, this page)."""
         with self.lock:
             cutoff = self.now() - timedelta(days=self.config.activity_retention_days)
-            source = self.events if site is None else self._site_events.get(site, [])
+            if site is None:
+                source = [e for e in self.events if e.on_corp_feed]
+            else:
+                source = self._site_events.get(site, [])
             low = cutoff if since is None else max(cutoff, datetime.fromtimestamp(since, UTC))
             high = None if until is None else datetime.fromtimestamp(until, UTC)
             chosen = [e for e in source if e.created >= low and (high is None or e.created < high)]

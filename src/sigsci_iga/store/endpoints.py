@@ -225,6 +225,7 @@ def write_checkpoint(conn: Connection, endpoint_id: int, checkpoint: Checkpoint)
         .values(
             checkpoint_at=checkpoint.last_activity,
             checkpoint_event_ids=list(checkpoint.event_ids),
+            checkpoint_membership_feed=checkpoint.membership_feed,
         )
     )
 
@@ -247,7 +248,11 @@ def _endpoint_info(row: Row[Any]) -> EndpointInfo:
         corp=row.corp,
         email=row.email,
         settings=dict(row.settings or {}),
-        checkpoint=Checkpoint(row.checkpoint_at, tuple(row.checkpoint_event_ids or ())),
+        checkpoint=Checkpoint(
+            row.checkpoint_at,
+            tuple(row.checkpoint_event_ids or ()),
+            row.checkpoint_membership_feed,
+        ),
         version=row.version,
         created_at=row.created_at,
         credentials=dict(row.credentials or {}),

@@ -20,6 +20,9 @@ class Checkpoint:
 
     last_activity: datetime | None
     event_ids: tuple[str, ...] = ()
+    #: Where the target's feeds showed site membership events: "corp" (the corp feed carries
+    #: them), "sites" (only site feeds did), or None while not learned.
+    membership_feed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,7 @@ class EndpointInfo:
         data["checkpoint"] = {
             "last_activity": iso(self.checkpoint.last_activity),
             "event_ids": list(self.checkpoint.event_ids),
+            "membership_feed": self.checkpoint.membership_feed,
         }
         return data
 

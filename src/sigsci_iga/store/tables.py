@@ -100,6 +100,8 @@ endpoints = sa.Table(
     sa.Column("settings", json_type(), nullable=False),
     sa.Column("checkpoint_at", UTCDateTime()),
     sa.Column("checkpoint_event_ids", json_type(), nullable=False),
+    # Which activity feeds show site membership events, once learned (importer.run).
+    sa.Column("checkpoint_membership_feed", sa.String(16)),
     # Bumped by every apply; a held run may be approved only against the version it was diffed on.
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),

@@ -655,7 +655,7 @@ class RestConnector:
         accounts = [self._account(key, rec, links.get(key, {})) for key, rec in records.items()]
         return PageResult(accounts, None, [a.email for a in accounts])
 
-    async def read_account(self, email: str) -> AccountSnapshot | None:
+    async def read_account(self, email: str, *, confirmed: bool = False) -> AccountSnapshot | None:
         """The package's read_account call, else (or when links need every account) the list."""
         wanted = email.strip().lower()
         accounts = self.package.spec.import_.accounts
@@ -934,7 +934,7 @@ class RestConnector:
         record = get_path(reply.body, cached_path(spec.read.record_path))
         return SiteSnapshot(*self._value(type_name, record))
 
-    async def changes_since(self, since: datetime) -> ChangeBatch:
+    async def changes_since(self, since: datetime, *, site: str | None = None) -> ChangeBatch:
         raise NotSupportedError(
             method="GET",
             path="changes",

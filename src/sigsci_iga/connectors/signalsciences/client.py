@@ -1,16 +1,19 @@
 """Async client for the Signal Sciences API v0: the endpoints identity governance needs.
 
-Reads are retried with exponential backoff and jitter; writes are sent once (the task queue owns
-their retries). Redirects are never followed. Every status code is interpreted in
+Reads are retried with exponential backoff and jitter (a bounded number of tries for failures,
+a bounded time for throttling: see `backoff`); writes are sent once (the task queue owns their
+retries). Redirects are never followed. Every status code is interpreted in
 `connectors.http.responses`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -18,7 +21,6 @@ from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-import stamina
 from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
 
 from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord, record_call
@@ -31,6 +33,7 @@ from sigsci_iga.connectors.http.responses import (
     scrub,
 )
 from sigsci_iga.connectors.http.segments import check_segment
+from sigsci_iga.connectors.signalsciences.backoff import ReadRetry
 from sigsci_iga.connectors.signalsciences.models import (
     ActivityEvent,
     Corp,
@@ -41,7 +44,7 @@ from sigsci_iga.connectors.signalsciences.models import (
     User,
 )
 from sigsci_iga.connectors.signalsciences.paths import API_PREFIX, api_path
-from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.domain.emails import check_address, normalize_email
 from sigsci_iga.domain.model import corp_role
 from sigsci_iga.errors import (
     ApiError,
@@ -65,6 +68,8 @@ class SiteCursor:
 
     page: int = 1
     uri: str | None = None
+    #: Sites read on the pages before, to compare with a server's totalCount.
+    seen: int = 0
 
 
 class RepeatGuard:
@@ -133,7 +138,13 @@ class SigSciClient:
         read_attempts: int = 5,
         retry_wait_initial: float = 0.5,
         retry_wait_max: float = 30.0,
+        throttle_patience: float = 100.0,
+        throttle_wait_max: float = 15.0,
+        retry_jitter: float = 0.25,
         observers: Sequence[CallObserver] = (),
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
     ) -> None:
         if token is None and password is None:
             raise ConfigError("an API token (or a password for session login) is required")
@@ -150,9 +161,18 @@ class SigSciClient:
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
         self._limiter = RequestLimiter(rate_limit_per_minute, max_concurrency)
-        self._read_attempts = read_attempts
-        self._wait_initial = retry_wait_initial
-        self._wait_max = retry_wait_max
+        self._retry = ReadRetry(
+            attempts=read_attempts,
+            wait_initial=retry_wait_initial,
+            wait_max=retry_wait_max,
+            throttle_patience=throttle_patience,
+            throttle_wait_max=throttle_wait_max,
+            jitter=retry_jitter,
+        )
+        # Injectable so tests can prove minutes of backing off without waiting for them.
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng or random.Random()  # noqa: S311  # jitter, not security
         self.observers: list[CallObserver] = list(observers)
         #: Calls sent, by "METHOD /path/template"; retries count as separate calls.
         self.calls: Counter[str] = Counter()
@@ -295,13 +315,6 @@ class SigSciClient:
                 method, path, params=params, json_body=json_body, parse=parse
             )
 
-    def _backoff(self, exc: Exception) -> bool | float:
-        if isinstance(exc, ApiError) and exc.retryable:
-            if isinstance(exc, RateLimitedError) and exc.retry_after is not None:
-                return exc.retry_after
-            return True
-        return False
-
     async def _read(
         self,
         path: str,
@@ -311,22 +324,41 @@ class SigSciClient:
         parse: BodyParser | None = None,
     ) -> Any:
         """GET with retries; returns the parsed body checked against the expected envelope."""
-        async for attempt in stamina.retry_context(
-            on=self._backoff,
-            attempts=self._read_attempts,
-            timeout=None,
-            wait_initial=self._wait_initial,
-            wait_max=self._wait_max,
-        ):
-            with attempt:
+        retry = self._retry
+        failures = 0
+        throttles = 0
+        throttled_since: float | None = None
+        while True:
+            try:
                 reply = await self._request("GET", path, params=params, parse=parse)
-                if parse is not None:
-                    return reply.body
-                shown = path + (
-                    "?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else ""
+            except RateLimitedError as exc:
+                now = self._clock()
+                throttled_since = now if throttled_since is None else throttled_since
+                throttles += 1
+                wait = retry.throttle_wait(
+                    throttles, exc.retry_after, now - throttled_since, self._rng
                 )
-                return expect_shape("GET", shown, reply.status, reply.body, shape)
-        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+                if wait is None:
+                    raise RateLimitedError(
+                        method=exc.method,
+                        path=exc.path,
+                        status=exc.status,
+                        message=f"{exc.message}; still throttled {now - throttled_since:.0f} s "
+                        f"after the first refusal ({throttles} tries), giving up",
+                        retry_after=exc.retry_after,
+                    ) from None
+                await self._sleep(wait)
+                continue
+            except ApiError as exc:
+                failures += 1
+                if not exc.retryable or failures >= retry.attempts:
+                    raise
+                await self._sleep(retry.failure_wait(failures, exc.retry_after, self._rng))
+                continue
+            if parse is not None:
+                return reply.body
+            shown = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+            return expect_shape("GET", shown, reply.status, reply.body, shape)
 
     async def _write(self, method: str, path: str, json_body: Any = None) -> Any:
         """Send a write once; returns the parsed body, or None for 204/empty."""
@@ -395,12 +427,13 @@ class SigSciClient:
         return users
 
     async def get_user(self, email: str, *, expand_memberships: bool = True) -> User:
-        path = self._corp_path("users", (normalize_email(email), "email"))
+        """One user, named as the server spells the email (some servers match it exactly)."""
+        path = self._corp_path("users", (check_address(email), "email"))
         params = {"expand": "memberships"} if expand_memberships else None
         return self._parse(User, await self._read(path, params=params), "GET", path)
 
     async def get_user_memberships(self, email: str) -> list[Membership]:
-        path = self._corp_path("users", (normalize_email(email), "email"), "memberships")
+        path = self._corp_path("users", (check_address(email), "email"), "memberships")
         body = await self._read(path, shape="list")
         return self._parse_list(Membership, body, "GET", path)
 
@@ -411,7 +444,7 @@ class SigSciClient:
 
     def user_path(self, email: str, *rest: str) -> str:
         """Path of a corp user (checked and encoded), optionally with literal words after it."""
-        return self._corp_path("users", (normalize_email(email), "email"), *rest)
+        return self._corp_path("users", (check_address(email), "email"), *rest)
 
     def site_path(self, site: str, *rest: str) -> str:
         """Path of a site (checked and encoded), optionally with literal words after it."""
@@ -423,7 +456,7 @@ class SigSciClient:
             "sites",
             (_checked_site(site), "site name"),
             "members",
-            (normalize_email(email), "email"),
+            (check_address(email), "email"),
             *rest,
         )
 
@@ -445,7 +478,7 @@ class SigSciClient:
         api_user: bool | None = None,
     ) -> User | None:
         """PATCH a corp user. `sites`, when given, REPLACES the whole membership set."""
-        path = self._corp_path("users", (normalize_email(email), "email"))
+        path = self._corp_path("users", (check_address(email), "email"))
         body: dict[str, Any] = {}
         if role is not None:
             body["role"] = corp_role(role).value
@@ -467,10 +500,15 @@ class SigSciClient:
         """One page of sites; `page` is 1-based."""
         path = self._corp_path("sites")
         body = await self._read(path, params={"page": page, "limit": limit}, shape="list")
+        return self._site_page(body, path)
+
+    def _site_page(self, body: Mapping[str, Any], path: str) -> Page[Site]:
+        total = body.get("totalCount")
         return Page[Site](
             items=self._parse_list(Site, body, "GET", path),
             next_uri=_next_uri(body),
-            total_count=body.get("totalCount") if isinstance(body.get("totalCount"), int) else None,
+            next_given=isinstance(body.get("next"), dict),
+            total_count=total if isinstance(total, int) and not isinstance(total, bool) else None,
         )
 
     async def site_page_at(
@@ -478,23 +516,28 @@ class SigSciClient:
     ) -> tuple[Page[Site], SiteCursor | None]:
         """Read the page a cursor names and say where the next one is (None: this was the last).
 
-        The next page is the server's `next.uri` when it gives one; otherwise the following page
-        number, unless this page came back shorter than `limit` (the API's own end-of-list sign).
+        A page shorter than `limit` may be a server's silent cap on `limit`, not the end, so the
+        end is only believed when the server says so: an empty page; a `totalCount` the sites
+        read so far reach; an empty `next` on a page reached through a next link, or on a page
+        shorter than asked. Otherwise the following page number is read: a server that gives
+        neither `totalCount` nor `next` costs one call more per listing (the empty last page).
         """
         if cursor.uri:
             path, params = self._split_next(cursor.uri, "sites")
-            body = await self._read(path, params=params, shape="list")
-            page = Page[Site](
-                items=self._parse_list(Site, body, "GET", path), next_uri=_next_uri(body)
-            )
+            page = self._site_page(await self._read(path, params=params, shape="list"), path)
         else:
             page = await self.sites_page(cursor.page, limit)
-        following = cursor.page + 1
+        seen = cursor.seen + len(page.items)
+        following = SiteCursor(page=cursor.page + 1, seen=seen)
+        if not page.items:
+            return page, None
         if page.next_uri:
-            return page, SiteCursor(page=following, uri=page.next_uri)
-        if cursor.uri is None and len(page.items) >= limit and page.items:
-            return page, SiteCursor(page=following)
-        return page, None
+            return page, SiteCursor(page=following.page, uri=page.next_uri, seen=seen)
+        if page.total_count is not None:
+            return page, None if seen >= page.total_count else following
+        if page.next_given and (cursor.uri is not None or len(page.items) < limit):
+            return page, None
+        return page, following
 
     async def iter_site_pages(
         self, *, limit: int = DEFAULT_SITE_PAGE_SIZE
@@ -520,7 +563,7 @@ class SigSciClient:
 
     async def add_site_members(self, site: str, emails: Iterable[str]) -> list[SiteMember]:
         """Add existing corp users to a site in one call (never touches their other sites)."""
-        members = sorted({normalize_email(e) for e in emails})
+        members = sorted({check_address(e) for e in emails})
         if not members:
             raise InvalidInputError("add_site_members needs at least one email")
         path = self.site_path(site, "members")
@@ -534,7 +577,7 @@ class SigSciClient:
             "sites",
             (_checked_site(site), "site name"),
             "members",
-            (normalize_email(email), "email"),
+            (check_address(email), "email"),
             "invite",
         )
         data = await self._write("POST", path, {"role": corp_role(role).value})
@@ -545,7 +588,7 @@ class SigSciClient:
             "sites",
             (_checked_site(site), "site name"),
             "members",
-            (normalize_email(email), "email"),
+            (check_address(email), "email"),
         )
         await self._write("DELETE", path)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime
 
@@ -17,6 +18,7 @@ from sigsci_iga.connectors.base import (
     RemoveFromSite,
     SetRole,
     Step,
+    require_caller,
 )
 from sigsci_iga.connectors.signalsciences.client import (
     DEFAULT_SITE_PAGE_SIZE,
@@ -25,7 +27,7 @@ from sigsci_iga.connectors.signalsciences.client import (
 )
 from sigsci_iga.connectors.signalsciences.models import ActivityEvent, Site, User, UserStatus
 from sigsci_iga.connectors.signalsciences.paths import api_path
-from sigsci_iga.domain.model import AccountSnapshot, SiteSnapshot
+from sigsci_iga.domain.model import SERVER_EMAIL, AccountSnapshot, SiteSnapshot
 from sigsci_iga.errors import NotFoundError, UnexpectedResponseError
 
 #: Event types whose meaning is "this user is gone" (a re-read must still confirm it).
@@ -44,6 +46,9 @@ def account_from_user(user: User) -> AccountSnapshot:
         extra["auth_status"] = user.auth_status
     if user.corp_auth_type is not None:
         extra["corp_auth_type"] = user.corp_auth_type
+    if user.raw_email and user.raw_email != user.email:
+        # Only when it differs: calls must name the user this way on a case-sensitive server.
+        extra[SERVER_EMAIL] = user.raw_email
     return AccountSnapshot(
         email=user.email,
         name=user.name,
@@ -60,23 +65,26 @@ def site_from_api(site: Site) -> SiteSnapshot:
     return SiteSnapshot(name=site.name, display_name=site.display_name)
 
 
-def change_from_event(event: ActivityEvent) -> ChangeEvent:
+def change_from_event(event: ActivityEvent, feed_site: str | None = None) -> ChangeEvent:
+    """One event as the importer needs it; on a site's feed the site is implied if not named."""
     data = event.msg_data
     email = data.get("email") or data.get("userEmail")
-    site = data.get("siteName") or data.get("site")
+    spelling = email.strip() if isinstance(email, str) and email.strip() else None
+    site = data.get("siteName") or data.get("site") or feed_site
     return ChangeEvent(
         id=event.id,
         kind=event.event_type,
         created=event.created,
-        email=str(email).lower() if isinstance(email, str) and email else None,
+        email=spelling.lower() if spelling else None,
         site=str(site) if isinstance(site, str) and site else None,
         removes_account=event.event_type in USER_REMOVED_EVENTS,
         removes_site=event.event_type in SITE_REMOVED_EVENTS,
+        spelling=spelling,
     )
 
 
 class SignalSciencesConnector:
-    """Full reads cost 1 + ceil(sites / page size) calls: users with memberships, then site pages."""
+    """Full reads: the users list with memberships, then site pages (see `site_page_at`)."""
 
     kind = "signalsciences"
     #: Owners are members of every site without a membership event; a new site changes them too.
@@ -132,26 +140,27 @@ class SignalSciencesConnector:
     async def sites_page(self, cursor: str | None) -> PageResult[SiteSnapshot]:
         at = SiteCursor() if cursor is None else SiteCursor(**json.loads(cursor))
         page, following = await self.client.site_page_at(at, limit=self.site_page_size)
-        if (
-            following is not None
-            and following.uri is None
-            and page.total_count is not None
-            and at.page * self.site_page_size >= page.total_count
-        ):
-            # A full page without a next link: the server's totalCount says it was the last one,
-            # so do not spend a call on an empty page.
-            following = None
         sites = [site_from_api(s) for s in page.items]
-        next_cursor = (
-            json.dumps({"page": following.page, "uri": following.uri}) if following else None
-        )
+        next_cursor = json.dumps(dataclasses.asdict(following)) if following else None
         return PageResult(sites, next_cursor, [s.name for s in sites])
 
-    async def read_account(self, email: str) -> AccountSnapshot | None:
+    async def read_account(self, email: str, *, confirmed: bool = False) -> AccountSnapshot | None:
+        """One GET by `email` as spelled; an unconfirmed "not found" is checked in the list.
+
+        A server that matches emails exactly answers "not found" for `mixed.case@x` when it
+        stores `Mixed.Case@x`; reading that as "gone" would end a leaver request without
+        removing anyone. So unless the spelling came from the server, the users list (one call,
+        itself checked to include the caller) decides.
+        """
         try:
             return account_from_user(await self.client.get_user(email, expand_memberships=True))
         except NotFoundError:
-            return None
+            if confirmed:
+                return None
+        page = await self.accounts_page(None)
+        listed = {a.email: a for a in page.items}
+        require_caller(listed.keys(), self.client.email, path="users")
+        return listed.get(email.lower())
 
     async def read_site(self, name: str) -> SiteSnapshot | None:
         try:
@@ -159,15 +168,15 @@ class SignalSciencesConnector:
         except NotFoundError:
             return None
 
-    async def changes_since(self, since: datetime) -> ChangeBatch:
+    async def changes_since(self, since: datetime, *, site: str | None = None) -> ChangeBatch:
         events: list[ChangeEvent] = []
         seen: set[str] = set()
-        async for page in self.client.iter_activity_pages(since=since, sort="asc"):
+        async for page in self.client.iter_activity_pages(site=site, since=since, sort="asc"):
             for item in page.items:
                 if item.id in seen:
                     continue
                 seen.add(item.id)
-                events.append(change_from_event(item))
+                events.append(change_from_event(item, feed_site=site))
         events.sort(key=lambda e: (e.created, e.id))
         return ChangeBatch(
             events=events,

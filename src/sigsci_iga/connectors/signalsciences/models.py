@@ -79,7 +79,9 @@ class Memberships(ApiModel):
 
 
 class User(ApiModel):
+    #: Lower-cased: the identity key. `raw_email` is the server's own spelling.
     email: str
+    raw_email: str = Field(default="", alias="rawEmail")
     name: str = ""
     role: str
     status: UserStatus = UserStatus.PENDING
@@ -95,9 +97,12 @@ class User(ApiModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _keep_raw_status(cls, data: Any) -> Any:
+    def _keep_raw_values(cls, data: Any) -> Any:
         if isinstance(data, dict) and "rawStatus" not in data and "raw_status" not in data:
             data = {**data, "rawStatus": str(data.get("status") or "")}
+        if isinstance(data, dict) and "rawEmail" not in data and "raw_email" not in data:
+            email = data.get("email")
+            data = {**data, "rawEmail": email.strip() if isinstance(email, str) else ""}
         return data
 
     @field_validator("email")
@@ -201,4 +206,6 @@ class Page(BaseModel, Generic[T]):
 
     items: list[T]
     next_uri: str | None = None
+    #: The server sent a `next` link at all (an empty one says "last page").
+    next_given: bool = False
     total_count: int | None = None
