@@ -32,7 +32,13 @@ def check_address(value: str, what: str = "email") -> str:
         raise InvalidInputError(f"{what} {value!r} is not an email address")
     # Dots separate atoms: none may be empty (`a..b`, `.a`, `a.`), and `..` is also what turns a
     # path segment into "the parent".
-    if ".." in value or local[0] == "." or local[-1] == "." or domain[0] == "." or domain[-1] == ".":
+    if (
+        ".." in value
+        or local[0] == "."
+        or local[-1] == "."
+        or domain[0] == "."
+        or domain[-1] == "."
+    ):
         raise InvalidInputError(f"{what} {value!r} has an empty part between dots")
     return value
 
