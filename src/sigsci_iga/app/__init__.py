@@ -4,6 +4,14 @@ Use cases take an `AppContext`, raise errors from `sigsci_iga.errors` and never 
 interfaces parse their input, call a use case and render what it returns.
 """
 
+from sigsci_iga.app.access import (
+    ROLE_PERMISSIONS,
+    Permission,
+    Principal,
+    Role,
+    authorize,
+    permissions_of,
+)
 from sigsci_iga.app.context import AppContext, ConnectorFactory, Connectors, EndpointConnector
 from sigsci_iga.app.endpoints import (
     CheckResult,
@@ -78,6 +86,7 @@ from sigsci_iga.store.journal import ChainReport
 __all__ = [
     "DEFAULT_MAX_ITEMS",
     "DEFAULT_MAX_PERCENT",
+    "ROLE_PERMISSIONS",
     "AccessRequest",
     "AccountDetail",
     "AccountRecord",
@@ -95,10 +104,13 @@ __all__ = [
     "ImportResult",
     "JournalRecord",
     "PackageSummary",
+    "Permission",
     "PlannedTask",
+    "Principal",
     "QueueOptions",
     "Removal",
     "RequestOutcome",
+    "Role",
     "RunDetail",
     "RunRecord",
     "RunSummary",
@@ -107,6 +119,7 @@ __all__ = [
     "ThresholdSettings",
     "account_detail",
     "approve_run",
+    "authorize",
     "check_endpoint",
     "convert_saviynt",
     "discontinue_task",
@@ -121,6 +134,7 @@ __all__ = [
     "list_tasks",
     "load_identities",
     "package_schema",
+    "permissions_of",
     "preview_queue",
     "refuse_run",
     "register_native",
