@@ -69,6 +69,18 @@ from sigsci_iga.app.provisioning import (
     run_queue,
     submit_request,
 )
+from sigsci_iga.app.tokens import (
+    DEFAULT_LIFETIME,
+    IssuedToken,
+    TokenKeys,
+    authenticate,
+    create_token,
+    list_tokens,
+    parse_lifetime,
+    revoke_token,
+    token_keys,
+    token_summary,
+)
 from sigsci_iga.importer.run import ImportResult
 from sigsci_iga.provisioning.worker import PlannedTask, RunSummary
 from sigsci_iga.store import (
@@ -80,10 +92,12 @@ from sigsci_iga.store import (
     JournalRecord,
     RunRecord,
     TaskRecord,
+    TokenRecord,
 )
 from sigsci_iga.store.journal import ChainReport
 
 __all__ = [
+    "DEFAULT_LIFETIME",
     "DEFAULT_MAX_ITEMS",
     "DEFAULT_MAX_PERCENT",
     "ROLE_PERMISSIONS",
@@ -102,6 +116,7 @@ __all__ = [
     "IdentityLoad",
     "IdentityRecord",
     "ImportResult",
+    "IssuedToken",
     "JournalRecord",
     "PackageSummary",
     "Permission",
@@ -117,11 +132,15 @@ __all__ = [
     "TaskDetail",
     "TaskRecord",
     "ThresholdSettings",
+    "TokenKeys",
+    "TokenRecord",
     "account_detail",
     "approve_run",
+    "authenticate",
     "authorize",
     "check_endpoint",
     "convert_saviynt",
+    "create_token",
     "discontinue_task",
     "endpoint_name",
     "get_endpoint",
@@ -132,8 +151,10 @@ __all__ = [
     "list_journal",
     "list_runs",
     "list_tasks",
+    "list_tokens",
     "load_identities",
     "package_schema",
+    "parse_lifetime",
     "permissions_of",
     "preview_queue",
     "refuse_run",
@@ -145,11 +166,14 @@ __all__ = [
     "resolve_endpoint",
     "restore_account",
     "retry_task",
+    "revoke_token",
     "run_detail",
     "run_import",
     "run_queue",
     "submit_request",
     "task_detail",
+    "token_keys",
+    "token_summary",
     "upgrade_database",
     "validate_package",
     "verify_journal",
