@@ -136,8 +136,8 @@ def _key(value: SecretStr | None, path: Path | None, env: str) -> bytes | None:
 def token_keys(settings: Settings) -> TokenKeys:
     """The server key the settings name; ConfigError says what to set when there is none.
 
-    The service calls this at start, so a missing key stops it there rather than at the
-    first request.
+    Call it when the service starts, so a missing or short key stops it there rather than
+    failing every request.
     """
     current = _key(settings.token_key, settings.token_key_file, "SIGSCI_IGA_TOKEN_KEY")
     previous = _key(
