@@ -183,6 +183,33 @@ class StorageFullError(StoreError):
     """The database has no space left to write; nothing of the change was kept."""
 
 
+# -- the service's callers ------------------------------------------------------------------------
+
+
+class AuthenticationError(SigsciIgaError):
+    """No valid service token was presented (HTTP 401).
+
+    The message is the same whatever was wrong, so a caller learns nothing about which part of
+    a token failed; `reason` (missing, malformed, unknown, mismatch, expired, revoked) is for the
+    server's own log and never for the response.
+    """
+
+    MESSAGE = (
+        "authentication required: send a valid service token as 'Authorization: Bearer <token>'"
+    )
+
+    def __init__(self, reason: str = "unspecified") -> None:
+        super().__init__(self.MESSAGE)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.reason,))
+
+
+class PermissionDeniedError(SigsciIgaError):
+    """The caller is authenticated, but its role does not grant the permission (HTTP 403)."""
+
+
 #: The one table. A class without a row takes the row of its nearest ancestor that has one.
 RULES: dict[type[SigsciIgaError], ErrorRule] = {
     SigsciIgaError: ErrorRule(Recovery.PERMANENT, 1, 500),
@@ -207,6 +234,10 @@ RULES: dict[type[SigsciIgaError], ErrorRule] = {
     DatabaseUnavailableError: ErrorRule(Recovery.FIX_CONFIGURATION, 10, 503),
     DatabaseBusyError: ErrorRule(Recovery.RETRY_LATER, 10, 503),
     StorageFullError: ErrorRule(Recovery.FIX_CONFIGURATION, 10, 507),
+    # Exit 3 like a token the target refused: both mean "these credentials will not do".
+    AuthenticationError: ErrorRule(Recovery.FIX_CONFIGURATION, 3, 401),
+    # Retrying with the same token fails the same way; a token with another role is needed.
+    PermissionDeniedError: ErrorRule(Recovery.PERMANENT, 3, 403),
 }
 
 

@@ -99,6 +99,24 @@ class Settings(BaseSettings):
         validation_alias=_env("SIGSCI_IGA_CORRELATION_RULE", "correlation_rule"),
     )
 
+    # The server key that service tokens are hashed with (HMAC-SHA256): the value itself, or
+    # better a mounted secret file. `_previous` is the key being rotated out: tokens hashed
+    # with it still verify, and are re-hashed with the current key when next used.
+    token_key: SecretStr | None = Field(
+        default=None, validation_alias=_env("SIGSCI_IGA_TOKEN_KEY", "token_key")
+    )
+    token_key_file: Path | None = Field(
+        default=None, validation_alias=_env("SIGSCI_IGA_TOKEN_KEY_FILE", "token_key_file")
+    )
+    token_key_previous: SecretStr | None = Field(
+        default=None,
+        validation_alias=_env("SIGSCI_IGA_TOKEN_KEY_PREVIOUS", "token_key_previous"),
+    )
+    token_key_previous_file: Path | None = Field(
+        default=None,
+        validation_alias=_env("SIGSCI_IGA_TOKEN_KEY_PREVIOUS_FILE", "token_key_previous_file"),
+    )
+
     @field_validator("api_url")
     @classmethod
     def _api_url_is_http(cls, value: str) -> str:

@@ -4,6 +4,14 @@ Use cases take an `AppContext`, raise errors from `sigsci_iga.errors` and never 
 interfaces parse their input, call a use case and render what it returns.
 """
 
+from sigsci_iga.app.access import (
+    ROLE_PERMISSIONS,
+    Permission,
+    Principal,
+    Role,
+    authorize,
+    permissions_of,
+)
 from sigsci_iga.app.context import AppContext, ConnectorFactory, Connectors, EndpointConnector
 from sigsci_iga.app.endpoints import (
     CheckResult,
@@ -63,6 +71,18 @@ from sigsci_iga.app.provisioning import (
     submit_request,
 )
 from sigsci_iga.app.system import Statistics, check_database, statistics, version
+from sigsci_iga.app.tokens import (
+    DEFAULT_LIFETIME,
+    IssuedToken,
+    TokenKeys,
+    authenticate,
+    create_token,
+    list_tokens,
+    parse_lifetime,
+    revoke_token,
+    token_keys,
+    token_summary,
+)
 from sigsci_iga.importer.run import ImportResult
 from sigsci_iga.provisioning.worker import PlannedTask, RunSummary
 from sigsci_iga.store import (
@@ -74,12 +94,15 @@ from sigsci_iga.store import (
     JournalRecord,
     RunRecord,
     TaskRecord,
+    TokenRecord,
 )
 from sigsci_iga.store.journal import ChainReport
 
 __all__ = [
+    "DEFAULT_LIFETIME",
     "DEFAULT_MAX_ITEMS",
     "DEFAULT_MAX_PERCENT",
+    "ROLE_PERMISSIONS",
     "AccessRequest",
     "AccountDetail",
     "AccountRecord",
@@ -95,12 +118,16 @@ __all__ = [
     "IdentityLoad",
     "IdentityRecord",
     "ImportResult",
+    "IssuedToken",
     "JournalRecord",
     "PackageSummary",
+    "Permission",
     "PlannedTask",
+    "Principal",
     "QueueOptions",
     "Removal",
     "RequestOutcome",
+    "Role",
     "RunDetail",
     "RunRecord",
     "RunSummary",
@@ -108,11 +135,16 @@ __all__ = [
     "TaskDetail",
     "TaskRecord",
     "ThresholdSettings",
+    "TokenKeys",
+    "TokenRecord",
     "account_detail",
     "approve_run",
+    "authenticate",
+    "authorize",
     "check_database",
     "check_endpoint",
     "convert_saviynt",
+    "create_token",
     "discontinue_task",
     "due_endpoints",
     "endpoint_name",
@@ -124,8 +156,11 @@ __all__ = [
     "list_journal",
     "list_runs",
     "list_tasks",
+    "list_tokens",
     "load_identities",
     "package_schema",
+    "parse_lifetime",
+    "permissions_of",
     "preview_queue",
     "refuse_run",
     "register_native",
@@ -136,12 +171,15 @@ __all__ = [
     "resolve_endpoint",
     "restore_account",
     "retry_task",
+    "revoke_token",
     "run_detail",
     "run_import",
     "run_queue",
     "statistics",
     "submit_request",
     "task_detail",
+    "token_keys",
+    "token_summary",
     "upgrade_database",
     "validate_package",
     "verify_journal",

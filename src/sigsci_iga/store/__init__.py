@@ -22,6 +22,8 @@ from sigsci_iga.store.records import (
     JournalRecord,
     RunRecord,
     TaskRecord,
+    TokenCredential,
+    TokenRecord,
 )
 from sigsci_iga.store.repository import Repository, open_repository
 
@@ -46,6 +48,8 @@ __all__ = [
     "StoreError",
     "TaskRecord",
     "TaskStateError",
+    "TokenCredential",
+    "TokenRecord",
     "create_engine_for",
     "normalize_url",
     "open_repository",

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sigsci_iga.domain.access import Role
 from sigsci_iga.domain.model import iso
 from sigsci_iga.domain.tasks import Operation, TaskState
 
@@ -246,3 +247,40 @@ class JournalRecord:
 
     def to_json(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A service token as listed: never the token, its identifier or its hash."""
+
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str | None
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    revoked_by: str | None
+
+    def state(self, now: datetime) -> str:
+        """`revoked`, `expired` or `active` at `now`."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "active"
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCredential:
+    """What verifying a token needs: its row id, its record and its stored keyed hash.
+
+    The hash is derived from the token and the server key, so it is kept out of `repr`.
+    """
+
+    id: int
+    record: TokenRecord
+    token_hash: str = field(repr=False)

@@ -19,6 +19,7 @@ from sigsci_iga.store.inventory import Inventory
 from sigsci_iga.store.journal import Journal
 from sigsci_iga.store.runs import Runs
 from sigsci_iga.store.tasks import Tasks
+from sigsci_iga.store.tokens import Tokens
 
 
 class Repository:
@@ -32,6 +33,7 @@ class Repository:
         self.inventory = Inventory(self.db)
         self.tasks = Tasks(self.db)
         self.journal = Journal(self.db)
+        self.tokens = Tokens(self.db)
 
     @property
     def engine(self) -> Engine:

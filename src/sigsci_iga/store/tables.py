@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
+from sigsci_iga.domain.access import Role
 from sigsci_iga.domain.tasks import FINAL_STATES, OPEN_STATES, Operation, TaskState
 
 NAMING_CONVENTION = {
@@ -64,6 +65,7 @@ TASK_STATES = tuple(state.value for state in TaskState)
 OPEN_TASK_STATES = tuple(state.value for state in TaskState if state in OPEN_STATES)
 #: States `finish_task` may set.
 FINAL_TASK_STATES = tuple(state.value for state in TaskState if state in FINAL_STATES)
+TOKEN_ROLES = tuple(role.value for role in Role)
 JOURNAL_KINDS = ("requested", "claimed", "snapshot", "intent", "call", "state", "note")
 
 
@@ -313,4 +315,27 @@ journal = sa.Table(
     sa.Index("ix_journal_endpoint_id_target", "endpoint_id", "target"),
     sa.Index("ix_journal_endpoint_id_seq", "endpoint_id", "seq", unique=True),
     sa.CheckConstraint(_in("kind", JOURNAL_KINDS), name="kind"),
+)
+
+# Service tokens for the HTTP API. Only a keyed hash of each token is kept (HMAC-SHA256 with a
+# server key that is never stored here), so neither this table nor a backup of it lets anyone
+# call the API, and a row written by someone without the key matches no token. Revoked and
+# expired rows stay: they say who could do what, and when.
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # Never reused, even once revoked: the journal names requesters by token name.
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    # The token's identifier part: finds the row; proves nothing on its own.
+    sa.Column("public_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(320)),
+    sa.Column("expires_at", UTCDateTime()),
+    sa.Column("last_used_at", UTCDateTime()),
+    sa.Column("revoked_at", UTCDateTime()),
+    sa.Column("revoked_by", sa.String(320)),
+    sa.CheckConstraint(_in("role", TOKEN_ROLES), name="role"),
 )
