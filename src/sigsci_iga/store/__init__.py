@@ -15,23 +15,28 @@ from sigsci_iga.store.records import (
     CorrelationResult,
     EndpointInfo,
     EntitlementRecord,
+    FireRecord,
     HistoryRecord,
     IdentityLoadResult,
     IdentityRecord,
     JournalEntry,
     JournalRecord,
     RunRecord,
+    ScheduleRecord,
     TaskRecord,
 )
 from sigsci_iga.store.repository import Repository, open_repository
+from sigsci_iga.store.schedules import Claim, ScheduleRef, ScheduleState
 
 __all__ = [
     "AccountRecord",
     "Checkpoint",
+    "Claim",
     "CorrelationResult",
     "DatabaseOptions",
     "EndpointInfo",
     "EntitlementRecord",
+    "FireRecord",
     "HistoryRecord",
     "IdentityLoadResult",
     "IdentityRecord",
@@ -43,6 +48,9 @@ __all__ = [
     "RepositoryChangedError",
     "RunRecord",
     "RunStateError",
+    "ScheduleRecord",
+    "ScheduleRef",
+    "ScheduleState",
     "StoreError",
     "TaskRecord",
     "TaskStateError",

@@ -18,6 +18,7 @@ from sigsci_iga.store.identities import Identities
 from sigsci_iga.store.inventory import Inventory
 from sigsci_iga.store.journal import Journal
 from sigsci_iga.store.runs import Runs
+from sigsci_iga.store.schedules import Schedules
 from sigsci_iga.store.tasks import Tasks
 
 
@@ -32,6 +33,7 @@ class Repository:
         self.inventory = Inventory(self.db)
         self.tasks = Tasks(self.db)
         self.journal = Journal(self.db)
+        self.schedules = Schedules(self.db)
 
     @property
     def engine(self) -> Engine:
