@@ -24,6 +24,7 @@ from sigsci_iga.cli.provision import (
     restore_command,
     tasks_app,
 )
+from sigsci_iga.cli.schedules import schedules_app
 
 app = typer.Typer(
     name="sigsci-iga",
@@ -98,6 +99,7 @@ app.add_typer(journal_app, name="journal")
 app.command("restore")(restore_command)
 app.add_typer(packages_app, name="packages")
 app.add_typer(endpoints_app, name="endpoints")
+app.add_typer(schedules_app, name="schedules")
 
 
 def _mount_subcommands() -> None:
