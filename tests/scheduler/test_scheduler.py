@@ -273,6 +273,24 @@ def test_after_an_outage_skip_runs_the_newest_missed_fire_once(
     assert len(job.runs) == 1
 
 
+def test_under_skip_a_fire_waiting_to_run_is_not_joined_by_newer_ones(
+    ctx: app.AppContext, clock: FakeClock
+) -> None:
+    app.add_schedule(ctx, "quarter", job="provision", every="15m")
+    job = CountingJob()
+    one = scheduler(ctx, job, "a")
+
+    waiting = one.record_due(T0 + timedelta(minutes=15))
+    meanwhile = one.record_due(T0 + timedelta(minutes=31))
+    ran = asyncio.run(one.tick(T0 + timedelta(minutes=31)))
+    then = asyncio.run(one.tick(T0 + timedelta(minutes=32)))
+
+    assert [f.fire_at for f in waiting] == [T0 + timedelta(minutes=15)]
+    assert meanwhile == []
+    assert [r.fire.fire_at for r in ran] == [T0 + timedelta(minutes=15)]
+    assert [(r.fire.fire_at, r.fire.missed) for r in then] == [(T0 + timedelta(minutes=30), 0)]
+
+
 def test_after_an_outage_run_all_runs_each_missed_fire_in_order_up_to_the_limit(
     ctx: app.AppContext, clock: FakeClock
 ) -> None:

@@ -100,16 +100,19 @@ class Scheduler:
         """Record the fire times that came due by `now`, per the schedules' missed-run policy.
 
         A schedule with a running fire records nothing: the times that pass while it runs
-        are missed, and its policy decides once it has ended.
+        are missed, and its policy decides once it has ended. Under `skip` a schedule also
+        records nothing while a scheduled fire of it waits to run (or to be run again after
+        its runner died), so it never has more than one fire to catch up with.
         """
         repo = self.ctx.repository
         recorded: list[FireRecord] = []
         for state in repo.schedules.states(now=now, enabled=True):
             schedule = state.schedule
-            if state.running is not None:
+            skip = schedule.missed != MissedPolicy.RUN_ALL
+            if state.running is not None or (skip and state.unfinished):
                 continue
             try:
-                limit = RUN_ALL_LIMIT if schedule.missed == MissedPolicy.RUN_ALL else 1
+                limit = 1 if skip else RUN_ALL_LIMIT
                 due = schedule_timing(schedule).due(counted_from(state), now, limit=limit)
                 if due.times:
                     recorded += repo.schedules.record_fires(

@@ -60,6 +60,8 @@ class ScheduleState:
     last_fire: FireRecord | None
     #: The fire running under a live lease, if one is.
     running: FireRecord | None
+    #: Scheduled fires not finished: pending, or running (under a live lease or not).
+    unfinished: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,12 +353,24 @@ class Schedules:
                 row.schedule_id: fire_record(row)
                 for row in conn.execute(_fires_query().where(_live(now)))
             }
+            unfinished = {
+                sid: int(count)
+                for sid, count in conn.execute(
+                    sa.select(schedule_fires.c.schedule_id, sa.func.count())
+                    .where(
+                        schedule_fires.c.trigger == FireTrigger.SCHEDULE.value,
+                        schedule_fires.c.status.in_((_PENDING, _RUNNING)),
+                    )
+                    .group_by(schedule_fires.c.schedule_id)
+                )
+            }
         return [
             ScheduleState(
                 schedule=schedule_record(row),
                 last_fire_at=times.get(row.id),
                 last_fire=newest.get(row.id),
                 running=running.get(row.id),
+                unfinished=unfinished.get(row.id, 0),
             )
             for row in rows
         ]
