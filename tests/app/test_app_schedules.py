@@ -16,6 +16,7 @@ from schedule_harness import CountingJob, FakeClock, context_for
 from sigsci_iga import app
 from sigsci_iga.errors import (
     ConfigError,
+    DatabaseBusyError,
     InvalidInputError,
     RecordNotFoundError,
     ScheduleBusyError,
@@ -325,3 +326,53 @@ def test_a_schedule_cannot_be_run_by_hand_while_a_fire_of_it_runs(
 
     assert (queued.trigger, queued.status) == ("manual", "pending")
     assert ScheduleBusyError("x").rule.http_status == 409
+
+
+def test_a_failed_lease_renewal_does_not_stop_the_job_and_a_lost_lease_does(
+    live: app.AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app.add_schedule(live, "retry", job="provision", every="1m")
+    schedules = live.repository.schedules
+    renew = schedules.renew
+    hiccups = {"left": 1}
+
+    def flaky_renew(*args: object, **kwargs: object) -> app.FireRecord:
+        if hiccups["left"]:
+            hiccups["left"] -= 1
+            raise DatabaseBusyError("locked for a moment")
+        return renew(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(schedules, "renew", flaky_renew)
+
+    async def finishes_despite_a_hiccup() -> app.FireResult:
+        job = CountingJob(gate=asyncio.Event())
+        asyncio.get_running_loop().call_later(0.4, job.gate.set)  # type: ignore[union-attr]
+        return await app.run_schedule(live, "retry", lease_seconds=0.25, jobs=job.jobs())
+
+    survived = asyncio.run(finishes_despite_a_hiccup())
+
+    async def taken_over() -> tuple[app.FireResult, bool]:
+        job = CountingJob(gate=asyncio.Event(), started=asyncio.Event())
+        hiccups["left"] = 1_000  # no renewal works: the lease runs out
+        running = asyncio.create_task(
+            app.run_schedule(live, "retry", lease_seconds=0.25, jobs=job.jobs())
+        )
+        assert job.started is not None
+        await job.started.wait()
+        await asyncio.sleep(0.4)
+        stolen = schedules.claim(
+            owner="thief", now=live.clock(), lease_seconds=60, limit=1, max_attempts=3
+        )
+        assert len(stolen.claimed) == 1
+        hiccups["left"] = 0
+        result = await asyncio.wait_for(running, timeout=5)
+        assert job.gate is not None
+        return result, job.gate.is_set()
+
+    lost, released_gate = asyncio.run(taken_over())
+
+    assert survived.outcome == "succeeded"
+    assert lost.outcome == "lost"
+    assert not released_gate  # the job was cancelled, not left to finish
+    [newest, *_] = app.get_schedule(live, "retry").fires
+    assert (newest.status, newest.lease_owner) == ("running", "thief")

@@ -465,9 +465,10 @@ async def _keep_leased(
         except LeaseLostError as exc:
             log.warning("%s", exc)
             return
-        except SigsciIgaError as exc:
-            # A busy database now is no reason to give the fire up; the lease has slack.
-            log.warning("could not renew the lease of fire %s: %s", fire_id, exc)
+        except Exception:
+            # A database hiccup now is no reason to give the fire up: the lease has slack, and
+            # if it runs out before a renewal works, the next renewal says the lease is lost.
+            log.exception("could not renew the lease of fire %s; trying again", fire_id)
 
 
 def release_fire(ctx: AppContext, fire: FireRecord, owner: str) -> FireResult:
