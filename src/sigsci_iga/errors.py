@@ -171,6 +171,10 @@ class LeaseLostError(StoreError):
     """
 
 
+class ScheduleBusyError(StoreError):
+    """A fire of the schedule is running; it cannot be run again until that one ends."""
+
+
 class DatabaseUnavailableError(StoreError):
     """The repository's database cannot be opened or reached (path, server, database, driver)."""
 
@@ -231,6 +235,7 @@ RULES: dict[type[SigsciIgaError], ErrorRule] = {
     RepositoryChangedError: ErrorRule(Recovery.REREAD_THEN_DECIDE, 8, 409),
     TaskStateError: ErrorRule(Recovery.PERMANENT, 1, 409),
     LeaseLostError: ErrorRule(Recovery.PERMANENT, 1, 409),
+    ScheduleBusyError: ErrorRule(Recovery.RETRY_LATER, 1, 409),
     DatabaseUnavailableError: ErrorRule(Recovery.FIX_CONFIGURATION, 10, 503),
     DatabaseBusyError: ErrorRule(Recovery.RETRY_LATER, 10, 503),
     StorageFullError: ErrorRule(Recovery.FIX_CONFIGURATION, 10, 507),

@@ -51,6 +51,7 @@ RULES: tuple[Rule, ...] = (
             "sigsci_iga.provisioning",
             "sigsci_iga.app",
             "sigsci_iga.cli",
+            "sigsci_iga.scheduler",
         ),
     ),
     Rule("sigsci_iga.domain", ("sigsci_iga",), allowed=("sigsci_iga.domain", "sigsci_iga.errors")),
@@ -59,7 +60,18 @@ RULES: tuple[Rule, ...] = (
         "sigsci_iga.cli",
         ("sigsci_iga.store", "sigsci_iga.importer", "sigsci_iga.provisioning"),
     ),
-    Rule("sigsci_iga.app", ("sigsci_iga.cli", "sigsci_iga.sim")),
+    Rule("sigsci_iga.app", ("sigsci_iga.cli", "sigsci_iga.sim", "sigsci_iga.scheduler")),
+    # The scheduler runs jobs through the application layer only, and is no interface.
+    Rule(
+        "sigsci_iga.scheduler",
+        (
+            "sigsci_iga.cli",
+            "sigsci_iga.sim",
+            "sigsci_iga.connectors",
+            "sigsci_iga.importer",
+            "sigsci_iga.provisioning",
+        ),
+    ),
     Rule(
         "sigsci_iga.importer",
         ("sigsci_iga.provisioning", "sigsci_iga.app", "sigsci_iga.cli"),
@@ -192,3 +204,16 @@ def test_provisioning_may_use_the_contract_and_the_call_records_but_no_connector
 
     assert len(found) == 1
     assert "imports sigsci_iga.connectors.rest.runtime.RestConnector (line 3)" in found[0]
+
+
+def test_the_scheduler_reaches_jobs_only_through_the_application_layer() -> None:
+    source = (
+        "from sigsci_iga.app import run_import\n"
+        "from sigsci_iga.store import Repository\n"
+        "from sigsci_iga.importer.run import Importer\n"
+    )
+
+    found = violations("sigsci_iga.scheduler.engine", source)
+
+    assert len(found) == 1
+    assert "imports sigsci_iga.importer.run.Importer (line 3)" in found[0]

@@ -24,6 +24,7 @@ from sigsci_iga.cli.provision import (
     restore_command,
     tasks_app,
 )
+from sigsci_iga.cli.schedules import schedules_app
 from sigsci_iga.cli.tokens import tokens_app
 
 app = typer.Typer(
@@ -100,6 +101,7 @@ app.command("restore")(restore_command)
 app.add_typer(packages_app, name="packages")
 app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(schedules_app, name="schedules")
 
 
 def _mount_subcommands() -> None:

@@ -29,6 +29,8 @@ from sigsci_iga.store.tables import (
     entitlement_values,
     history,
     import_runs,
+    schedule_fires,
+    schedules,
     tasks,
 )
 from sigsci_iga.store.tables import journal as journal_table
@@ -134,6 +136,12 @@ class Endpoints:
                 raise TaskStateError(
                     f"endpoint {name!r} has {open_tasks} open task(s); discontinue them first"
                 )
+            # An endpoint's schedules go with it, whether it is deleted or retired.
+            schedule_ids = sa.select(schedules.c.id).where(schedules.c.endpoint_id == endpoint_id)
+            conn.execute(
+                schedule_fires.delete().where(schedule_fires.c.schedule_id.in_(schedule_ids))
+            )
+            conn.execute(schedules.delete().where(schedules.c.endpoint_id == endpoint_id))
             journaled = conn.execute(
                 sa.select(journal_table.c.id)
                 .where(journal_table.c.endpoint_id == endpoint_id)

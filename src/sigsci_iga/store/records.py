@@ -284,3 +284,53 @@ class TokenCredential:
     id: int
     record: TokenRecord
     token_hash: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """One schedule: a job, the endpoint it runs for, and when it fires.
+
+    `endpoint` None means the endpoint the settings describe, resolved at each run. Exactly
+    one of `cron` and `interval_seconds` is set.
+    """
+
+    id: int
+    name: str
+    job: str
+    endpoint: str | None
+    cron: str | None
+    interval_seconds: int | None
+    timezone: str
+    enabled: bool
+    missed: str
+    anchor_at: datetime
+    fires_from: datetime
+    created_at: datetime
+    updated_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class FireRecord:
+    """One fire of a schedule: when it was due, who ran it under which lease, and the outcome."""
+
+    id: int
+    schedule_id: int
+    schedule: str
+    fire_at: datetime
+    trigger: str
+    status: str
+    attempts: int
+    missed: int
+    lease_owner: str | None
+    lease_until: datetime | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    summary: dict[str, Any] | None
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return _jsonable(asdict(self))

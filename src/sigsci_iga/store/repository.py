@@ -18,6 +18,7 @@ from sigsci_iga.store.identities import Identities
 from sigsci_iga.store.inventory import Inventory
 from sigsci_iga.store.journal import Journal
 from sigsci_iga.store.runs import Runs
+from sigsci_iga.store.schedules import Schedules
 from sigsci_iga.store.tasks import Tasks
 from sigsci_iga.store.tokens import Tokens
 
@@ -34,6 +35,7 @@ class Repository:
         self.tasks = Tasks(self.db)
         self.journal = Journal(self.db)
         self.tokens = Tokens(self.db)
+        self.schedules = Schedules(self.db)
 
     @property
     def engine(self) -> Engine:

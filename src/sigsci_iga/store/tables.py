@@ -10,6 +10,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
 from sigsci_iga.domain.access import Role
+from sigsci_iga.domain.schedules import FireStatus, FireTrigger, MissedPolicy
 from sigsci_iga.domain.tasks import FINAL_STATES, OPEN_STATES, Operation, TaskState
 
 NAMING_CONVENTION = {
@@ -66,6 +67,9 @@ OPEN_TASK_STATES = tuple(state.value for state in TaskState if state in OPEN_STA
 #: States `finish_task` may set.
 FINAL_TASK_STATES = tuple(state.value for state in TaskState if state in FINAL_STATES)
 TOKEN_ROLES = tuple(role.value for role in Role)
+MISSED_POLICIES = tuple(policy.value for policy in MissedPolicy)
+FIRE_STATUSES = tuple(status.value for status in FireStatus)
+FIRE_TRIGGERS = tuple(trigger.value for trigger in FireTrigger)
 JOURNAL_KINDS = ("requested", "claimed", "snapshot", "intent", "call", "state", "note")
 
 
@@ -338,4 +342,73 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", UTCDateTime()),
     sa.Column("revoked_by", sa.String(320)),
     sa.CheckConstraint(_in("role", TOKEN_ROLES), name="role"),
+)
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    # No CHECK on purpose: a new kind of job must not need a migration. The application
+    # refuses kinds it does not know, and a fire of one it cannot run fails with the reason.
+    sa.Column("job", sa.String(64), nullable=False),
+    # NULL: the endpoint the settings describe (the configured corp), resolved at each run.
+    sa.Column(
+        "endpoint_id",
+        sa.Integer,
+        sa.ForeignKey("endpoints.id", ondelete="CASCADE"),
+        index=True,
+    ),
+    sa.Column("cron", sa.String(200)),
+    sa.Column("interval_seconds", sa.Integer),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("missed", sa.String(16), nullable=False),
+    # Intervals count from here (midnight of the day they were set, in the schedule's zone).
+    sa.Column("anchor_at", UTCDateTime(), nullable=False),
+    # No fire time at or before this is due: set on creation, on resume and when the timing
+    # changes, so a paused or re-timed schedule does not catch up on what it was not meant to run.
+    sa.Column("fires_from", UTCDateTime(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint(
+        "(cron IS NULL AND interval_seconds IS NOT NULL AND interval_seconds > 0)"
+        " OR (cron IS NOT NULL AND interval_seconds IS NULL)",
+        name="timing",
+    ),
+    sa.CheckConstraint(_in("missed", MISSED_POLICIES), name="missed"),
+)
+
+# One row per fire time of a schedule (and per manual run). The unique (schedule_id, fire_at)
+# key is what stops two scheduler processes from running one fire twice: the second insert
+# does nothing. A fire runs under a lease its runner renews; an expired lease means the runner
+# died, and the fire may be claimed again.
+schedule_fires = sa.Table(
+    "schedule_fires",
+    metadata,
+    sa.Column("id", big_id(), primary_key=True),
+    sa.Column(
+        "schedule_id",
+        sa.Integer,
+        sa.ForeignKey("schedules.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("fire_at", UTCDateTime(), nullable=False),
+    sa.Column("trigger", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # Claims so far; a fire abandoned by too many runners fails instead of looping.
+    sa.Column("attempts", sa.Integer, nullable=False),
+    # Earlier fire times this one stands for that did not run (the missed-run policy).
+    sa.Column("missed", sa.Integer, nullable=False),
+    sa.Column("lease_owner", sa.String(200)),
+    sa.Column("lease_until", UTCDateTime()),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime()),
+    sa.Column("finished_at", UTCDateTime()),
+    sa.Column("summary", json_type()),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("schedule_id", "fire_at"),
+    sa.Index("ix_schedule_fires_status", "status"),
+    sa.CheckConstraint(_in("trigger", FIRE_TRIGGERS), name="trigger"),
+    sa.CheckConstraint(_in("status", FIRE_STATUSES), name="status"),
 )
