@@ -144,6 +144,10 @@ class UnexpectedResponseError(ApiError):
 # -- the repository's errors ---------------------------------------------------------------------
 
 
+class ProcessingError(SigsciIgaError):
+    """Something in one task's own data made the worker fail on it; the task fails, others go on."""
+
+
 class StoreError(SigsciIgaError):
     """Base of repository errors."""
 
@@ -229,6 +233,7 @@ RULES: dict[type[SigsciIgaError], ErrorRule] = {
     # An answer that cannot be trusted is never read as data, and a write it answered may or
     # may not have landed: read the target again before deciding anything.
     UnexpectedResponseError: ErrorRule(Recovery.REREAD_THEN_DECIDE, 6, 502),
+    ProcessingError: ErrorRule(Recovery.PERMANENT, 1, 500),
     StoreError: ErrorRule(Recovery.PERMANENT, 1, 500),
     RecordNotFoundError: ErrorRule(Recovery.PERMANENT, 4, 404),
     RunStateError: ErrorRule(Recovery.PERMANENT, 1, 409),

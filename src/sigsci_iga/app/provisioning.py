@@ -84,8 +84,31 @@ def _task_params(ctx: AppContext, endpoint: str, request: AccessRequest) -> list
     return [build_params(repo, endpoint, op)]
 
 
+#: Bounds on the free text a request carries.
+MAX_JUSTIFICATION = 4000
+MAX_REQUESTER = 320
+
+
+def _text(value: str | None, what: str, limit: int) -> None:
+    if value is None:
+        return
+    if len(value) > limit:
+        raise InvalidInputError(f"{what} is longer than {limit} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate reaches no database or server intact: refuse it here, whole.
+        raise InvalidInputError(f"{what} is not valid Unicode text") from None
+
+
 def submit_request(ctx: AppContext, endpoint: str | None, request: AccessRequest) -> RequestOutcome:
     """Validate the request and record its tasks (state `new`); nothing is sent to the target."""
+    _text(request.email, "email", MAX_REQUESTER)
+    for site in request.sites:
+        _text(site, "site", MAX_REQUESTER)
+    _text(request.role, "role", 64)
+    _text(request.requester, "requester", MAX_REQUESTER)
+    _text(request.justification, "justification", MAX_JUSTIFICATION)
     info = resolve_endpoint(ctx, endpoint)
     email = normalize_email(request.email)
     every = _task_params(ctx, info.name, request)

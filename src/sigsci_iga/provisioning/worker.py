@@ -38,7 +38,7 @@ from sigsci_iga.connectors.base import (
 from sigsci_iga.connectors.http.calls import CallRecord, capture_calls
 from sigsci_iga.domain.model import AccountSnapshot, address_of
 from sigsci_iga.domain.tasks import TaskState
-from sigsci_iga.errors import ApiError, Recovery
+from sigsci_iga.errors import ApiError, ProcessingError, Recovery, SigsciIgaError, StoreError
 from sigsci_iga.provisioning.planner import Plan, plan_task
 from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskRecord
 
@@ -197,8 +197,12 @@ class Worker:
             return
         work: list[tuple[TaskRecord, Plan]] = []
         for task in tasks:
-            plan = plan_task(task.operation, task.email, task.params, current.get(task.email))
             journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
+            try:
+                plan = plan_task(task.operation, task.email, task.params, current.get(task.email))
+            except Exception as exc:  # noqa: BLE001  # a poisoned task fails alone
+                self._poisoned([task], summary, exc, "planning", journal)
+                continue
             if plan.outcome == "act":
                 self.repo.journal.append(journal)
                 work.append((task, plan))
@@ -228,13 +232,13 @@ class Worker:
 
         async def one(task: TaskRecord, plan: Plan) -> list[_Done]:
             async with slots:
-                return await self._run_steps([(task, plan)], plan.steps, summary)
+                return await self._guarded([(task, plan)], plan.steps, summary)
 
         async def sites() -> list[_Done]:
             done: list[_Done] = []
             for site, group in sorted(by_site.items()):
                 emails = tuple(sorted(e for _, p in group for e in _site_step(p).emails))
-                done.extend(await self._run_steps(group, (AddToSite(site, emails),), summary))
+                done.extend(await self._guarded(group, (AddToSite(site, emails),), summary))
             return done
 
         results = await asyncio.gather(
@@ -274,6 +278,54 @@ class Worker:
                     raise
                 return reads, None
         return reads, current
+
+    async def _guarded(
+        self,
+        group: Sequence[tuple[TaskRecord, Plan]],
+        steps: Sequence[Step],
+        summary: RunSummary,
+    ) -> list[_Done]:
+        """`_run_steps`, where an unexpected exception fails the group's tasks, not the run.
+
+        Errors a person must act on (credentials, the database) still end the run.
+        """
+        try:
+            return await self._run_steps(group, steps, summary)
+        except DBAPIError:
+            raise
+        except SigsciIgaError as exc:
+            if exc.recovery is Recovery.FIX_CONFIGURATION or isinstance(exc, StoreError):
+                raise
+            return await self._poison_group(group, summary, exc)
+        except Exception as exc:  # noqa: BLE001  # one poisoned task must not stop the others
+            return await self._poison_group(group, summary, exc)
+
+    async def _poison_group(
+        self, group: Sequence[tuple[TaskRecord, Plan]], summary: RunSummary, exc: Exception
+    ) -> list[_Done]:
+        if len(group) > 1:
+            # A shared call failed: find the task that poisons it by running each alone.
+            done: list[_Done] = []
+            for task, plan in group:
+                done.extend(await self._guarded([(task, plan)], plan.steps, summary))
+            return done
+        self._poisoned([task for task, _ in group], summary, exc, "sending", [])
+        return []
+
+    def _poisoned(
+        self,
+        tasks: Sequence[TaskRecord],
+        summary: RunSummary,
+        exc: Exception,
+        stage: str,
+        journal: Sequence[JournalEntry],
+    ) -> None:
+        # The type and a short message only: the text may hold anything the data held.
+        reason = f"the task could not be processed ({stage}): {type(exc).__name__}: {exc}"
+        error = str(ProcessingError(reason[:300]))
+        for task in tasks:
+            note = self._entry(task, "note", detail={"reason": error})
+            self._finish(task, TaskState.FAILED, summary, error=error, journal=[*journal, note])
 
     async def _run_steps(
         self,
