@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +403,32 @@ def test_an_unknown_site_in_a_request_stores_no_task(sim: FastAPI, ctx: app.AppC
     with pytest.raises(InvalidInputError, match="no-such-site"):
         app.submit_request(ctx, None, request)
     assert app.list_tasks(ctx) == []
+
+
+def test_a_run_whose_process_died_is_marked_abandoned_by_the_next_import(
+    sim: FastAPI, ctx: app.AppContext
+) -> None:
+    asyncio.run(app.run_import(ctx, None, mode="full"))
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_owner = f"{socket.gethostname()}:{gone.stdout.strip()}"
+    left = ctx.repository.runs.start(DEMO_CORP, mode="full", owner=dead_owner)
+    elsewhere = ctx.repository.runs.start(DEMO_CORP, mode="full", owner="other-host:1")
+
+    asyncio.run(app.run_import(ctx, None, mode="full"))
+
+    assert ctx.repository.runs.get(left).status == "failed"
+    assert "abandoned" in (ctx.repository.runs.get(left).reason or "")
+    # Another host's run cannot be checked: it is left alone until it is implausibly old.
+    assert ctx.repository.runs.get(elsewhere).status == "running"
+    later = app.AppContext(
+        ctx.settings,
+        connectors=ctx.connectors,
+        repository=ctx.repository,
+        clock=lambda: datetime.now(UTC) + timedelta(hours=13),
+    )
+    assert app.abandon_stale_runs(later) == [elsewhere]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.app.endpoints import resolve_endpoint
@@ -17,6 +20,9 @@ DEFAULT_MAX_ITEMS = 10
 DEFAULT_MAX_PERCENT = 10.0
 
 Progress = Callable[[str, int, int | None], None]
+#: No import takes this long: a run still `running` after it, whose process cannot be checked
+#: (it ran on another host), was abandoned.
+MAX_RUN_AGE = timedelta(hours=12)
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,7 @@ async def run_import(
     `approve_run`.
     """
     info = resolve_endpoint(ctx, endpoint)
+    abandon_stale_runs(ctx)
     options = ImportOptions(
         mode=mode,
         dry_run=dry_run,
@@ -72,6 +79,30 @@ async def run_import(
         extra = {"progress": progress} if progress is not None else {}
         importer = Importer(ctx.repository, info.name, connector, clock=ctx.clock, **extra)
         return await importer.run(options)
+
+
+def abandon_stale_runs(ctx: AppContext) -> list[int]:
+    """Close the runs left `running` by an importing process that died; returns their ids."""
+    return ctx.repository.runs.abandon_stale(
+        now=ctx.clock(), is_alive=_process_alive, max_age=MAX_RUN_AGE
+    )
+
+
+def _process_alive(owner: str) -> bool | None:
+    """Whether `host:pid` still runs: None when it is another host's (it cannot be checked)."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # Another user's process: it exists.
+        return True
+    except OverflowError:
+        return False
+    return True
 
 
 def approve_run(ctx: AppContext, run_id: int) -> RunRecord:

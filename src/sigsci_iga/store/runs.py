@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
-from datetime import UTC, datetime
+import os
+import socket
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -36,6 +38,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def process_owner() -> str:
+    """This process, as recorded with the runs it starts."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
 class Runs:
     """Import runs of every endpoint; one transaction per call."""
 
@@ -47,8 +54,15 @@ class Runs:
         with self._db.read(snapshot=True) as conn:
             return load_view(conn, find_endpoint_id(conn, endpoint))
 
-    def start(self, endpoint: str, *, mode: RunMode = "full", dry_run: bool = False) -> int:
-        """Record a run as `running`; returns its id."""
+    def start(
+        self,
+        endpoint: str,
+        *,
+        mode: RunMode = "full",
+        dry_run: bool = False,
+        owner: str | None = None,
+    ) -> int:
+        """Record a run as `running`, owned by this process unless `owner` says; returns its id."""
         with self._db.write() as conn:
             endpoint_id = find_endpoint_id(conn, endpoint)
             run_id = conn.execute(
@@ -59,9 +73,43 @@ class Runs:
                     "dry_run": dry_run,
                     "status": "running",
                     "started_at": _now(),
+                    "owner": owner or process_owner(),
                 },
             ).scalar_one()
         return int(run_id)
+
+    def abandon_stale(
+        self,
+        *,
+        now: datetime,
+        is_alive: Callable[[str], bool | None],
+        max_age: timedelta,
+    ) -> builtins.list[int]:
+        """Mark `failed` the runs still `running` whose process is gone; returns their ids.
+
+        `is_alive(owner)` says True, False, or None when it cannot tell (another host); a run
+        it cannot tell about is abandoned only once it is older than `max_age`.
+        """
+        with self._db.write() as conn:
+            rows = conn.execute(
+                sa.select(import_runs.c.id, import_runs.c.owner, import_runs.c.started_at).where(
+                    import_runs.c.status == "running"
+                )
+            ).all()
+            stale: builtins.list[tuple[int, str]] = []
+            for run_id, owner, started in rows:
+                alive = is_alive(owner) if owner else None
+                if alive is False:
+                    stale.append((run_id, f"abandoned: its process ({owner}) is gone"))
+                elif alive is None and now - started > max_age:
+                    stale.append((run_id, f"abandoned: still running after {max_age}"))
+            for run_id, reason in stale:
+                conn.execute(
+                    import_runs.update()
+                    .where(import_runs.c.id == run_id, import_runs.c.status == "running")
+                    .values(status="failed", finished_at=now, reason=reason)
+                )
+        return [run_id for run_id, _ in stale]
 
     def finish(
         self,

@@ -217,6 +217,9 @@ import_runs = sa.Table(
     sa.Column("diff", json_type()),
     sa.Column("base_version", sa.Integer),
     sa.Column("applied_version", sa.Integer),
+    # The importing process (`host:pid`): a run still `running` whose process is gone was
+    # abandoned, and the next import says so instead of leaving it running for good.
+    sa.Column("owner", sa.String(200)),
     sa.CheckConstraint(_in("mode", RUN_MODES), name="mode"),
     sa.CheckConstraint(_in("status", RUN_STATUSES), name="status"),
 )
