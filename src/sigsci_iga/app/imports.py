@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Callable
@@ -9,10 +10,18 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sigsci_iga.app.context import AppContext
-from sigsci_iga.app.endpoints import resolve_endpoint
+from sigsci_iga.app.endpoints import get_endpoint, resolve_endpoint
 from sigsci_iga.domain.thresholds import Limit, Thresholds
-from sigsci_iga.importer.run import Importer, ImportMode, ImportOptions, ImportResult
+from sigsci_iga.errors import SigsciIgaError
+from sigsci_iga.importer.run import (
+    Importer,
+    ImportMode,
+    ImportOptions,
+    ImportResult,
+    planned_mode,
+)
 from sigsci_iga.store import RunRecord, upgrade
+from sigsci_iga.store.identities import correlation_rule
 
 #: A run is held when it would remove more than this many items of a kind ...
 DEFAULT_MAX_ITEMS = 10
@@ -52,6 +61,64 @@ def _limit(items: int | None, percent: float | None) -> Limit:
     return Limit(absolute=items if items >= 0 else None, percent=percent if percent >= 0 else None)
 
 
+@dataclass(frozen=True)
+class PreparedImport:
+    """An import whose run is already recorded (`running`), so its id can be given out first."""
+
+    run_id: int
+    endpoint: str
+    mode: str
+    options: ImportOptions
+
+
+def prepare_import(
+    ctx: AppContext,
+    endpoint: str | None,
+    *,
+    mode: ImportMode = "auto",
+    dry_run: bool = False,
+    thresholds: ThresholdSettings | None = None,
+) -> PreparedImport:
+    """Check the request and record its run; nothing is read from the target yet."""
+    info = resolve_endpoint(ctx, endpoint)
+    # An unknown rule must stop the import before a run is recorded.
+    correlation_rule(ctx.settings.correlation_rule)
+    abandon_stale_runs(ctx)
+    planned, _ = planned_mode(ctx.repository, info.name, mode, ctx.clock())
+    run_id = ctx.repository.runs.start(info.name, mode=planned, dry_run=dry_run)
+    options = ImportOptions(
+        mode=mode,
+        dry_run=dry_run,
+        thresholds=(thresholds or ThresholdSettings()).thresholds(),
+        required_account=info.email,
+        correlation_rule=ctx.settings.correlation_rule,
+        run_id=run_id,
+    )
+    return PreparedImport(run_id, info.name, planned, options)
+
+
+async def execute_import(
+    ctx: AppContext, prepared: PreparedImport, *, progress: Progress | None = None
+) -> ImportResult:
+    """Run a prepared import to its end; whatever stops it, its run does not stay `running`."""
+    try:
+        info = get_endpoint(ctx, prepared.endpoint)
+        async with ctx.connectors.open(info) as connector:
+            extra = {"progress": progress} if progress is not None else {}
+            importer = Importer(ctx.repository, info.name, connector, clock=ctx.clock, **extra)
+            return await importer.run(prepared.options)
+    except BaseException as exc:
+        _fail_if_running(ctx, prepared.run_id, exc)
+        raise
+
+
+def _fail_if_running(ctx: AppContext, run_id: int, exc: BaseException) -> None:
+    reason = str(exc) if isinstance(exc, SigsciIgaError) else type(exc).__name__
+    with contextlib.suppress(SigsciIgaError):
+        if ctx.repository.runs.get(run_id).status == "running":
+            ctx.repository.runs.finish(run_id, status="failed", reason=reason or "failed")
+
+
 async def run_import(
     ctx: AppContext,
     endpoint: str | None,
@@ -66,19 +133,8 @@ async def run_import(
     `auto` is incremental once a usable checkpoint exists. A held run changes nothing until
     `approve_run`.
     """
-    info = resolve_endpoint(ctx, endpoint)
-    abandon_stale_runs(ctx)
-    options = ImportOptions(
-        mode=mode,
-        dry_run=dry_run,
-        thresholds=(thresholds or ThresholdSettings()).thresholds(),
-        required_account=info.email,
-        correlation_rule=ctx.settings.correlation_rule,
-    )
-    async with ctx.connectors.open(info) as connector:
-        extra = {"progress": progress} if progress is not None else {}
-        importer = Importer(ctx.repository, info.name, connector, clock=ctx.clock, **extra)
-        return await importer.run(options)
+    prepared = prepare_import(ctx, endpoint, mode=mode, dry_run=dry_run, thresholds=thresholds)
+    return await execute_import(ctx, prepared, progress=progress)
 
 
 def abandon_stale_runs(ctx: AppContext) -> list[int]:

@@ -74,6 +74,8 @@ class ImportOptions:
     correlation_rule: str = "email"
     #: The token owner must be in the users list; its absence means the list is not the corp's.
     required_account: str | None = None
+    #: A run already recorded (`running`) for this import, so its id could be given out first.
+    run_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,7 @@ class Importer:
         options = options or ImportOptions()
         # An unknown rule must stop the run before anything is read or applied.
         correlation_rule(options.correlation_rule)
-        mode = options.mode
-        fallback: str | None = None
-        if mode in ("auto", "incremental"):
-            fallback = self._why_not_incremental()
-            mode = "full" if fallback else "incremental"
+        mode, fallback = self.planned_mode(options.mode)
         if mode == "incremental":
             try:
                 return await self._incremental(options)
@@ -177,16 +175,18 @@ class Importer:
                 fallback = f"activity feed unavailable ({exc.cause}); fell back to a full import"
         return await self._full(options, fallback)
 
-    def _why_not_incremental(self) -> str | None:
-        checkpoint = self.repository.endpoints.get(self.endpoint).checkpoint
-        if checkpoint.last_activity is None:
-            return "no checkpoint yet; ran a full import"
-        if self.clock() - checkpoint.last_activity > FEED_RETENTION - RETENTION_MARGIN:
-            return "checkpoint older than the activity feed's 30-day retention; ran a full import"
-        return None
+    def planned_mode(self, mode: ImportMode) -> tuple[Literal["full", "incremental"], str | None]:
+        return planned_mode(self.repository, self.endpoint, mode, self.clock())
+
+    def _run_id(self, options: ImportOptions, mode: Literal["full", "incremental"]) -> int:
+        if options.run_id is None:
+            return self.repository.runs.start(self.endpoint, mode=mode, dry_run=options.dry_run)
+        # The run was recorded before the mode was final (an incremental that fell back).
+        self.repository.runs.set_mode(options.run_id, mode)
+        return options.run_id
 
     async def _full(self, options: ImportOptions, fallback: str | None) -> ImportResult:
-        run_id = self.repository.runs.start(self.endpoint, mode="full", dry_run=options.dry_run)
+        run_id = self._run_id(options, "full")
         try:
             started = self.clock()
             snapshot = await read_corp(
@@ -221,9 +221,7 @@ class Importer:
             feeds = await self._read_feeds(since, checkpoint.membership_feed)
         except ApiError as exc:
             raise _FeedUnavailableError(str(exc)) from exc
-        run_id = self.repository.runs.start(
-            self.endpoint, mode="incremental", dry_run=options.dry_run
-        )
+        run_id = self._run_id(options, "incremental")
         try:
             known = set(checkpoint.event_ids)
             events = [e for e in feeds.events if e.id not in known]
@@ -384,6 +382,26 @@ class _Feeds:
     events: list[ChangeEvent]
     membership_feed: str | None
     site_feeds_read: int
+
+
+def planned_mode(
+    repository: Repository, endpoint: str, mode: ImportMode, now: datetime
+) -> tuple[Literal["full", "incremental"], str | None]:
+    """The mode a run of `mode` starts in, and why it is full when incremental was asked for.
+
+    An incremental run still falls back to full if the feed cannot be read.
+    """
+    if mode == "full":
+        return "full", None
+    checkpoint = repository.endpoints.get(endpoint).checkpoint
+    if checkpoint.last_activity is None:
+        return "full", "no checkpoint yet; ran a full import"
+    if now - checkpoint.last_activity > FEED_RETENTION - RETENTION_MARGIN:
+        return (
+            "full",
+            "checkpoint older than the activity feed's 30-day retention; ran a full import",
+        )
+    return "incremental", None
 
 
 class _FeedUnavailableError(Exception):

@@ -78,6 +78,12 @@ class Runs:
             ).scalar_one()
         return int(run_id)
 
+    def set_mode(self, run_id: int, mode: RunMode) -> None:
+        """Say which mode a running run ended up in (an incremental that fell back to full)."""
+        with self._db.write() as conn:
+            self._running(conn, run_id)
+            conn.execute(import_runs.update().where(import_runs.c.id == run_id).values(mode=mode))
+
     def abandon_stale(
         self,
         *,
