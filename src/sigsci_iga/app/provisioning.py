@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +57,8 @@ class QueueOptions:
     batch_size: int | None = None
     lease_seconds: float | None = None
     task_ids: Sequence[int] | None = field(default=None)
+    #: Asked before each batch: a service that is stopping claims no more (see `Worker.run`).
+    stop: Callable[[], bool] | None = None
 
 
 def _task_params(ctx: AppContext, endpoint: str, request: AccessRequest) -> list[dict[str, Any]]:
@@ -210,6 +212,7 @@ async def run_queue(
             task_ids=options.task_ids,
             until_done=options.until_done,
             max_wait_seconds=options.max_wait_seconds,
+            should_stop=options.stop,
         )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import random
 import socket
@@ -41,6 +42,8 @@ from sigsci_iga.domain.tasks import TaskState
 from sigsci_iga.errors import ApiError, ProcessingError, Recovery, SigsciIgaError, StoreError
 from sigsci_iga.provisioning.planner import Plan, plan_task
 from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskRecord
+
+log = logging.getLogger(__name__)
 
 #: deadlock_detected and serialization_failure: the transaction was aborted and may be rerun.
 _RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
@@ -137,12 +140,35 @@ class Worker:
         task_ids: Sequence[int] | None = None,
         until_done: bool = False,
         max_wait_seconds: float = 60.0,
+        should_stop: Callable[[], bool] | None = None,
     ) -> RunSummary:
-        """Work due tasks until none is due; with `until_done`, also wait for rescheduled ones."""
+        """Work due tasks until none is due; with `until_done`, also wait for rescheduled ones.
+
+        `should_stop` is asked before each batch: a service stopping lets the batch in hand
+        finish and claims no more. Cancelled mid-batch, the run releases its tasks.
+        """
+        try:
+            return await self._run(task_ids, until_done, max_wait_seconds, should_stop)
+        except asyncio.CancelledError:
+            # Stopped mid-batch (a service shutting down): hand the tasks back now rather
+            # than leaving them leased until the lease runs out.
+            released = self.repo.tasks.release(self.worker_id, now=self.clock())
+            log.info("worker %s stopped; released tasks %s", self.worker_id, released)
+            raise
+
+    async def _run(
+        self,
+        task_ids: Sequence[int] | None,
+        until_done: bool,
+        max_wait_seconds: float,
+        should_stop: Callable[[], bool] | None,
+    ) -> RunSummary:
         summary = RunSummary()
         taken: dict[str, int] = defaultdict(int)
         deadline = self.clock() + timedelta(seconds=max_wait_seconds)
         while True:
+            if should_stop is not None and should_stop():
+                return summary
             limits = {
                 op: max(0, limit - taken[op])
                 for op, limit in self.options.per_operation_limits.items()

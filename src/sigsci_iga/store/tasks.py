@@ -578,6 +578,43 @@ class Tasks:
             insert_journal(conn, entries, now)
             return task_record(task_row(conn, task_id))
 
+    def release(
+        self, worker: str, *, now: datetime | None = None, reason: str = "worker stopped"
+    ) -> builtins.list[int]:
+        """Give back, due at once, every task `worker` still holds (it is stopping); their ids.
+
+        The attempt is not counted against the task: it was interrupted, not failed. The next
+        attempt re-reads the account, so a write that did go out is not sent twice.
+        """
+        now = now or _now()
+        with self._db.write() as conn:
+            rows = conn.execute(
+                tasks_query()
+                .where(tasks.c.lease_owner == worker, tasks.c.state == "in_progress")
+                .with_for_update(of=tasks)
+            ).all()
+            for row in rows:
+                conn.execute(
+                    tasks.update()
+                    .where(tasks.c.id == row.id)
+                    .values(
+                        state="new",
+                        attempts=sa.func.max(tasks.c.attempts - 1, 0)
+                        if conn.dialect.name == "sqlite"
+                        else sa.func.greatest(tasks.c.attempts - 1, 0),
+                        next_attempt_at=now,
+                        updated_at=now,
+                        lease_owner=None,
+                        lease_until=None,
+                    )
+                )
+            entries = [
+                state_entry(row, "new", kind="note", detail={"action": "release", "reason": reason})
+                for row in rows
+            ]
+            insert_journal(conn, entries, now)
+            return [int(row.id) for row in rows]
+
     def retry(self, task_id: int, *, now: datetime | None = None) -> TaskRecord:
         """Put a failed or discontinued task back in the queue with a fresh attempt budget."""
         now = now or _now()
