@@ -25,6 +25,7 @@ from sigsci_iga.cli.provision import (
     tasks_app,
 )
 from sigsci_iga.cli.schedules import schedules_app
+from sigsci_iga.cli.serve import serve_command
 from sigsci_iga.cli.tokens import tokens_app
 
 app = typer.Typer(
@@ -102,6 +103,7 @@ app.add_typer(packages_app, name="packages")
 app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(schedules_app, name="schedules")
+app.command("serve")(serve_command)
 
 
 def _mount_subcommands() -> None:

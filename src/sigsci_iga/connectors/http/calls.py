@@ -20,6 +20,9 @@ class CallRecord:
     status: int | None
     seconds: float
     error: str | None
+    #: The path with its names (corp, users, sites) replaced, or the package call's name:
+    #: what metrics may label a call with (no personal data).
+    template: str = ""
 
 
 CallObserver = Callable[[CallRecord], None]
@@ -58,3 +61,34 @@ def record_call(record: CallRecord) -> None:
     for scope in _SCOPES.get():
         if scope.open:
             scope.calls.append(record)
+    for watcher in _WATCHERS.get():
+        watcher.on_call(record)
+
+
+@dataclass(frozen=True)
+class _Watcher:
+    on_call: CallObserver
+    on_wait: Callable[[float], None] | None
+
+
+_WATCHERS: ContextVar[tuple[_Watcher, ...]] = ContextVar("sigsci_iga_call_watchers", default=())
+
+
+@contextmanager
+def watch_calls(
+    on_call: CallObserver, on_wait: Callable[[float], None] | None = None
+) -> Iterator[None]:
+    """Call `on_call` for every call made inside the block (and in tasks it starts), and
+    `on_wait` with each wait for the client-side rate limiter: for counters, not storage."""
+    token = _WATCHERS.set((*_WATCHERS.get(), _Watcher(on_call, on_wait)))
+    try:
+        yield
+    finally:
+        _WATCHERS.reset(token)
+
+
+def record_wait(seconds: float) -> None:
+    """Report time a call waited for the rate limiter to the watchers around it."""
+    for watcher in _WATCHERS.get():
+        if watcher.on_wait is not None:
+            watcher.on_wait(seconds)

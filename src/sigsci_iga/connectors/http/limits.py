@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+from sigsci_iga.connectors.http.calls import record_wait
+
 
 class RequestLimiter:
     """`async with limiter:` waits for a free slot and a token before a request goes out.
@@ -47,12 +49,16 @@ class RequestLimiter:
                 await asyncio.sleep((1.0 - self._tokens) / self._rate)
 
     async def __aenter__(self) -> None:
+        started = self._clock()
         await self._slots.acquire()
         try:
             await self._take_token()
         except BaseException:
             self._slots.release()
             raise
+        waited = self._clock() - started
+        if waited > 0:
+            record_wait(waited)
 
     async def __aexit__(
         self,

@@ -9,6 +9,7 @@ otherwise. Reads retry with backoff; writes are sent once (the worker owns their
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections import Counter
@@ -366,7 +367,7 @@ class RestConnector:
 
     def _notify(self, call: CompiledRequest, record: CallRecord) -> None:
         self.calls[f"{record.method} {call.where}"] += 1
-        record_call(record)
+        record_call(dataclasses.replace(record, template=call.where))
 
     async def _login(self, call: CompiledRequest) -> Reply:
         return await self._send(call, self._bindings(), authenticated=False)

@@ -9,6 +9,7 @@ retries). Redirects are never followed. Every status code is interpreted in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import random
 import time
@@ -234,7 +235,8 @@ class SigSciClient:
         return {}
 
     def _notify(self, record: CallRecord) -> None:
-        self.calls[f"{record.method} {_template(record.path)}"] += 1
+        record = dataclasses.replace(record, template=_template(record.path))
+        self.calls[f"{record.method} {record.template}"] += 1
         record_call(record)
         for observer in self.observers:
             observer(record)
