@@ -214,6 +214,10 @@ class AuthenticationError(SigsciIgaError):
         return (type(self), (self.reason,))
 
 
+class RequestInProgressError(SigsciIgaError):
+    """A request with this idempotency key is still being answered; ask again shortly."""
+
+
 class PermissionDeniedError(SigsciIgaError):
     """The caller is authenticated, but its role does not grant the permission (HTTP 403)."""
 
@@ -235,6 +239,7 @@ RULES: dict[type[SigsciIgaError], ErrorRule] = {
     UnexpectedResponseError: ErrorRule(Recovery.REREAD_THEN_DECIDE, 6, 502),
     ProcessingError: ErrorRule(Recovery.PERMANENT, 1, 500),
     StoreError: ErrorRule(Recovery.PERMANENT, 1, 500),
+    RequestInProgressError: ErrorRule(Recovery.RETRY_LATER, 1, 409),
     RecordNotFoundError: ErrorRule(Recovery.PERMANENT, 4, 404),
     RunStateError: ErrorRule(Recovery.PERMANENT, 1, 409),
     RepositoryChangedError: ErrorRule(Recovery.REREAD_THEN_DECIDE, 8, 409),

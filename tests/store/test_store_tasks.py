@@ -511,7 +511,7 @@ def test_a_database_at_0001_is_upgraded_to_the_head_with_its_data(
     try:
         task = repo.tasks.create("prod", "add_access", "a@x.io", {"site": "www"})
 
-        assert current_revision(repo.engine) == head_revision() == "0008"
+        assert current_revision(repo.engine) == head_revision() == "0009"
         assert repo.endpoints.get("prod").version == 1
         assert [(h.object_key, h.task_id) for h in repo.inventory.history()] == [("a@x.io", None)]
         assert [e.kind for e in repo.journal.list(task_id=task.id)] == ["requested"]

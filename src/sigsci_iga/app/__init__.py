@@ -25,6 +25,7 @@ from sigsci_iga.app.endpoints import (
     remove_endpoint,
     resolve_endpoint,
 )
+from sigsci_iga.app.idempotency import claim_key, complete_key, forget_key
 from sigsci_iga.app.identities import IdentityLoad, load_identities
 from sigsci_iga.app.imports import (
     DEFAULT_MAX_ITEMS,
@@ -193,6 +194,8 @@ __all__ = [
     "authorize",
     "check_database",
     "check_endpoint",
+    "claim_key",
+    "complete_key",
     "convert_saviynt",
     "create_token",
     "default_owner",
@@ -201,6 +204,7 @@ __all__ = [
     "endpoint_name",
     "execute_fire",
     "execute_import",
+    "forget_key",
     "get_endpoint",
     "get_schedule",
     "list_accounts",

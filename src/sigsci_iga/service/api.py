@@ -7,12 +7,13 @@ import binascii
 import csv
 import io
 import json
-from collections.abc import Iterator
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, Query, Request, Response, Security
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, Security
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from sigsci_iga import app
 from sigsci_iga.app.access import Permission
@@ -68,6 +69,40 @@ def allowed(permission: Permission) -> Any:
 
 
 READ = [allowed(Permission.READ)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="Send the same key again to get the first answer again, without a second "
+        "effect; the same key with another body is 422, while the first is running 409.",
+    ),
+]
+M = TypeVar("M", bound=BaseModel)
+
+
+def _idempotent(
+    request: Request, key: str | None, body: BaseModel | None, status: int, produce: Callable[[], M]
+) -> M | JSONResponse:
+    """Run `produce` once per idempotency key; a replay gets the first answer."""
+    if key is None:
+        return produce()
+    ctx = runtime_of(request).ctx
+    principal: app.Principal = request.state.principal
+    scope = f"{principal.name} {request.method} {request.url.path}"
+    raw = body.model_dump_json().encode("utf-8") if body is not None else b""
+    replay = app.claim_key(ctx, scope, key, raw)
+    if replay is not None:
+        return JSONResponse(
+            replay.response, status_code=replay.status, headers={"Idempotent-Replayed": "true"}
+        )
+    try:
+        result = produce()
+    except BaseException:
+        app.forget_key(ctx, scope, key)
+        raise
+    app.complete_key(ctx, scope, key, status, result.model_dump(mode="json"))
+    return result
 
 
 EndpointQuery = Annotated[
@@ -98,7 +133,8 @@ def _after(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidInputError("cursor is not one this API returned") from None
 
@@ -201,12 +237,17 @@ def _imports(router: APIRouter) -> None:
         tags=["imports"],
         dependencies=[allowed(Permission.RUN_IMPORT)],
     )
-    def start_import(request: Request, body: schemas.ImportStart) -> schemas.ImportAccepted:
-        runtime = runtime_of(request)
-        started = runtime.start_import(body.endpoint, mode=body.mode, dry_run=body.dry_run)
-        return schemas.ImportAccepted(
-            run_id=started.run_id, endpoint=started.endpoint, mode=started.mode
-        )
+    def start_import(
+        request: Request, body: schemas.ImportStart, idempotency_key: IdempotencyKey = None
+    ) -> schemas.ImportAccepted | JSONResponse:
+        def produce() -> schemas.ImportAccepted:
+            runtime = runtime_of(request)
+            started = runtime.start_import(body.endpoint, mode=body.mode, dry_run=body.dry_run)
+            return schemas.ImportAccepted(
+                run_id=started.run_id, endpoint=started.endpoint, mode=started.mode
+            )
+
+        return _idempotent(request, idempotency_key, body, 202, produce)
 
     @router.get("/runs", response_model=list[schemas.Run], tags=["imports"], dependencies=READ)
     def list_runs(
@@ -265,26 +306,31 @@ def _provisioning(router: APIRouter) -> None:
         tags=["provisioning"],
         dependencies=[allowed(Permission.REQUEST)],
     )
-    def create_request(request: Request, body: schemas.AccessRequestIn) -> schemas.RequestAccepted:
-        runtime = runtime_of(request)
-        outcome = app.submit_request(
-            runtime.ctx,
-            body.endpoint,
-            app.AccessRequest(
-                body.operation,
-                body.email,
-                role=body.role,
-                sites=tuple(body.sites),
-                allow_no_sites=body.allow_no_sites,
-                requester=runtime.requester(request),
-                justification=body.justification,
-                request_id=runtime.request_id(request),
-            ),
-        )
-        runtime.wake_worker()
-        return schemas.RequestAccepted(
-            request_id=outcome.request_id, task_ids=[t.id for t in outcome.tasks]
-        )
+    def create_request(
+        request: Request, body: schemas.AccessRequestIn, idempotency_key: IdempotencyKey = None
+    ) -> schemas.RequestAccepted | JSONResponse:
+        def produce() -> schemas.RequestAccepted:
+            runtime = runtime_of(request)
+            outcome = app.submit_request(
+                runtime.ctx,
+                body.endpoint,
+                app.AccessRequest(
+                    body.operation,
+                    body.email,
+                    role=body.role,
+                    sites=tuple(body.sites),
+                    allow_no_sites=body.allow_no_sites,
+                    requester=runtime.requester(request),
+                    justification=body.justification,
+                    request_id=runtime.request_id(request),
+                ),
+            )
+            runtime.wake_worker()
+            return schemas.RequestAccepted(
+                request_id=outcome.request_id, task_ids=[t.id for t in outcome.tasks]
+            )
+
+        return _idempotent(request, idempotency_key, body, 202, produce)
 
     @router.get(
         "/tasks", response_model=list[schemas.Task], tags=["provisioning"], dependencies=READ
@@ -409,21 +455,26 @@ def _schedules(router: APIRouter) -> None:
         tags=["schedules"],
         dependencies=manage_schedules,
     )
-    def add_schedule(request: Request, body: schemas.ScheduleIn) -> schemas.Schedule:
-        runtime = runtime_of(request)
-        view = app.add_schedule(
-            runtime.ctx,
-            body.name,
-            job=body.job,
-            every=body.every,
-            cron=body.cron,
-            endpoint=body.endpoint,
-            timezone=body.timezone,
-            missed=body.missed,
-            enabled=body.enabled,
-        )
-        runtime.wake_scheduler()
-        return schemas.Schedule.model_validate(view.to_json())
+    def add_schedule(
+        request: Request, body: schemas.ScheduleIn, idempotency_key: IdempotencyKey = None
+    ) -> schemas.Schedule | JSONResponse:
+        def produce() -> schemas.Schedule:
+            runtime = runtime_of(request)
+            view = app.add_schedule(
+                runtime.ctx,
+                body.name,
+                job=body.job,
+                every=body.every,
+                cron=body.cron,
+                endpoint=body.endpoint,
+                timezone=body.timezone,
+                missed=body.missed,
+                enabled=body.enabled,
+            )
+            runtime.wake_scheduler()
+            return schemas.Schedule.model_validate(view.to_json())
+
+        return _idempotent(request, idempotency_key, body, 201, produce)
 
     @router.patch(
         "/schedules/{schedule_id}",
@@ -459,11 +510,16 @@ def _schedules(router: APIRouter) -> None:
         tags=["schedules"],
         dependencies=manage_schedules,
     )
-    def run_schedule(request: Request, schedule_id: int) -> schemas.Fire:
-        runtime = runtime_of(request)
-        fire = app.queue_schedule_run(runtime.ctx, _id(schedule_id))
-        runtime.wake_scheduler()
-        return schemas.Fire.model_validate(fire.to_json())
+    def run_schedule(
+        request: Request, schedule_id: int, idempotency_key: IdempotencyKey = None
+    ) -> schemas.Fire | JSONResponse:
+        def produce() -> schemas.Fire:
+            runtime = runtime_of(request)
+            fire = app.queue_schedule_run(runtime.ctx, _id(schedule_id))
+            runtime.wake_scheduler()
+            return schemas.Fire.model_validate(fire.to_json())
+
+        return _idempotent(request, idempotency_key, None, 202, produce)
 
 
 def _tokens(router: APIRouter) -> None:

@@ -14,6 +14,7 @@ from sigsci_iga.store.db import (
     upgrade,
 )
 from sigsci_iga.store.endpoints import Endpoints
+from sigsci_iga.store.idempotency import Idempotency
 from sigsci_iga.store.identities import Identities
 from sigsci_iga.store.inventory import Inventory
 from sigsci_iga.store.journal import Journal
@@ -36,6 +37,7 @@ class Repository:
         self.journal = Journal(self.db)
         self.tokens = Tokens(self.db)
         self.schedules = Schedules(self.db)
+        self.idempotency = Idempotency(self.db)
 
     @property
     def engine(self) -> Engine:

@@ -415,3 +415,18 @@ schedule_fires = sa.Table(
     sa.CheckConstraint(_in("trigger", FIRE_TRIGGERS), name="trigger"),
     sa.CheckConstraint(_in("status", FIRE_STATUSES), name="status"),
 )
+
+# What an API POST with an `Idempotency-Key` answered, so a replay gets the same answer. The
+# scope is the caller, the method and the path: one caller's key never meets another's.
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("scope", sa.String(400), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("body_hash", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("status", sa.Integer),
+    sa.Column("response", json_type()),
+    sa.Column("created_at", UTCDateTime(), nullable=False, index=True),
+    sa.CheckConstraint(_in("state", ("running", "done")), name="state"),
+)
