@@ -523,6 +523,10 @@ class Worker:
                 time.sleep(0.01 * 2**attempt * self.rng.uniform(0.5, 1.5))
                 continue
             summary.count(state)
+            log.info(
+                "task finished",
+                extra={"task_id": task.id, "request_id": task.request_id, "state": str(state)},
+            )
             return
 
     def _reschedule(

@@ -102,10 +102,16 @@ class ServiceRuntime:
         self._stop: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
         self._loops: list[concurrent.futures.Future[None]] = []
+        self._lifespans = 0
 
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the job thread and its loops; a second lifespan over the same runtime only
+        counts (test clients may open one each)."""
+        self._lifespans += 1
+        if self._lifespans > 1:
+            return
         # Refuse to start without a usable token key: every API call would fail anyway.
         app.token_keys(self.ctx.settings)
         # Open (and migrate) the repository before any request or job races to do it.
@@ -122,6 +128,9 @@ class ServiceRuntime:
 
     def stop(self) -> None:
         """Stop claiming, let running work finish (or release it), then close everything."""
+        self._lifespans -= 1
+        if self._lifespans > 0:
+            return
         if self._stop is not None:
             self.jobs.call(self._stop.set)
         done, _ = concurrent.futures.wait(self._loops, timeout=SHUTDOWN_GRACE_SECONDS)
@@ -180,11 +189,14 @@ class ServiceRuntime:
         return StartedImport(prepared.run_id, prepared.endpoint, prepared.mode)
 
     async def _import(self, prepared: app.PreparedImport) -> None:
+        where = {"run_id": prepared.run_id, "endpoint": prepared.endpoint}
         try:
-            await app.execute_import(self.ctx, prepared)
+            result = await app.execute_import(self.ctx, prepared)
         except Exception:
             # The run records its own failure; the log keeps the rest.
-            log.exception("import run %s failed", prepared.run_id)
+            log.exception("import failed", extra=where)
+            return
+        log.info("import finished", extra={**where, "state": result.run.status})
 
     # -- who asks ------------------------------------------------------------------------
 

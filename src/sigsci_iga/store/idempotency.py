@@ -41,9 +41,11 @@ class Idempotency:
                         scope=scope, key=key, body_hash=body_hash, state="running", created_at=now
                     )
                 )
-            return None
         except IntegrityError:
-            pass
+            return self._answered(scope, key, body_hash)
+        return None
+
+    def _answered(self, scope: str, key: str, body_hash: str) -> Replay:
         with self._db.read() as conn:
             row = conn.execute(
                 sa.select(idempotency_keys).where(

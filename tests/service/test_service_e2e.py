@@ -1,0 +1,250 @@
+"""`sigsci-iga serve` as real processes on real ports, against a loopback simulator.
+
+One process on a SQLite file: scheduled imports pick up out-of-band changes, an API request
+reaches the simulator, tokens and roles are enforced, SIGTERM stops it cleanly. Two processes
+on one PostgreSQL database: each schedule fire runs once and each task is applied once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, SimConfig, create_app, serve_in_thread
+from sigsci_iga.sim.state import SimState
+from sigsci_iga.store import open_repository
+
+KEY = "e2e-token-key-" + "x" * 40
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def environment(sim_url: str, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGSCI")}
+    env.update(
+        SIGSCI_API_URL=sim_url,
+        SIGSCI_EMAIL=DEMO_EMAIL,
+        SIGSCI_TOKEN=DEMO_TOKEN,
+        SIGSCI_CORP=DEMO_CORP,
+        SIGSCI_IGA_DATABASE_URL=database_url,
+        SIGSCI_IGA_TOKEN_KEY=KEY,
+        SIGSCI_IGA_RETRY_BASE_SECONDS="0.2",
+    )
+    return env
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(  # noqa: S603  # our own module, fixed arguments
+        [sys.executable, "-m", "sigsci_iga", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def token(env: dict[str, str], name: str, role: str) -> str:
+    return cli(env, "tokens", "create", name, "--role", role).strip().splitlines()[-1]
+
+
+@contextmanager
+def serving(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(  # noqa: S603  # our own module, fixed arguments
+            [sys.executable, "-m", "sigsci_iga", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_for(lambda: _healthy(base), timeout=60)
+            yield base, process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=40)
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.25)
+    raise AssertionError("timed out waiting")
+
+
+def state_of(sim: FastAPI) -> SimState:
+    state: SimState = sim.state.sim.state
+    return state
+
+
+def test_one_service_on_sqlite_imports_on_schedule_and_provisions_through_the_api(
+    tmp_path: Path,
+) -> None:
+    sim = create_app(SimConfig(users=25, sites=5, seed=21))
+    state = state_of(sim)
+    with serve_in_thread(sim) as sim_url:
+        env = environment(sim_url, f"sqlite:///{tmp_path}/iga.db")
+        admin = {"Authorization": f"Bearer {token(env, 'ops', 'admin')}"}
+        viewer = {"Authorization": f"Bearer {token(env, 'watcher', 'viewer')}"}
+        with serving(env, tmp_path / "serve.log") as (base, process):
+            api = httpx.Client(base_url=base + "/api/v1", timeout=30)
+            assert api.get("/endpoints").status_code == 401
+            for name, job in (("imports", "import"), ("retries", "provision")):
+                made = api.post(
+                    "/schedules", json={"name": name, "job": job, "every": "2s"}, headers=admin
+                )
+                assert made.status_code == 201, made.text
+
+            wait_for(
+                lambda: any(
+                    r["status"] == "succeeded" for r in api.get("/runs", headers=admin).json()
+                )
+            )
+            newcomer = "new.person@example.com"
+            state.add_user(newcomer, "user", [next(iter(state.sites))])
+
+            def listed() -> bool:
+                found = api.get(f"/accounts?email={newcomer}", headers=viewer).json()["items"]
+                return bool(found)
+
+            wait_for(listed)
+
+            email = next(
+                u.email for u in state.users.values() if u.role == "user" and u.status == "active"
+            )
+            site = next(s for s in state.sites if s not in state.users[email].sites)
+            refused = api.post(
+                "/requests",
+                json={"operation": "add_access", "email": email, "sites": [site]},
+                headers=viewer,
+            )
+            assert refused.status_code == 403
+            accepted = api.post(
+                "/requests",
+                json={"operation": "add_access", "email": email, "sites": [site]},
+                headers=admin,
+            )
+            assert accepted.status_code == 202, accepted.text
+            (task_id,) = accepted.json()["task_ids"]
+            wait_for(
+                lambda: (
+                    api.get(f"/tasks/{task_id}", headers=admin).json()["task"]["state"]
+                    == "completed"
+                )
+            )
+            assert site in state.users[email].sites
+
+            process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            # uvicorn stops gracefully, then ends by the signal it was sent (as init expects).
+            assert process.wait(timeout=40) in (0, -signal.SIGTERM)
+            assert time.monotonic() - started < 30
+    logged = (tmp_path / "serve.log").read_text()
+    assert '"event": "service stopped"' in logged
+    assert DEMO_TOKEN not in logged
+    assert KEY not in logged
+    assert admin["Authorization"].split()[-1] not in logged
+
+
+@pytest.mark.postgres
+def test_two_services_on_postgresql_run_each_fire_once_and_apply_each_task_once(
+    tmp_path: Path, fresh_pg_url: str
+) -> None:
+    sim = create_app(SimConfig(users=40, sites=6, seed=22))
+    state = state_of(sim)
+    with serve_in_thread(sim) as sim_url:
+        env = environment(sim_url, fresh_pg_url)
+        cli(env, "db", "upgrade")
+        admin = {"Authorization": f"Bearer {token(env, 'ops', 'admin')}"}
+        with ExitStack() as stack:
+            bases = [
+                stack.enter_context(serving(env, tmp_path / f"serve-{n}.log"))[0] for n in (1, 2)
+            ]
+            apis = [httpx.Client(base_url=b + "/api/v1", timeout=30) for b in bases]
+            made = apis[0].post(
+                "/schedules",
+                json={"name": "imports", "job": "import", "every": "2s"},
+                headers=admin,
+            )
+            assert made.status_code == 201, made.text
+            wait_for(
+                lambda: any(
+                    r["status"] == "succeeded" for r in apis[1].get("/runs", headers=admin).json()
+                )
+            )
+            users = [u.email for u in state.users.values() if u.role == "user"][:12]
+            pairs = []
+            task_ids = []
+            for n, email in enumerate(users):
+                site = next(s for s in state.sites if s not in state.users[email].sites)
+                pairs.append((email, site))
+                accepted = apis[n % 2].post(
+                    "/requests",
+                    json={"operation": "add_access", "email": email, "sites": [site]},
+                    headers=admin,
+                )
+                assert accepted.status_code == 202, accepted.text
+                task_ids.extend(accepted.json()["task_ids"])
+
+            def all_done() -> bool:
+                tasks = [apis[0].get(f"/tasks/{t}", headers=admin).json()["task"] for t in task_ids]
+                return all(t["state"] == "completed" for t in tasks)
+
+            wait_for(all_done, timeout=90)
+            time.sleep(5)  # let both schedulers tick a few more times
+
+    with state.lock:
+        adds = Counter(
+            (e.msg_data["email"], e.msg_data["siteName"])
+            for e in state.events
+            if e.event_type == "userAddedToSite"
+        )
+    with open_repository(fresh_pg_url) as repo:
+        for email, site in pairs:
+            assert site in state.users[email].sites
+        fires = repo.schedules.fires(repo.schedules.get("imports").id, limit=1000)
+        runs = [f.summary.get("run_id") for f in fires if f.summary and f.status == "succeeded"]
+        assert len(runs) >= 2
+        assert len(runs) == len(set(runs)), "a fire ran twice"
+        assert len({f.fire_at for f in fires}) == len(fires)
+        journal = repo.journal.list(kind="call")
+        writes = Counter(
+            (line.task_id, line.method)
+            for line in journal
+            if line.method == "POST" and line.task_id in task_ids
+        )
+        assert all(n == 1 for n in writes.values()), writes
+    assert all(adds[pair] == 1 for pair in pairs), adds
