@@ -167,6 +167,12 @@ def test_one_service_on_sqlite_imports_on_schedule_and_provisions_through_the_ap
             )
             assert site in state.users[email].sites
 
+            metrics = httpx.get(base + "/metrics", headers=admin, timeout=30).text
+            assert (
+                'sigsci_iga_schedule_last_success_timestamp_seconds{schedule="imports"}' in metrics
+            )
+            assert "@" not in metrics
+
             process.send_signal(signal.SIGTERM)
             started = time.monotonic()
             # uvicorn stops gracefully, then ends by the signal it was sent (as init expects).

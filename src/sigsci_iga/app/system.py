@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata
 
 from sigsci_iga.app.context import AppContext
@@ -31,10 +32,15 @@ class Statistics:
     #: The newest finished run of every endpoint and mode.
     latest_runs: list[RunRecord]
     runs_by_status: dict[str, int]
+    #: Schedule name -> when its newest successful fire finished.
+    schedule_successes: dict[str, datetime]
 
 
 def statistics(ctx: AppContext) -> Statistics:
     repo = ctx.repository
     return Statistics(
-        repo.tasks.statistics(), repo.runs.latest_finished(), repo.runs.count_by_status()
+        repo.tasks.statistics(),
+        repo.runs.latest_finished(),
+        repo.runs.count_by_status(),
+        repo.schedules.last_successes(),
     )

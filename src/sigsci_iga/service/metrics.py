@@ -70,6 +70,14 @@ class _RepositoryCollector(Collector):
                     changes.add_metric([run.endpoint, run.mode, kind, action], count)
         yield seconds
         yield changes
+        fires = GaugeMetricFamily(
+            "sigsci_iga_schedule_last_success_timestamp_seconds",
+            "When each schedule's newest successful fire finished (Unix time).",
+            labels=["schedule"],
+        )
+        for name, finished in stats.schedule_successes.items():
+            fires.add_metric([name], finished.timestamp())
+        yield fires
 
 
 def _counts(counts: object) -> Iterable[tuple[str, list[tuple[str, float]]]]:

@@ -638,6 +638,17 @@ class Schedules:
                 query = query.where(schedule_fires.c.schedule_id == schedule_id)
             return [fire_record(row) for row in conn.execute(query)]
 
+    def last_successes(self) -> dict[str, datetime]:
+        """When each schedule's newest successful fire finished (schedules that had one)."""
+        query = (
+            sa.select(schedules.c.name, sa.func.max(schedule_fires.c.finished_at))
+            .join(schedules, schedules.c.id == schedule_fires.c.schedule_id)
+            .where(schedule_fires.c.status == "succeeded")
+            .group_by(schedules.c.name)
+        )
+        with self._db.read() as conn:
+            return {str(name): finished for name, finished in conn.execute(query) if finished}
+
     def prune(self, *, finished_before: datetime) -> int:
         """Delete fires that ended before the time, keeping each schedule's newest fire time.
 
