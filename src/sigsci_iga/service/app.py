@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sigsci_iga import app
 from sigsci_iga.service import problems, schemas
@@ -17,6 +20,58 @@ from sigsci_iga.service.logs import REQUEST_ID
 from sigsci_iga.service.runtime import ServiceRuntime, runtime_of
 
 log = logging.getLogger("sigsci_iga.service.http")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+class RequestContext:
+    """Give every request an id (the caller's sane `X-Request-ID`, or a new one), echo it,
+    count the request by route template, and log one line for it.
+
+    Plain ASGI rather than Starlette's `BaseHTTPMiddleware`, which costs every request a task
+    and a stream.
+    """
+
+    def __init__(self, app: ASGIApp, runtime: ServiceRuntime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
+            route = scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            elapsed = time.perf_counter() - started
+            method = scope["method"]
+            self.runtime.metrics.http_request(method, template, status, elapsed)
+            log.info(
+                "http request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 1),
+                },
+            )
 
 
 def create_service(runtime: ServiceRuntime) -> FastAPI:
@@ -49,34 +104,7 @@ def create_service(runtime: ServiceRuntime) -> FastAPI:
     service.state.runtime = runtime
     problems.install(service)
 
-    @service.middleware("http")
-    async def _request_context(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = ServiceRuntime.request_id(request) or uuid.uuid4().hex
-        request.state.request_id = request_id
-        token = REQUEST_ID.set(request_id)
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            REQUEST_ID.reset(token)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        elapsed = time.perf_counter() - started
-        runtime.metrics.http_request(request.method, template, response.status_code, elapsed)
-        log.info(
-            "http request",
-            extra={
-                "request_id": request_id,
-                "method": request.method,
-                "route": template,
-                "status": response.status_code,
-                "duration_ms": round(elapsed * 1000, 1),
-            },
-        )
-        response.headers["X-Request-ID"] = request_id
-        return response
+    service.add_middleware(RequestContext, runtime=runtime)
 
     @service.get("/healthz", response_model=schemas.Health, tags=["health"])
     def healthz() -> schemas.Health:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Coroutine
@@ -32,7 +31,6 @@ log = logging.getLogger("sigsci_iga.service")
 WORKER_POLL_SECONDS = 5.0
 #: What shutdown gives running jobs to finish before it gives up on them.
 SHUTDOWN_GRACE_SECONDS = 25.0
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class JobThread:
@@ -202,10 +200,7 @@ class ServiceRuntime:
 
     @staticmethod
     def request_id(request: Request) -> str:
-        """The request's id: the caller's `X-Request-ID` if it is sane, else a new one."""
-        given = request.headers.get("x-request-id", "")
-        if _REQUEST_ID.fullmatch(given):
-            return given
+        """The request's id, as the request middleware chose it."""
         found: str | None = getattr(request.state, "request_id", None)
         return found or uuid.uuid4().hex
 
