@@ -14,7 +14,7 @@ from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.domain.secrets import parse_secret_ref
 from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError
-from sigsci_iga.settings import Settings
+from sigsci_iga.settings import Settings, check_api_url
 from sigsci_iga.store import Checkpoint, EndpointInfo
 
 
@@ -116,9 +116,7 @@ def register_native(
         )
     for key, ref in refs.items():
         parse_secret_ref(ref, key)
-    url = (api_url or ctx.settings.api_url).rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInputError(f"API URL {url!r} must start with http:// or https://")
+    url = _api_url(api_url or ctx.settings.api_url, "--api-url")
     return ctx.repository.endpoints.add(
         name, corp=corp, api_url=url, email=normalize_email(email), credentials=refs
     )
@@ -149,6 +147,7 @@ def register_rest(
         parse_secret_ref(ref, key)
     # References are resolved when a connector opens, not here: a placeholder stands in.
     bound = loaded.bind(params, secrets=dict.fromkeys(refs, "resolved-at-connection"))
+    _api_url(bound.base_url, f"{package}: the base URL")
     chosen = caller or bound.params.get("email")
     return ctx.repository.endpoints.add(
         name,
@@ -159,6 +158,13 @@ def register_rest(
         settings={"package": str(package.resolve()), "params": dict(params)},
         credentials=refs,
     )
+
+
+def _api_url(value: str, what: str) -> str:
+    try:
+        return check_api_url(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{what} {exc}") from None
 
 
 @dataclass(frozen=True)
