@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.errors import ConfigError, InvalidInputError
+from sigsci_iga.files import read_regular_file
 
 DEFAULT_API_URL = "https://dashboard.signalsciences.net"
 CONFIG_ENV = "SIGSCI_IGA_CONFIG"
@@ -177,10 +178,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     file_values: dict[str, Any] = {}
     if path is not None:
+        data = read_regular_file(path, "config file", error=ConfigError)
         try:
-            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+            file_values = tomllib.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     env_names = {

@@ -74,3 +74,18 @@ def fingerprint(path: Path) -> str | None:
     for part in parts:
         digest.update(part.read_bytes() if part.exists() else b"<absent>")
     return digest.hexdigest()
+
+
+@dataclass
+class ImportedCorp:
+    """The command's settings, its working directory and the repository file."""
+
+    env: dict[str, str]
+    directory: Path
+    db: Path
+
+    def run(self, *args: str, **env: str) -> Outcome:
+        return invoke(*args, env={**self.env, **env}, cwd=self.directory)
+
+    def state(self) -> str | None:
+        return fingerprint(self.db)

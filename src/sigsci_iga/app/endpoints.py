@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.domain.secrets import parse_secret_ref
 from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError
+from sigsci_iga.files import check_regular_file
 from sigsci_iga.settings import Settings, check_api_url
 from sigsci_iga.store import Checkpoint, EndpointInfo
 
@@ -115,11 +117,24 @@ def register_native(
             "an endpoint needs a token (or password) reference: env:NAME or file:PATH"
         )
     for key, ref in refs.items():
-        parse_secret_ref(ref, key)
+        _check_secret_ref(ref, key)
     url = _api_url(api_url or ctx.settings.api_url, "--api-url")
     return ctx.repository.endpoints.add(
         name, corp=corp, api_url=url, email=normalize_email(email), credentials=refs
     )
+
+
+def _check_secret_ref(ref: str, key: str) -> None:
+    """A well-formed reference; a file it names may be missing (mounted later), not a FIFO."""
+    parsed = parse_secret_ref(ref, key)
+    if parsed.kind != "file":
+        return
+    try:
+        mode = Path(parsed.target).stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(f"{key}: secret file {parsed.target!r} is not a regular file")
 
 
 def register_rest(
@@ -138,13 +153,14 @@ def register_rest(
     the environment variable the package declares. The package must bind now, so a missing
     parameter is reported before anything is stored.
     """
-    loaded = load_package(package)
+    # The loader opens the file as it is: a FIFO there would block it.
+    loaded = load_package(check_regular_file(package, "package file"))
     refs = dict(secrets or {})
     for key, ref in refs.items():
         parameter = loaded.spec.parameters.get(key)
         if parameter is None or not parameter.secret:
             raise InvalidInputError(f"{package}: {key!r} is not a secret parameter of the package")
-        parse_secret_ref(ref, key)
+        _check_secret_ref(ref, key)
     # References are resolved when a connector opens, not here: a placeholder stands in.
     bound = loaded.bind(params, secrets=dict.fromkeys(refs, "resolved-at-connection"))
     _api_url(bound.base_url, f"{package}: the base URL")
