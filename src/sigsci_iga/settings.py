@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = Field(
         default=600.0,
         gt=0,
+        # A million requests a second: beyond any API; larger values are typos.
+        le=60_000_000,
         allow_inf_nan=False,
         validation_alias=_env("SIGSCI_IGA_RATE_LIMIT", "rate_limit_per_minute"),
     )
@@ -100,6 +102,8 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(
         default=2.0,
         gt=0,
+        # Doubled per attempt: an hour to start with already waits days by the tenth try.
+        le=3600,
         allow_inf_nan=False,
         validation_alias=_env("SIGSCI_IGA_RETRY_BASE_SECONDS", "retry_base_seconds"),
     )

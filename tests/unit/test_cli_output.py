@@ -21,7 +21,10 @@ CLI_DIR = Path(sigsci_iga.cli.__file__).parent
         ("plain text, [red]markup[/] and :x: stay", "plain text, [red]markup[/] and :x: stay"),
         ("José Ünïcode 名前", "José Ünïcode 名前"),
         ("\x1b[31mred\x1b[0m", "\\x1b[31mred\\x1b[0m"),
-        ("bell\x07 back\x08 nul\x00 del\x7f c1\x9b", "bell\\x07 back\\x08 nul\\x00 del\\x7f c1\\x9b"),
+        (
+            "bell\x07 back\x08 nul\x00 del\x7f c1\x9b",
+            "bell\\x07 back\\x08 nul\\x00 del\\x7f c1\\x9b",
+        ),
         ("line\nbreak\r\ttab", "line\\nbreak\\r\\ttab"),
         ("\u202egnp.exe", "\\u202egnp.exe"),
         ("zero\u200bwidth\u200d\ufeff", "zero\\u200bwidth\\u200d\\ufeff"),
@@ -33,9 +36,7 @@ CLI_DIR = Path(sigsci_iga.cli.__file__).parent
         (42, "42"),
     ],
 )
-def test_visible_spells_out_control_and_invisible_characters_only(
-    raw: object, shown: str
-) -> None:
+def test_visible_spells_out_control_and_invisible_characters_only(raw: object, shown: str) -> None:
     assert visible(raw) == shown
 
 
@@ -55,9 +56,7 @@ def test_visible_spells_out_control_and_invisible_characters_only(
         (7, "7"),
     ],
 )
-def test_csv_cells_that_a_spreadsheet_would_run_start_with_a_quote(
-    raw: object, cell: str
-) -> None:
+def test_csv_cells_that_a_spreadsheet_would_run_start_with_a_quote(raw: object, cell: str) -> None:
     assert csv_cell(raw) == cell
 
 

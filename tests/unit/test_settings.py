@@ -142,3 +142,27 @@ def test_a_secret_with_surrounding_whitespace_is_trimmed(monkeypatch: pytest.Mon
     settings = load_settings()
     assert settings.token is not None
     assert settings.token.get_secret_value() == "tok-secret-value"
+
+
+NUMBERS = {
+    "SIGSCI_IGA_RATE_LIMIT": ["nan", "inf", "-inf", "0", "-1", "1e12"],
+    "SIGSCI_IGA_TIMEOUT": ["nan", "inf", "0", "-1", "1e9"],
+    "SIGSCI_IGA_MAX_CONCURRENCY": ["nan", "0", "-1", "1000", "99999999999999999999999"],
+    "SIGSCI_IGA_READ_ATTEMPTS": ["0", "-1", "100"],
+    "SIGSCI_IGA_TASK_MAX_ATTEMPTS": ["0", "1000"],
+    "SIGSCI_IGA_RETRY_BASE_SECONDS": ["nan", "inf", "0", "-2", "1e9"],
+    "SIGSCI_IGA_DB_BUSY_TIMEOUT": ["nan", "inf", "0", "1e9"],
+    "SIGSCI_IGA_DB_STATEMENT_TIMEOUT": ["nan", "inf", "0", "-1"],
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [(variable, value) for variable, values in NUMBERS.items() for value in values],
+)
+def test_numbers_that_make_no_sense_are_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()

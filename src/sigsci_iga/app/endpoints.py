@@ -11,9 +11,11 @@ from typing import Literal
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.connectors.base import ConnectionReport
+from sigsci_iga.connectors.http.segments import check_segment
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.domain.secrets import parse_secret_ref
+from sigsci_iga.domain.text import check_name
 from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError
 from sigsci_iga.files import check_regular_file
 from sigsci_iga.settings import Settings, check_api_url
@@ -46,16 +48,19 @@ def get_endpoint(ctx: AppContext, name: str) -> EndpointInfo:
 def resolve_endpoint(ctx: AppContext, explicit: str | None) -> EndpointInfo:
     """The endpoint a command acts on, registered from the single-corp settings on first use.
 
-    An endpoint that carries its own credentials (or runs a package) is used as registered. One
-    that the settings describe (no stored credentials) follows the settings' API URL and email,
-    but never changes corp.
+    Only the endpoint named after the settings' corp is registered so; another name must have
+    been registered (`register_native`, `register_rest`). An endpoint that carries its own
+    credentials (or runs a package) is used as registered. One that the settings describe (no
+    stored credentials) follows the settings' API URL and email, but never changes corp.
     """
     name = endpoint_name(ctx, explicit)
     repo = ctx.repository
     try:
         info = get_endpoint(ctx, name)
     except RecordNotFoundError:
-        if _retired(ctx, name):
+        # Only the settings' own corp is registered on first use: any other name is a typo
+        # or an endpoint still to be added, and must not become a second name for that corp.
+        if _retired(ctx, name) or name != ctx.settings.corp:
             raise
         email, corp = ctx.settings.require_credentials()
         return repo.endpoints.add(name, corp=corp, api_url=ctx.settings.api_url, email=email)
@@ -111,6 +116,9 @@ def register_native(
     `token` and `password` are references (`env:NAME`, `file:PATH`), never secrets; one of them
     is required, so that the endpoint never silently borrows the process settings' token.
     """
+    check_name(name, "endpoint name")
+    check_segment(check_name(corp, "corp"), "corp")
+    caller = normalize_email(email)
     refs = {key: ref for key, ref in (("token", token), ("password", password)) if ref}
     if not refs:
         raise InvalidInputError(
@@ -120,7 +128,7 @@ def register_native(
         _check_secret_ref(ref, key)
     url = _api_url(api_url or ctx.settings.api_url, "--api-url")
     return ctx.repository.endpoints.add(
-        name, corp=corp, api_url=url, email=normalize_email(email), credentials=refs
+        name, corp=corp, api_url=url, email=caller, credentials=refs
     )
 
 
@@ -153,6 +161,8 @@ def register_rest(
     the environment variable the package declares. The package must bind now, so a missing
     parameter is reported before anything is stored.
     """
+    check_name(name, "endpoint name")
+    check_name(corp, "corp")
     # The loader opens the file as it is: a FIFO there would block it.
     loaded = load_package(check_regular_file(package, "package file"))
     refs = dict(secrets or {})

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.app.endpoints import resolve_endpoint
+from sigsci_iga.app.inputs import MAX_ID, check_id
 from sigsci_iga.domain.thresholds import Limit, Thresholds
+from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.importer.run import Importer, ImportMode, ImportOptions, ImportResult
 from sigsci_iga.store import RunRecord, upgrade
+from sigsci_iga.store.identities import correlation_rule
 
 #: A run is held when it would remove more than this many items of a kind ...
 DEFAULT_MAX_ITEMS = 10
 #: ... or more than this share (in percent) of the kind's existing items.
 DEFAULT_MAX_PERCENT = 10.0
+#: The limit value that turns a threshold off.
+OFF = -1
 
 Progress = Callable[[str, int, int | None], None]
 
 
 @dataclass(frozen=True)
 class ThresholdSettings:
-    """Hold limits per kind of removal; None means the default, a negative number means off."""
+    """Hold limits per kind of removal; None means the default, -1 means off."""
 
     max_suspend: int | None = None
     max_suspend_percent: float | None = None
@@ -30,7 +36,29 @@ class ThresholdSettings:
     max_sites_inactivated: int | None = None
     max_sites_inactivated_percent: float | None = None
 
+    def check(self) -> None:
+        """Refuse limits that mean nothing: below -1, NaN, infinite, or a share above 100 %."""
+        for name in ("max_suspend", "max_links_removed", "max_sites_inactivated"):
+            items = getattr(self, name)
+            if items is not None and not (items == OFF or 0 <= items <= MAX_ID):
+                raise InvalidInputError(
+                    f"{_option(name)} must be a whole number from 0 to {MAX_ID}, or -1 (off)"
+                )
+        for name in (
+            "max_suspend_percent",
+            "max_links_removed_percent",
+            "max_sites_inactivated_percent",
+        ):
+            percent = getattr(self, name)
+            if percent is not None and not (
+                math.isfinite(percent) and (percent == OFF or 0 <= percent <= 100)
+            ):
+                raise InvalidInputError(
+                    f"{_option(name)} must be a percentage from 0 to 100, or -1 (off)"
+                )
+
     def thresholds(self) -> Thresholds:
+        self.check()
         return Thresholds(
             accounts_suspended=_limit(self.max_suspend, self.max_suspend_percent),
             links_removed=_limit(self.max_links_removed, self.max_links_removed_percent),
@@ -38,6 +66,10 @@ class ThresholdSettings:
                 self.max_sites_inactivated, self.max_sites_inactivated_percent
             ),
         )
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _limit(items: int | None, percent: float | None) -> Limit:
@@ -60,11 +92,14 @@ async def run_import(
     `auto` is incremental once a usable checkpoint exists. A held run changes nothing until
     `approve_run`.
     """
+    limits = thresholds or ThresholdSettings()
+    limits.check()
+    correlation_rule(ctx.settings.correlation_rule)
     info = resolve_endpoint(ctx, endpoint)
     options = ImportOptions(
         mode=mode,
         dry_run=dry_run,
-        thresholds=(thresholds or ThresholdSettings()).thresholds(),
+        thresholds=limits.thresholds(),
         required_account=info.email,
         correlation_rule=ctx.settings.correlation_rule,
     )
@@ -76,11 +111,14 @@ async def run_import(
 
 def approve_run(ctx: AppContext, run_id: int) -> RunRecord:
     """Apply exactly the held diff, and correlate as an import does; refused if the repo moved."""
+    check_id(run_id, "run id")
+    correlation_rule(ctx.settings.correlation_rule)
     return ctx.repository.runs.approve(run_id, correlation_rule=ctx.settings.correlation_rule)
 
 
 def refuse_run(ctx: AppContext, run_id: int, reason: str | None = None) -> RunRecord:
     """Discard a held run (its diff is kept for the record)."""
+    check_id(run_id, "run id")
     return ctx.repository.runs.refuse(run_id, reason)
 
 

@@ -209,7 +209,6 @@ def provision_run(
     lease_seconds: Annotated[
         float | None,
         typer.Option(
-            min=1.0,
             help="How long a claimed task stays leased; a worker that died leaves it to be "
             "reclaimed once the lease runs out (default 300).",
         ),

@@ -1,8 +1,10 @@
-"""Characters that hide what a text is."""
+"""Characters that hide what a text is, and the checks on names people give."""
 
 from __future__ import annotations
 
 import re
+
+from sigsci_iga.errors import InvalidInputError
 
 #: C0 and C1 controls and DEL; Unicode format characters (bidi embeddings, overrides and
 #: isolates, zero-width spaces and joiners, the BOM, tag characters); line and paragraph
@@ -13,3 +15,26 @@ HIDDEN = re.compile(
     "\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
     "\U000e0001\U000e0020-\U000e007f\ud800-\udfff]"
 )
+#: Longer names are mistakes (a pasted paragraph), not names.
+MAX_NAME_LENGTH = 255
+
+
+def check_name(value: str, what: str, *, max_length: int = MAX_NAME_LENGTH) -> str:
+    """A name (endpoint, corp, site) as given, or InvalidInputError saying what is wrong.
+
+    Refused: empty, surrounding spaces, longer than `max_length`, and control, invisible or
+    direction-changing characters, which would make two different names look the same.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(f"{what} is empty")
+    if len(value) > max_length:
+        raise InvalidInputError(f"{what} is longer than {max_length} characters")
+    hidden = HIDDEN.search(value)
+    if hidden:
+        raise InvalidInputError(
+            f"{what} {value!r} contains a control, invisible or direction-changing character "
+            f"(U+{ord(hidden.group()):04X})"
+        )
+    if value != value.strip():
+        raise InvalidInputError(f"{what} {value!r} has leading or trailing spaces")
+    return value
