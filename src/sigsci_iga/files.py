@@ -47,3 +47,19 @@ def read_regular_file(
             return handle.read()
     except OSError as exc:
         raise error(f"{what} {str(path)!r} cannot be read: {exc.strerror}") from None
+
+
+def check_text_file(
+    path: str | Path, what: str, *, error: type[SigsciIgaError] = InvalidInputError
+) -> Path:
+    """The path, if it names a regular file of UTF-8 text; `error` names it otherwise.
+
+    For files a reader we do not own will open itself (package loaders): what they would choke
+    on is refused here, by name, before they see it.
+    """
+    path = Path(path)
+    try:
+        read_regular_file(path, what, error=error).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise error(f"{what} {str(path)!r} is not UTF-8 text") from None
+    return path

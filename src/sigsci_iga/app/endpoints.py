@@ -17,15 +17,16 @@ from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.domain.secrets import parse_secret_ref
 from sigsci_iga.domain.text import check_name
 from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError
-from sigsci_iga.files import check_regular_file
+from sigsci_iga.files import check_text_file
 from sigsci_iga.settings import Settings, check_api_url
 from sigsci_iga.store import Checkpoint, EndpointInfo
 
 
 def endpoint_name(ctx: AppContext, explicit: str | None) -> str:
     """The endpoint a command is about: the one named, else the configured corp."""
-    if explicit:
-        return explicit
+    if explicit is not None:
+        # An empty name is a mistake, not a request for the default endpoint.
+        return check_name(explicit, "endpoint name")
     if ctx.settings.corp:
         return ctx.settings.corp
     raise ConfigError("no endpoint: pass --endpoint or set SIGSCI_CORP")
@@ -163,8 +164,8 @@ def register_rest(
     """
     check_name(name, "endpoint name")
     check_name(corp, "corp")
-    # The loader opens the file as it is: a FIFO there would block it.
-    loaded = load_package(check_regular_file(package, "package file"))
+    # The loader opens the file as it is: a FIFO would block it, and non-UTF-8 bytes crash it.
+    loaded = load_package(check_text_file(package, "package file"))
     refs = dict(secrets or {})
     for key, ref in refs.items():
         parameter = loaded.spec.parameters.get(key)
@@ -230,7 +231,11 @@ async def check_endpoint(ctx: AppContext, explicit: str | None = None) -> CheckR
     Without a name, the endpoint the settings describe is checked without being registered, so
     a check on a fresh machine writes nothing.
     """
-    info = get_endpoint(ctx, explicit) if explicit else settings_endpoint(ctx.settings)
+    info = (
+        get_endpoint(ctx, endpoint_name(ctx, explicit))
+        if explicit is not None
+        else settings_endpoint(ctx.settings)
+    )
     async with ctx.connectors.open(info, quick=True) as connector:
         report = await connector.validate(info.email)
     return CheckResult(info.name, report)

@@ -12,7 +12,7 @@ from sigsci_iga.app.inputs import MAX_ID, check_id
 from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.importer.run import Importer, ImportMode, ImportOptions, ImportResult
-from sigsci_iga.store import RunRecord, upgrade
+from sigsci_iga.store import RunRecord
 from sigsci_iga.store.identities import correlation_rule
 
 #: A run is held when it would remove more than this many items of a kind ...
@@ -123,5 +123,9 @@ def refuse_run(ctx: AppContext, run_id: int, reason: str | None = None) -> RunRe
 
 
 def upgrade_database(ctx: AppContext) -> None:
-    """Migrate the repository to the newest schema."""
-    upgrade(ctx.settings.database_url)
+    """Migrate the repository to the newest schema.
+
+    Opening the repository migrates it, with a database that cannot be reached or opened
+    reported as one clear error rather than the driver's exception.
+    """
+    _ = ctx.repository

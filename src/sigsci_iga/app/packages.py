@@ -25,7 +25,7 @@ from sigsci_iga.domain.emails import email_key
 from sigsci_iga.domain.model import EntitlementType
 from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import InvalidInputError
-from sigsci_iga.files import check_regular_file
+from sigsci_iga.files import check_text_file
 
 
 @dataclass(frozen=True)
@@ -65,8 +65,9 @@ def convert_saviynt(file: Path, output: Path | None = None) -> ConversionResult:
 
 
 def _readable(file: Path, what: str) -> Path:
-    """The loaders open what they are given as it is; a FIFO there would block them forever."""
-    return check_regular_file(file, what)
+    """The loaders open what they are given as it is: a FIFO would block them forever, and
+    bytes that are not UTF-8 end them with a traceback."""
+    return check_text_file(file, what)
 
 
 def _step(
