@@ -19,6 +19,7 @@ from sigsci_iga.connectors.http.responses import error_for_response, scrub
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.connectors.rest.runtime import RestConnector
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
+from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.errors import ApiError
 
 TOKEN = "Canary-Tok/3n+Secret=value 42"
@@ -140,7 +141,7 @@ def test_the_native_client_scrubs_before_it_shortens_a_servers_message() -> None
     assert leaked(str(error), TOKEN) == []
 
 
-def rest_package(directory: Path) -> Path:
+def rest_package(directory: Path, *, pending: list[str] | None = None) -> Path:
     document: dict[str, Any] = {
         "name": "echo",
         "version": "1",
@@ -157,7 +158,11 @@ def rest_package(directory: Path) -> Path:
                 "records_path": "items",
                 "key_field": "id",
                 "fields": {"email": {"path": "mail"}, "role": {"constant": "user"}},
-                "status": {"path": "state", "active_values": ["on"]},
+                "status": {
+                    "path": "state",
+                    "active_values": ["on"],
+                    **({"pending_values": pending} if pending is not None else {}),
+                },
             },
             "entitlement_types": {
                 "Group": {
@@ -200,3 +205,54 @@ def test_the_rest_connector_scrubs_before_it_shortens_a_servers_message(
 
     error = asyncio.run(main())
     assert leaked(str(error), TOKEN) == []
+
+
+# -- messages built from server data outside responses.py (files owned elsewhere) -------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="connectors/signalsciences/connector.py validate() puts the corp name a server "
+    "answered into its error unscrubbed; for the connector's owner",
+)
+def test_a_corp_name_echoing_the_token_is_scrubbed_from_the_check_error() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"name": request.headers["x-api-token"].upper()})
+
+    async def main() -> ApiError:
+        async with SigSciClient(
+            base_url="http://sim",
+            corp="acme",
+            email=USER,
+            token=SecretStr(TOKEN),
+            transport=httpx.MockTransport(handler),
+        ) as client:
+            with pytest.raises(ApiError) as info:
+                await SignalSciencesConnector(client).validate(USER)
+            return info.value
+
+    assert leaked(str(asyncio.run(main())), TOKEN) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="connectors/rest/runtime.py puts an account's status value from the server into its "
+    "error unscrubbed (also the linked values of 'more than one role'); for the runtime's owner",
+)
+def test_an_account_status_echoing_the_token_is_scrubbed_from_the_import_error(
+    tmp_path: Path,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        record = {"id": "1", "mail": "a@x.example", "state": request.headers["x-key"]}
+        return httpx.Response(200, json={"items": [record]})
+
+    loaded = load_package(rest_package(tmp_path, pending=["invited"]))
+    bound = loaded.bind({}, env={"ECHO_TOKEN": TOKEN})
+
+    async def main() -> ApiError:
+        async with RestConnector(bound, transport=httpx.MockTransport(handler)) as connector:
+            with pytest.raises(ApiError) as info:
+                await connector.accounts_page(None)
+            return info.value
+
+    assert leaked(str(asyncio.run(main())), TOKEN) == []
