@@ -6,12 +6,14 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.errors import ConfigError, InvalidInputError
+from sigsci_iga.files import read_regular_file
 
 DEFAULT_API_URL = "https://dashboard.signalsciences.net"
 CONFIG_ENV = "SIGSCI_IGA_CONFIG"
@@ -19,6 +21,29 @@ CONFIG_ENV = "SIGSCI_IGA_CONFIG"
 
 def _env(*names: str) -> AliasChoices:
     return AliasChoices(*names)
+
+
+def check_api_url(value: str) -> str:
+    """An http(s) URL with a host and no credentials, without a trailing slash.
+
+    The ValueError never repeats the URL: one with credentials in it is a secret.
+    """
+    value = value.strip().rstrip("/")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # parsing the port is what validates it
+    except ValueError:
+        raise ValueError("is not a valid URL") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must start with http:// or https://")
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"must not carry credentials (user:password@{parts.hostname or 'host'}); "
+            "give the token in SIGSCI_TOKEN or a --token-env/--token-file reference"
+        )
+    if not parts.hostname:
+        raise ValueError("has no host")
+    return value
 
 
 class Settings(BaseSettings):
@@ -42,6 +67,8 @@ class Settings(BaseSettings):
     rate_limit_per_minute: float = Field(
         default=600.0,
         gt=0,
+        # A million requests a second: beyond any API; larger values are typos.
+        le=60_000_000,
         allow_inf_nan=False,
         validation_alias=_env("SIGSCI_IGA_RATE_LIMIT", "rate_limit_per_minute"),
     )
@@ -75,6 +102,8 @@ class Settings(BaseSettings):
     retry_base_seconds: float = Field(
         default=2.0,
         gt=0,
+        # Doubled per attempt: an hour to start with already waits days by the tenth try.
+        le=3600,
         allow_inf_nan=False,
         validation_alias=_env("SIGSCI_IGA_RETRY_BASE_SECONDS", "retry_base_seconds"),
     )
@@ -120,10 +149,18 @@ class Settings(BaseSettings):
     @field_validator("api_url")
     @classmethod
     def _api_url_is_http(cls, value: str) -> str:
-        value = value.rstrip("/")
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
-        return value
+        return check_api_url(value)
+
+    @field_validator("token", "password")
+    @classmethod
+    def _secret_is_not_blank(cls, value: SecretStr | None) -> SecretStr | None:
+        # A blank secret would be sent and refused with a 401 that hides the real mistake.
+        if value is None:
+            return None
+        secret = value.get_secret_value().strip()
+        if not secret:
+            raise ValueError("is empty or only whitespace; set it, or unset it")
+        return SecretStr(secret)
 
     @field_validator("email")
     @classmethod
@@ -163,10 +200,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     file_values: dict[str, Any] = {}
     if path is not None:
+        data = read_regular_file(path, "config file", error=ConfigError)
         try:
-            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} does not exist") from None
+            file_values = tomllib.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     env_names = {
@@ -183,8 +221,19 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**merged)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            f"{_setting_name(err['loc'], env_names)}: {_reason(err['msg'])}"
             for err in exc.errors(include_input=False, include_url=False)
         )
         source = f" (config file {path})" if path else ""
         raise ConfigError(f"invalid settings{source}: {problems}") from None
+
+
+def _setting_name(loc: tuple[int | str, ...], env_names: dict[str, str]) -> str:
+    """`SIGSCI_TOKEN (token)`: the variable people set, and the config file's key."""
+    field = ".".join(str(p) for p in loc)
+    env_name = env_names.get(field)
+    return f"{env_name} ({field})" if env_name else field or "settings"
+
+
+def _reason(message: str) -> str:
+    return message.removeprefix("Value error, ")

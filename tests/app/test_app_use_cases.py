@@ -282,7 +282,7 @@ def test_a_pasted_secret_is_refused_where_a_reference_belongs_and_never_echoed(
     assert app.list_endpoints(ctx) == []
 
 
-def test_a_secret_file_is_read_when_the_connector_opens_and_a_fifo_fails_at_once(
+def test_a_secret_file_is_read_when_the_connector_opens_and_a_fifo_is_refused_at_once(
     sim: FastAPI, repo_url: str, tmp_path: Path
 ) -> None:
     token_file = tmp_path / "token"
@@ -299,14 +299,28 @@ def test_a_secret_file_is_read_when_the_connector_opens_and_a_fifo_fails_at_once
             token=f"file:{token_file}",
         )
         assert asyncio.run(app.run_import(ctx, "byfile")).run.status == "succeeded"
+        with pytest.raises(InvalidInputError, match="not a regular file"):
+            app.register_native(
+                ctx,
+                "byfifo",
+                corp=DEMO_CORP,
+                email=DEMO_EMAIL,
+                api_url="http://sim",
+                token=f"file:{fifo}",
+            )
+        # A FIFO put in the file's place after registration fails when the connector opens.
+        swapped = tmp_path / "swapped"
+        swapped.write_text(DEMO_TOKEN)
         app.register_native(
             ctx,
             "byfifo",
             corp=DEMO_CORP,
             email=DEMO_EMAIL,
             api_url="http://sim",
-            token=f"file:{fifo}",
+            token=f"file:{swapped}",
         )
+        swapped.unlink()
+        os.mkfifo(swapped)
         with pytest.raises(ConfigError, match="not a regular file"):
             asyncio.run(app.run_import(ctx, "byfifo"))
 

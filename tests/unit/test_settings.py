@@ -87,3 +87,82 @@ def test_bad_values_name_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_credentials_are_named() -> None:
     with pytest.raises(ConfigError, match="SIGSCI_EMAIL, SIGSCI_CORP, SIGSCI_TOKEN"):
         load_settings().require_credentials()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://user:hunter2-secret@127.0.0.1:8765",
+        "https://iga:hunter2-secret@dashboard.signalsciences.net/",
+        "https://:hunter2-secret@dashboard.signalsciences.net",
+        "HTTPS://user:hunter2-secret@Dashboard.example",
+        "https://hunter2-secret@dashboard.signalsciences.net",
+    ],
+)
+def test_an_api_url_with_credentials_is_refused_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("SIGSCI_API_URL", url)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    message = str(info.value)
+    assert "SIGSCI_API_URL" in message
+    assert "credentials" in message
+    assert "hunter2" not in message
+
+
+@pytest.mark.parametrize("url", ["http://", "https:///path", "dashboard.example", "ftp://x.io"])
+def test_an_api_url_without_a_host_or_an_http_scheme_is_refused(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("SIGSCI_API_URL", url)
+    with pytest.raises(ConfigError, match="SIGSCI_API_URL"):
+        load_settings()
+
+
+@pytest.mark.parametrize("variable", ["SIGSCI_TOKEN", "SIGSCI_PASSWORD"])
+@pytest.mark.parametrize("value", ["", " ", "\t\n", "   "])
+def test_an_empty_or_blank_secret_is_a_configuration_error_naming_its_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_a_blank_secret_in_the_config_file_names_its_key(tmp_path: Path) -> None:
+    config = tmp_path / "iga.toml"
+    config.write_text('token = "  "\n')
+    with pytest.raises(ConfigError, match="token"):
+        load_settings(config)
+
+
+def test_a_secret_with_surrounding_whitespace_is_trimmed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGSCI_TOKEN", "  tok-secret-value\n")
+    settings = load_settings()
+    assert settings.token is not None
+    assert settings.token.get_secret_value() == "tok-secret-value"
+
+
+NUMBERS = {
+    "SIGSCI_IGA_RATE_LIMIT": ["nan", "inf", "-inf", "0", "-1", "1e12"],
+    "SIGSCI_IGA_TIMEOUT": ["nan", "inf", "0", "-1", "1e9"],
+    "SIGSCI_IGA_MAX_CONCURRENCY": ["nan", "0", "-1", "1000", "99999999999999999999999"],
+    "SIGSCI_IGA_READ_ATTEMPTS": ["0", "-1", "100"],
+    "SIGSCI_IGA_TASK_MAX_ATTEMPTS": ["0", "1000"],
+    "SIGSCI_IGA_RETRY_BASE_SECONDS": ["nan", "inf", "0", "-2", "1e9"],
+    "SIGSCI_IGA_DB_BUSY_TIMEOUT": ["nan", "inf", "0", "1e9"],
+    "SIGSCI_IGA_DB_STATEMENT_TIMEOUT": ["nan", "inf", "0", "-1"],
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [(variable, value) for variable, values in NUMBERS.items() for value in values],
+)
+def test_numbers_that_make_no_sense_are_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()

@@ -24,6 +24,7 @@ from sigsci_iga.connectors.rest.runtime import RestConnector
 from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.errors import ConfigError
+from sigsci_iga.files import check_text_file
 from sigsci_iga.settings import Settings
 from sigsci_iga.store import DatabaseOptions, EndpointInfo, Repository, open_repository
 
@@ -74,7 +75,10 @@ class Connectors:
             yield SignalSciencesConnector(client)
 
     def _rest(self, endpoint: EndpointInfo) -> RestConnector:
-        package = load_package(str(endpoint.settings["package"]))
+        # The package may have changed since it was registered: a FIFO or non-UTF-8 bytes in
+        # its place must fail as configuration, not hang or crash the loader.
+        path = check_text_file(str(endpoint.settings["package"]), "package file", error=ConfigError)
+        package = load_package(path)
         params = {str(k): str(v) for k, v in dict(endpoint.settings.get("params") or {}).items()}
         secrets = resolve_credentials(endpoint.credentials, self.environ, endpoint.name)
         bound = package.bind(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,18 +11,22 @@ from typing import Literal
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.connectors.base import ConnectionReport
+from sigsci_iga.connectors.http.segments import check_segment
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.domain.secrets import parse_secret_ref
+from sigsci_iga.domain.text import check_name
 from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError
-from sigsci_iga.settings import Settings
+from sigsci_iga.files import check_text_file
+from sigsci_iga.settings import Settings, check_api_url
 from sigsci_iga.store import Checkpoint, EndpointInfo
 
 
 def endpoint_name(ctx: AppContext, explicit: str | None) -> str:
     """The endpoint a command is about: the one named, else the configured corp."""
-    if explicit:
-        return explicit
+    if explicit is not None:
+        # An empty name is a mistake, not a request for the default endpoint.
+        return check_name(explicit, "endpoint name")
     if ctx.settings.corp:
         return ctx.settings.corp
     raise ConfigError("no endpoint: pass --endpoint or set SIGSCI_CORP")
@@ -44,16 +49,19 @@ def get_endpoint(ctx: AppContext, name: str) -> EndpointInfo:
 def resolve_endpoint(ctx: AppContext, explicit: str | None) -> EndpointInfo:
     """The endpoint a command acts on, registered from the single-corp settings on first use.
 
-    An endpoint that carries its own credentials (or runs a package) is used as registered. One
-    that the settings describe (no stored credentials) follows the settings' API URL and email,
-    but never changes corp.
+    Only the endpoint named after the settings' corp is registered so; another name must have
+    been registered (`register_native`, `register_rest`). An endpoint that carries its own
+    credentials (or runs a package) is used as registered. One that the settings describe (no
+    stored credentials) follows the settings' API URL and email, but never changes corp.
     """
     name = endpoint_name(ctx, explicit)
     repo = ctx.repository
     try:
         info = get_endpoint(ctx, name)
     except RecordNotFoundError:
-        if _retired(ctx, name):
+        # Only the settings' own corp is registered on first use: any other name is a typo
+        # or an endpoint still to be added, and must not become a second name for that corp.
+        if _retired(ctx, name) or name != ctx.settings.corp:
             raise
         email, corp = ctx.settings.require_credentials()
         return repo.endpoints.add(name, corp=corp, api_url=ctx.settings.api_url, email=email)
@@ -109,19 +117,33 @@ def register_native(
     `token` and `password` are references (`env:NAME`, `file:PATH`), never secrets; one of them
     is required, so that the endpoint never silently borrows the process settings' token.
     """
+    check_name(name, "endpoint name")
+    check_segment(check_name(corp, "corp"), "corp")
+    caller = normalize_email(email)
     refs = {key: ref for key, ref in (("token", token), ("password", password)) if ref}
     if not refs:
         raise InvalidInputError(
             "an endpoint needs a token (or password) reference: env:NAME or file:PATH"
         )
     for key, ref in refs.items():
-        parse_secret_ref(ref, key)
-    url = (api_url or ctx.settings.api_url).rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise InvalidInputError(f"API URL {url!r} must start with http:// or https://")
+        _check_secret_ref(ref, key)
+    url = _api_url(api_url or ctx.settings.api_url, "--api-url")
     return ctx.repository.endpoints.add(
-        name, corp=corp, api_url=url, email=normalize_email(email), credentials=refs
+        name, corp=corp, api_url=url, email=caller, credentials=refs
     )
+
+
+def _check_secret_ref(ref: str, key: str) -> None:
+    """A well-formed reference; a file it names may be missing (mounted later), not a FIFO."""
+    parsed = parse_secret_ref(ref, key)
+    if parsed.kind != "file":
+        return
+    try:
+        mode = Path(parsed.target).stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise InvalidInputError(f"{key}: secret file {parsed.target!r} is not a regular file")
 
 
 def register_rest(
@@ -140,15 +162,19 @@ def register_rest(
     the environment variable the package declares. The package must bind now, so a missing
     parameter is reported before anything is stored.
     """
-    loaded = load_package(package)
+    check_name(name, "endpoint name")
+    check_name(corp, "corp")
+    # The loader opens the file as it is: a FIFO would block it, and non-UTF-8 bytes crash it.
+    loaded = load_package(check_text_file(package, "package file"))
     refs = dict(secrets or {})
     for key, ref in refs.items():
         parameter = loaded.spec.parameters.get(key)
         if parameter is None or not parameter.secret:
             raise InvalidInputError(f"{package}: {key!r} is not a secret parameter of the package")
-        parse_secret_ref(ref, key)
+        _check_secret_ref(ref, key)
     # References are resolved when a connector opens, not here: a placeholder stands in.
     bound = loaded.bind(params, secrets=dict.fromkeys(refs, "resolved-at-connection"))
+    _api_url(bound.base_url, f"{package}: the base URL")
     chosen = caller or bound.params.get("email")
     return ctx.repository.endpoints.add(
         name,
@@ -159,6 +185,13 @@ def register_rest(
         settings={"package": str(package.resolve()), "params": dict(params)},
         credentials=refs,
     )
+
+
+def _api_url(value: str, what: str) -> str:
+    try:
+        return check_api_url(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{what} {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -198,7 +231,11 @@ async def check_endpoint(ctx: AppContext, explicit: str | None = None) -> CheckR
     Without a name, the endpoint the settings describe is checked without being registered, so
     a check on a fresh machine writes nothing.
     """
-    info = get_endpoint(ctx, explicit) if explicit else settings_endpoint(ctx.settings)
+    info = (
+        get_endpoint(ctx, endpoint_name(ctx, explicit))
+        if explicit is not None
+        else settings_endpoint(ctx.settings)
+    )
     async with ctx.connectors.open(info, quick=True) as connector:
         report = await connector.validate(info.email)
     return CheckResult(info.name, report)

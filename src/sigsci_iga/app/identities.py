@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.errors import RecordNotFoundError
+from sigsci_iga.files import check_regular_file
 from sigsci_iga.store import AccountRecord, CorrelationResult, IdentityLoadResult
 from sigsci_iga.store.identities import correlation_rule
 
@@ -31,6 +32,8 @@ def load_identities(
     """
     chosen = rule or ctx.settings.correlation_rule
     correlation_rule(chosen)
+    # Before the repository is opened (and, on a first run, created): a mistake writes nothing.
+    check_regular_file(file, "identity file")
     repo = ctx.repository
     name = endpoint or ctx.settings.corp
     if endpoint is not None:

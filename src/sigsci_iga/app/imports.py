@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 from collections.abc import Callable
@@ -11,8 +12,9 @@ from datetime import timedelta
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.app.endpoints import get_endpoint, resolve_endpoint
+from sigsci_iga.app.inputs import MAX_ID, check_id
 from sigsci_iga.domain.thresholds import Limit, Thresholds
-from sigsci_iga.errors import SigsciIgaError
+from sigsci_iga.errors import InvalidInputError, SigsciIgaError
 from sigsci_iga.importer.run import (
     Importer,
     ImportMode,
@@ -20,13 +22,15 @@ from sigsci_iga.importer.run import (
     ImportResult,
     planned_mode,
 )
-from sigsci_iga.store import RunRecord, upgrade
+from sigsci_iga.store import RunRecord
 from sigsci_iga.store.identities import correlation_rule
 
 #: A run is held when it would remove more than this many items of a kind ...
 DEFAULT_MAX_ITEMS = 10
 #: ... or more than this share (in percent) of the kind's existing items.
 DEFAULT_MAX_PERCENT = 10.0
+#: The limit value that turns a threshold off.
+OFF = -1
 
 Progress = Callable[[str, int, int | None], None]
 #: No import takes this long: a run still `running` after it, whose process cannot be checked
@@ -36,7 +40,7 @@ MAX_RUN_AGE = timedelta(hours=12)
 
 @dataclass(frozen=True)
 class ThresholdSettings:
-    """Hold limits per kind of removal; None means the default, a negative number means off."""
+    """Hold limits per kind of removal; None means the default, -1 means off."""
 
     max_suspend: int | None = None
     max_suspend_percent: float | None = None
@@ -45,7 +49,29 @@ class ThresholdSettings:
     max_sites_inactivated: int | None = None
     max_sites_inactivated_percent: float | None = None
 
+    def check(self) -> None:
+        """Refuse limits that mean nothing: below -1, NaN, infinite, or a share above 100 %."""
+        for name in ("max_suspend", "max_links_removed", "max_sites_inactivated"):
+            items = getattr(self, name)
+            if items is not None and not (items == OFF or 0 <= items <= MAX_ID):
+                raise InvalidInputError(
+                    f"{_option(name)} must be a whole number from 0 to {MAX_ID}, or -1 (off)"
+                )
+        for name in (
+            "max_suspend_percent",
+            "max_links_removed_percent",
+            "max_sites_inactivated_percent",
+        ):
+            percent = getattr(self, name)
+            if percent is not None and not (
+                math.isfinite(percent) and (percent == OFF or 0 <= percent <= 100)
+            ):
+                raise InvalidInputError(
+                    f"{_option(name)} must be a percentage from 0 to 100, or -1 (off)"
+                )
+
     def thresholds(self) -> Thresholds:
+        self.check()
         return Thresholds(
             accounts_suspended=_limit(self.max_suspend, self.max_suspend_percent),
             links_removed=_limit(self.max_links_removed, self.max_links_removed_percent),
@@ -53,6 +79,10 @@ class ThresholdSettings:
                 self.max_sites_inactivated, self.max_sites_inactivated_percent
             ),
         )
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def _limit(items: int | None, percent: float | None) -> Limit:
@@ -80,16 +110,18 @@ def prepare_import(
     thresholds: ThresholdSettings | None = None,
 ) -> PreparedImport:
     """Check the request and record its run; nothing is read from the target yet."""
-    info = resolve_endpoint(ctx, endpoint)
-    # An unknown rule must stop the import before a run is recorded.
+    limits = thresholds or ThresholdSettings()
+    limits.check()
+    # An unknown rule must stop the import before an endpoint or a run is recorded.
     correlation_rule(ctx.settings.correlation_rule)
+    info = resolve_endpoint(ctx, endpoint)
     abandon_stale_runs(ctx)
     planned, _ = planned_mode(ctx.repository, info.name, mode, ctx.clock())
     run_id = ctx.repository.runs.start(info.name, mode=planned, dry_run=dry_run)
     options = ImportOptions(
         mode=mode,
         dry_run=dry_run,
-        thresholds=(thresholds or ThresholdSettings()).thresholds(),
+        thresholds=limits.thresholds(),
         required_account=info.email,
         correlation_rule=ctx.settings.correlation_rule,
         run_id=run_id,
@@ -163,14 +195,21 @@ def _process_alive(owner: str) -> bool | None:
 
 def approve_run(ctx: AppContext, run_id: int) -> RunRecord:
     """Apply exactly the held diff, and correlate as an import does; refused if the repo moved."""
+    check_id(run_id, "run id")
+    correlation_rule(ctx.settings.correlation_rule)
     return ctx.repository.runs.approve(run_id, correlation_rule=ctx.settings.correlation_rule)
 
 
 def refuse_run(ctx: AppContext, run_id: int, reason: str | None = None) -> RunRecord:
     """Discard a held run (its diff is kept for the record)."""
+    check_id(run_id, "run id")
     return ctx.repository.runs.refuse(run_id, reason)
 
 
 def upgrade_database(ctx: AppContext) -> None:
-    """Migrate the repository to the newest schema."""
-    upgrade(ctx.settings.database_url)
+    """Migrate the repository to the newest schema.
+
+    Opening the repository migrates it, with a database that cannot be reached or opened
+    reported as one clear error rather than the driver's exception.
+    """
+    _ = ctx.repository

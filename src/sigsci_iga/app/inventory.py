@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.app.endpoints import endpoint_name
+from sigsci_iga.app.inputs import check_choice, check_count, check_id
 from sigsci_iga.domain.diff import Diff
-from sigsci_iga.domain.emails import email_key
+from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.domain.model import AccountStatus, CorpRole, EntitlementStatus, EntitlementType
 from sigsci_iga.domain.tasks import TaskState
 from sigsci_iga.store import (
     AccountRecord,
@@ -34,10 +36,25 @@ def list_accounts(
 ) -> list[AccountRecord]:
     """Accounts sorted by email, each with its sorted active sites and identity.
 
-    `after` (an email) and `limit` page through them.
+    `after` (an email) and `limit` page through them. A filter value the endpoint cannot have
+    (a status, role or site it does not know) is refused with the values it does know, rather
+    than answered with an empty list.
     """
+    if status is not None:
+        check_choice(status, (s.value for s in AccountStatus), "status")
+    if limit is not None:
+        check_count(limit, "limit")
     name = endpoint_name(ctx, endpoint)
-    return ctx.repository.inventory.accounts(
+    inventory = ctx.repository.inventory
+    if role is not None and role not in {r.value for r in CorpRole}:
+        # Packages may name roles of their own: those the endpoint's accounts hold count too.
+        held = set(inventory.roles(name))
+        check_choice(role, {r.value for r in CorpRole} | held, "role")
+    if site is not None:
+        sites = {e.value for e in inventory.entitlements(name, type=EntitlementType.SITE.value)}
+        if site not in sites:
+            check_choice(site, sites, f"site (of endpoint {name!r})")
+    return inventory.accounts(
         name, site=site, role=role, status=status, email=email, after=after, limit=limit
     )
 
@@ -63,9 +80,16 @@ def account_detail(
 def list_entitlements(
     ctx: AppContext, endpoint: str | None, *, type: str | None = None, status: str | None = None
 ) -> list[EntitlementRecord]:
-    return ctx.repository.inventory.entitlements(
-        endpoint_name(ctx, endpoint), type=type, status=status
-    )
+    """Entitlement values; an unknown type or status is refused with the known ones."""
+    if status is not None:
+        check_choice(status, (s.value for s in EntitlementStatus), "status")
+    name = endpoint_name(ctx, endpoint)
+    inventory = ctx.repository.inventory
+    if type is not None and type not in {t.value for t in EntitlementType}:
+        # A package's own entitlement types are known once they were imported.
+        imported = {e.type for e in inventory.entitlements(name)}
+        check_choice(type, {t.value for t in EntitlementType} | imported, "type")
+    return inventory.entitlements(name, type=type, status=status)
 
 
 def list_identities(ctx: AppContext) -> list[IdentityRecord]:
@@ -74,6 +98,9 @@ def list_identities(ctx: AppContext) -> list[IdentityRecord]:
 
 def list_runs(ctx: AppContext, endpoint: str | None = None, *, limit: int = 50) -> list[RunRecord]:
     """Import runs, newest first (of every endpoint unless one is named)."""
+    check_count(limit, "limit")
+    if endpoint is not None:
+        ctx.repository.endpoints.get(endpoint)
     return ctx.repository.runs.list(endpoint, limit=limit)
 
 
@@ -86,6 +113,7 @@ class RunDetail:
 
 
 def run_detail(ctx: AppContext, run_id: int, *, change_limit: int = 200) -> RunDetail:
+    check_id(run_id, "run id")
     repo = ctx.repository
     run = repo.runs.get(run_id)
     changes = repo.inventory.history(run_id=run_id, limit=change_limit)
@@ -99,10 +127,13 @@ def list_tasks(
     state: TaskState | str | None = None,
     email: str | None = None,
 ) -> list[TaskRecord]:
-    """Tasks, oldest first."""
-    return ctx.repository.tasks.list(
-        endpoint=endpoint, state=state, email=email_key(email) if email else None
-    )
+    """Tasks, oldest first; an unknown state, a malformed email or endpoint is refused."""
+    if state is not None:
+        check_choice(str(state), (s.value for s in TaskState), "task state")
+    key = normalize_email(email) if email is not None else None
+    if endpoint is not None:
+        ctx.repository.endpoints.get(endpoint)
+    return ctx.repository.tasks.list(endpoint=endpoint, state=state, email=key)
 
 
 @dataclass(frozen=True)
@@ -112,6 +143,7 @@ class TaskDetail:
 
 
 def task_detail(ctx: AppContext, task_id: int) -> TaskDetail:
+    check_id(task_id, "task id")
     task = ctx.repository.tasks.get(task_id)
     return TaskDetail(task, ctx.repository.journal.list(task_id=task_id))
 
@@ -125,9 +157,14 @@ def list_journal(
     last: int | None = None,
 ) -> list[JournalRecord]:
     """Journal lines oldest first; `last` keeps only the newest that many."""
-    entries = ctx.repository.journal.list(
-        endpoint=endpoint, task_id=task_id, target=email_key(email) if email else None
-    )
+    if task_id is not None:
+        check_id(task_id, "task id")
+    if last is not None:
+        check_count(last, "limit")
+    target = normalize_email(email) if email is not None else None
+    if endpoint is not None:
+        ctx.repository.endpoints.get(endpoint)
+    entries = ctx.repository.journal.list(endpoint=endpoint, task_id=task_id, target=target)
     return entries if last is None else entries[max(0, len(entries) - last) :]
 
 

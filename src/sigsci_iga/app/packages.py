@@ -25,6 +25,7 @@ from sigsci_iga.domain.emails import email_key
 from sigsci_iga.domain.model import EntitlementType
 from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.files import check_text_file
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class PackageSummary:
 
 def validate_package(file: Path) -> PackageSummary:
     """Load a package (schema, templates, expressions); raises naming the file and JSON path."""
-    package = load_package(file)
+    package = load_package(_readable(file, "package file"))
     spec = package.spec
     operations: tuple[str, ...] = ()
     if spec.provisioning is not None:
@@ -56,7 +57,17 @@ def package_schema() -> dict[str, Any]:
 
 def convert_saviynt(file: Path, output: Path | None = None) -> ConversionResult:
     """Convert a Saviynt REST connection into a package, with a located report of findings."""
+    _readable(file, "Saviynt export")
+    if output is not None and output.exists() and not output.is_file():
+        # Writing into a FIFO would wait for a reader; into a directory, fail obscurely.
+        raise InvalidInputError(f"output {output} exists and is not a regular file")
     return import_saviynt(file, output)
+
+
+def _readable(file: Path, what: str) -> Path:
+    """The loaders open what they are given as it is: a FIFO would block them forever, and
+    bytes that are not UTF-8 end them with a traceback."""
+    return check_text_file(file, what)
 
 
 def _step(
@@ -100,7 +111,7 @@ def render_operation(
     params: Mapping[str, str] | None = None,
 ) -> tuple[PlannedCall, ...]:
     """The exact requests an operation would send, secrets masked; nothing is sent."""
-    package = load_package(file)
+    package = load_package(_readable(file, "package file"))
     # Secrets are masked in the output anyway; a missing one must not stop a preview.
     env = dict(os.environ)
     for parameter in package.spec.parameters.values():

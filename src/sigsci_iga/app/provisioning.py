@@ -9,12 +9,23 @@ from typing import Any
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.app.endpoints import endpoint_name, resolve_endpoint
+from sigsci_iga.app.inputs import check_count, check_id, check_seconds
+from sigsci_iga.connectors.http.segments import check_segment
 from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.domain.model import corp_role
 from sigsci_iga.domain.tasks import Operation
+from sigsci_iga.domain.text import check_name
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.provisioning.requests import build_params
 from sigsci_iga.provisioning.worker import PlannedTask, RunSummary, Worker, WorkerOptions
 from sigsci_iga.store import TaskRecord
+
+#: Bounds of `QueueOptions`: a week of waiting, a day's lease, and batches and per-run limits
+#: far beyond what one worker run can take on.
+MAX_WAIT_SECONDS = 7 * 86400.0
+MAX_LEASE_SECONDS = 86400.0
+MAX_BATCH_SIZE = 10_000
+MAX_TASKS_PER_RUN = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,25 @@ class QueueOptions:
     #: Asked before each batch: a service that is stopping claims no more (see `Worker.run`).
     stop: Callable[[], bool] | None = None
 
+    def check(self) -> None:
+        """Refuse values that mean nothing: NaN, infinite, zero or negative, or absurdly large."""
+        check_seconds(self.max_wait_seconds, "--max-wait", maximum=MAX_WAIT_SECONDS)
+        if self.lease_seconds is not None:
+            check_seconds(
+                self.lease_seconds, "--lease-seconds", minimum=1.0, maximum=MAX_LEASE_SECONDS
+            )
+        if self.batch_size is not None:
+            check_count(self.batch_size, "--batch-size", maximum=MAX_BATCH_SIZE)
+        # Zero is a limit that means something: no task of that kind in this run.
+        for value, what in (
+            (self.max_remove_account, "--max-remove-account"),
+            (self.max_per_operation, "--max-per-operation"),
+        ):
+            if value is not None:
+                check_count(value, what, minimum=0, maximum=MAX_TASKS_PER_RUN)
+        for task_id in self.task_ids or ():
+            check_id(task_id, "task id")
+
 
 def _task_params(ctx: AppContext, endpoint: str, request: AccessRequest) -> list[dict[str, Any]]:
     """Validated parameters of every task the request makes; raises before anything is stored."""
@@ -103,16 +133,26 @@ def _text(value: str | None, what: str, limit: int) -> None:
         raise InvalidInputError(f"{what} is not valid Unicode text") from None
 
 
-def submit_request(ctx: AppContext, endpoint: str | None, request: AccessRequest) -> RequestOutcome:
-    """Validate the request and record its tasks (state `new`); nothing is sent to the target."""
+def _check_request(request: AccessRequest) -> str:
+    """What can be checked without the repository, before anything is registered; the email."""
     _text(request.email, "email", MAX_REQUESTER)
     for site in request.sites:
         _text(site, "site", MAX_REQUESTER)
     _text(request.role, "role", 64)
     _text(request.requester, "requester", MAX_REQUESTER)
     _text(request.justification, "justification", MAX_JUSTIFICATION)
-    info = resolve_endpoint(ctx, endpoint)
     email = normalize_email(request.email)
+    for site in request.sites:
+        check_segment(check_name(site, "site name"), "site name")
+    if request.role is not None:
+        corp_role(request.role)
+    return email
+
+
+def submit_request(ctx: AppContext, endpoint: str | None, request: AccessRequest) -> RequestOutcome:
+    """Validate the request and record its tasks (state `new`); nothing is sent to the target."""
+    email = _check_request(request)
+    info = resolve_endpoint(ctx, endpoint)
     every = _task_params(ctx, info.name, request)
     request_id = request.request_id or uuid.uuid4().hex
     tasks = [
@@ -199,6 +239,7 @@ async def run_queue(
 ) -> RunSummary:
     """Work the due tasks: re-read, send what is missing, retry with backoff."""
     options = options or QueueOptions()
+    options.check()
     info = resolve_endpoint(ctx, endpoint)
     async with ctx.connectors.open(info) as connector:
         worker = Worker(
@@ -221,6 +262,7 @@ async def preview_queue(
 ) -> list[PlannedTask]:
     """What a run would send now (reads only; nothing is claimed or changed)."""
     options = options or QueueOptions()
+    options.check()
     info = resolve_endpoint(ctx, endpoint)
     async with ctx.connectors.open(info) as connector:
         worker = Worker(
@@ -240,9 +282,11 @@ def due_endpoints(ctx: AppContext) -> list[str]:
 
 def retry_task(ctx: AppContext, task_id: int) -> TaskRecord:
     """Queue a failed or discontinued task again, with a fresh attempt budget."""
+    check_id(task_id, "task id")
     return ctx.repository.tasks.retry(task_id, now=ctx.clock())
 
 
 def discontinue_task(ctx: AppContext, task_id: int, reason: str | None = None) -> TaskRecord:
     """Stop a task that should not run."""
+    check_id(task_id, "task id")
     return ctx.repository.tasks.discontinue(task_id, reason=reason, now=ctx.clock())

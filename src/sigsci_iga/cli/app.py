@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
 from sigsci_iga.app import check_endpoint
 from sigsci_iga.cli import context
 from sigsci_iga.cli.check import describe_token_policy
 from sigsci_iga.cli.imports import db_app, import_app, runs_app
 from sigsci_iga.cli.inventory import accounts_app, entitlements_app, identities_app
-from sigsci_iga.cli.output import stdout
+from sigsci_iga.cli.output import say, styled
 from sigsci_iga.cli.packages import endpoints_app, packages_app
 from sigsci_iga.cli.provision import (
     journal_app,
@@ -72,20 +71,15 @@ def check_command(
     with context.session() as ctx:
         result = asyncio.run(check_endpoint(ctx, endpoint))
     report = result.report
-    out = stdout()
-    out.print(Text.assemble(("corp      ", "bold"), f"{report.target} ({report.display_name})"))
-    out.print(
-        Text.assemble(
-            ("caller    ", "bold"), f"{report.caller} ({report.caller_role or 'unknown'})"
-        )
-    )
-    out.print(Text.assemble(("sites     ", "bold"), f"{report.sites_visible} visible"))
+    say(styled("corp      ", "bold"), f"{report.target} ({report.display_name})")
+    say(styled("caller    ", "bold"), f"{report.caller} ({report.caller_role or 'unknown'})")
+    say(styled("sites     ", "bold"), f"{report.sites_visible} visible")
     policy, warn = describe_token_policy(report.credential_max_age_seconds)
-    style = "yellow" if warn else ""
-    out.print(
-        Text.assemble(("tokens    ", "bold"), (("warning: " if warn else "") + policy, style))
+    say(
+        styled("tokens    ", "bold"),
+        styled(("warning: " if warn else "") + policy, "yellow" if warn else ""),
     )
-    out.print(Text("ok", style="green"))
+    say(styled("ok", "green"))
 
 
 app.add_typer(import_app, name="import")

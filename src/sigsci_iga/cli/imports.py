@@ -14,11 +14,10 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, stderr, stdout
+from sigsci_iga.cli.output import fail, print_json, say, show_table, stderr, styled, visible
 
 import_app = typer.Typer(
     invoke_without_command=True,
@@ -128,19 +127,22 @@ async def _run(
         return await app.run_import(
             ctx, endpoint, mode=mode, dry_run=dry_run, thresholds=thresholds
         )
+    console = stderr()
     with Progress(
-        TextColumn("{task.description:<10}"),
+        TextColumn("{task.description:<10}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=stderr(),
+        console=console,
         transient=True,
+        # Off a terminal the bar cannot be erased: it would leave a blank line before an error.
+        disable=not console.is_terminal,
     ) as progress:
         tasks: dict[str, TaskID] = {}
 
         def report(stage: str, done: int, total: int | None) -> None:
             if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
+                tasks[stage] = progress.add_task(visible(stage), total=total)
             progress.update(tasks[stage], completed=done, total=total)
 
         return await app.run_import(
@@ -149,40 +151,41 @@ async def _run(
 
 
 def _print_result(result: app.ImportResult) -> None:
-    out = stdout()
     run = result.run
     if result.fallback_reason:
-        out.print(f"note: {result.fallback_reason}")
-    out.print(
+        say(f"note: {result.fallback_reason}")
+    say(
         f"run {run.id}: {result.mode} import of {run.endpoint} "
         f"{'(dry run) ' if run.dry_run else ''}-> {run.status}"
     )
     if result.mode == "full":
-        out.print(f"read {result.accounts_read} accounts and {result.sites_read} sites")
+        say(f"read {result.accounts_read} accounts and {result.sites_read} sites")
     else:
-        out.print(
+        say(
             f"read {result.events_read} new events; re-read {result.accounts_read} accounts "
             f"and {result.sites_read} sites"
         )
-    table = Table("object", "added", "changed", "removed", "reactivated", title="diff")
+    rows = []
     for kind, counts in result.diff.summary().items():
         removed = (
             counts.get("suspended", 0) + counts.get("inactivated", 0) + counts.get("removed", 0)
         )
-        table.add_row(
-            kind,
-            str(counts.get("added", 0)),
-            str(counts.get("changed", 0)),
-            str(removed),
-            str(counts.get("reactivated", 0)),
+        rows.append(
+            (
+                kind,
+                counts.get("added", 0),
+                counts.get("changed", 0),
+                removed,
+                counts.get("reactivated", 0),
+            )
         )
-    out.print(table)
+    show_table(("object", "added", "changed", "removed", "reactivated"), rows, title="diff")
     if result.verdict.held:
-        out.print(f"[yellow]held:[/] {'; '.join(result.verdict.reasons)}")
+        say(styled("held:", "yellow"), " ", "; ".join(result.verdict.reasons))
         if run.status == "held":
-            out.print(f"review, then apply with: sigsci-iga import approve {run.id}")
+            say(f"review, then apply with: sigsci-iga import approve {run.id}")
     else:
-        out.print("thresholds: ok")
+        say("thresholds: ok")
 
 
 @import_app.command("approve")
@@ -190,7 +193,7 @@ def approve_command(run_id: int) -> None:
     """Apply exactly the diff of a held run, if the repository has not changed since."""
     with context.session() as ctx:
         run = app.approve_run(ctx, run_id)
-    stdout().print(f"run {run.id} approved and applied")
+    say(f"run {run.id} approved and applied")
 
 
 @import_app.command("refuse")
@@ -198,7 +201,7 @@ def refuse_command(run_id: int, reason: Annotated[str | None, typer.Option()] = 
     """Discard a held run."""
     with context.session() as ctx:
         run = app.refuse_run(ctx, run_id, reason)
-    stdout().print(f"run {run.id} refused")
+    say(f"run {run.id} refused")
 
 
 def _run_row(run: app.RunRecord) -> list[str]:
@@ -230,10 +233,10 @@ def runs_list(
     if json_output:
         print_json([r.to_json() for r in runs])
         return
-    table = Table("id", "endpoint", "mode", "status", "started", "finished", "accounts", "reason")
-    for run in runs:
-        table.add_row(*_run_row(run))
-    stdout().print(table)
+    show_table(
+        ("id", "endpoint", "mode", "status", "started", "finished", "accounts", "reason"),
+        [_run_row(run) for run in runs],
+    )
 
 
 @runs_app.command("show")
@@ -251,22 +254,29 @@ def runs_show(run_id: int, json_output: Annotated[bool, typer.Option("--json")] 
             }
         )
         return
-    out = stdout()
     for label, value in zip(
         ("id", "endpoint", "mode", "status", "started", "finished", "accounts", "reason"),
         _run_row(run),
         strict=True,
     ):
-        out.print(f"{label:<9} {value}")
+        say(f"{label:<9} ", value)
     if run.counts:
-        out.print(f"counts    {run.counts}")
+        say(f"counts    {run.counts}")
     if changes:
-        table = Table("object", "key", "field", "old", "new", title="changes (newest first)")
-        for c in changes:
-            table.add_row(
-                c.object_type, c.object_key, c.field or "", _short(c.old_value), _short(c.new_value)
-            )
-        out.print(table)
+        show_table(
+            ("object", "key", "field", "old", "new"),
+            [
+                (
+                    c.object_type,
+                    c.object_key,
+                    c.field or "",
+                    _short(c.old_value),
+                    _short(c.new_value),
+                )
+                for c in changes
+            ],
+            title="changes (newest first)",
+        )
 
 
 def _short(value: object) -> str:
@@ -279,4 +289,4 @@ def db_upgrade() -> None:
     """Migrate the repository to the newest schema (first use does this automatically)."""
     with context.session() as ctx:
         app.upgrade_database(ctx)
-    stdout().print("repository is at the newest schema")
+    say("repository is at the newest schema")

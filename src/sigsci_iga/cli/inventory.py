@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import print_json, stdout
+from sigsci_iga.cli.output import print_json, say, show_table
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts (corp users) in the repository.")
 entitlements_app = typer.Typer(no_args_is_help=True, help="Entitlements: corp roles and sites.")
@@ -39,23 +38,19 @@ def accounts_list(
     if json_output:
         print_json([r.to_json() for r in records])
         return
-    table = Table(
-        "email",
-        "name",
-        "role",
-        "status",
-        "sites",
-        "identity",
-        title=f"{len(records)} accounts in {name}",
-    )
+    rows = []
     for r in records:
         sites = (
             ", ".join(r.sites)
             if len(r.sites) <= 4
             else f"{', '.join(r.sites[:4])} +{len(r.sites) - 4}"
         )
-        table.add_row(r.email, r.name, r.role, r.status, sites, r.identity or "-")
-    stdout().print(table)
+        rows.append((r.email, r.name, r.role, r.status, sites, r.identity or "-"))
+    show_table(
+        ("email", "name", "role", "status", "sites", "identity"),
+        rows,
+        title=f"{len(records)} accounts in {name}",
+    )
 
 
 @accounts_app.command("show")
@@ -69,7 +64,6 @@ def accounts_show(
     if json_output:
         print_json({**record.to_json(), "history": [c.to_json() for c in changes]})
         return
-    out = stdout()
     for label, value in (
         ("email", record.email),
         ("name", record.name),
@@ -80,18 +74,22 @@ def accounts_show(
         ("identity", record.identity or "(not correlated)"),
         ("sites", ", ".join(record.sites) or "(none)"),
     ):
-        out.print(f"{label:<9} {value}")
+        say(f"{label:<9} ", value)
     if changes:
-        table = Table("when", "run", "field", "old", "new", title="history")
-        for c in changes:
-            table.add_row(
-                c.changed_at.isoformat(timespec="seconds"),
-                str(c.run_id or ""),
-                c.field or c.object_type,
-                str(c.old_value),
-                str(c.new_value),
-            )
-        out.print(table)
+        show_table(
+            ("when", "run", "field", "old", "new"),
+            [
+                (
+                    c.changed_at.isoformat(timespec="seconds"),
+                    c.run_id or "",
+                    c.field or c.object_type,
+                    str(c.old_value),
+                    str(c.new_value),
+                )
+                for c in changes
+            ],
+            title="history",
+        )
 
 
 @entitlements_app.command("list")
@@ -108,12 +106,11 @@ def entitlements_list(
     if json_output:
         print_json([r.to_json() for r in records])
         return
-    table = Table(
-        "type", "value", "display name", "status", "holders", title=f"entitlements in {name}"
+    show_table(
+        ("type", "value", "display name", "status", "holders"),
+        [(r.type, r.value, r.display_name, r.status, r.holders) for r in records],
+        title=f"entitlements in {name}",
     )
-    for r in records:
-        table.add_row(r.type, r.value, r.display_name, r.status, str(r.holders))
-    stdout().print(table)
 
 
 @identities_app.command("load")
@@ -131,17 +128,16 @@ def identities_load(
     """Load or update identities, then correlate the endpoint's accounts to them."""
     with context.session() as ctx:
         result = app.load_identities(ctx, file, endpoint=endpoint, rule=rule)
-    out = stdout()
     loaded = result.loaded
-    out.print(
+    say(
         f"identities: {loaded.created} created, {loaded.updated} updated, "
         f"{loaded.unchanged} unchanged"
     )
     corr = result.correlation
     if corr is not None:
-        out.print(f"correlation ({corr.rule}): {corr.matched} matched, {corr.unmatched} unmatched")
+        say(f"correlation ({corr.rule}): {corr.matched} matched, {corr.unmatched} unmatched")
         for account in result.unmatched:
-            out.print(f"  unmatched: {account.email} ({account.status})")
+            say(f"  unmatched: {account.email} ({account.status})")
 
 
 @identities_app.command("list")
@@ -152,15 +148,10 @@ def identities_list(json_output: JsonOption = False) -> None:
     if json_output:
         print_json([r.to_json() for r in records])
         return
-    table = Table("username", "email", "first", "last", "department", "manager", "status")
-    for r in records:
-        table.add_row(
-            r.username,
-            r.email,
-            r.first_name or "",
-            r.last_name or "",
-            r.department or "",
-            r.manager or "",
-            r.status,
-        )
-    stdout().print(table)
+    show_table(
+        ("username", "email", "first", "last", "department", "manager", "status"),
+        [
+            (r.username, r.email, r.first_name, r.last_name, r.department, r.manager, r.status)
+            for r in records
+        ],
+    )

@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, stdout
+from sigsci_iga.cli.output import fail, print_json, say, say_block, show_table
 from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import InvalidInputError, SigsciIgaError
 
@@ -46,7 +45,7 @@ def packages_validate(file: Path) -> None:
         summary = app.validate_package(file)
     except SigsciIgaError as exc:
         fail(exc)
-    stdout().print(
+    say(
         f"{file}: ok — package {summary.name!r} {summary.version}, {summary.calls} calls, "
         f"{summary.parameters} parameters; provisioning: {', '.join(summary.operations) or 'none'}"
     )
@@ -66,14 +65,11 @@ def packages_import_saviynt(
         result = app.convert_saviynt(file, output)
     except SigsciIgaError as exc:
         fail(exc)
-    out = stdout()
-    out.print(result.report(), soft_wrap=True, markup=False, highlight=False)
+    say_block(result.report())
     if output is None:
-        out.print(result.to_yaml(), soft_wrap=True, markup=False, highlight=False)
+        say_block(result.to_yaml())
     else:
-        out.print(
-            f"wrote {output}; fill in its parameters, then: sigsci-iga packages validate {output}"
-        )
+        say(f"wrote {output}; fill in its parameters, then: sigsci-iga packages validate {output}")
 
 
 @packages_app.command("schema")
@@ -86,7 +82,7 @@ def packages_schema(
         print_json(schema)
         return
     output.write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
-    stdout().print(f"wrote {output}")
+    say(f"wrote {output}")
 
 
 @packages_app.command("render")
@@ -116,14 +112,11 @@ def packages_render(
         )
     except SigsciIgaError as exc:
         fail(exc)
-    out = stdout()
     for call in calls:
-        # Verbatim: rich markup and emoji codes would rewrite `[b]` or `:x:` in a value.
-        out.print(f"{call.method} {call.path}", soft_wrap=True, markup=False, emoji=False)
+        say(f"{call.method} {call.path}")
         if call.body is not None:
-            body = json.dumps(call.body, indent=2, sort_keys=True)
-            out.print(body, soft_wrap=True, markup=False, emoji=False)
-    out.print(f"{len(calls)} call(s); nothing was sent")
+            say_block(json.dumps(call.body, indent=2, sort_keys=True))
+    say(f"{len(calls)} call(s); nothing was sent")
 
 
 @endpoints_app.command("list")
@@ -139,20 +132,23 @@ def endpoints_list(
     if json_output:
         print_json([e.to_json() for e in endpoints])
         return
-    table = Table("name", "connector", "corp", "api url", "email", "credentials", "checkpoint")
-    for e in endpoints:
-        table.add_row(
-            e.name + (" (removed)" if e.retired_at else ""),
-            e.connector,
-            e.corp,
-            e.api_url,
-            e.email or "",
-            ", ".join(f"{k}={v}" for k, v in sorted(e.credentials.items())) or "(settings)",
-            e.checkpoint.last_activity.isoformat(timespec="seconds")
-            if e.checkpoint.last_activity
-            else "",
-        )
-    stdout().print(table)
+    show_table(
+        ("name", "connector", "corp", "api url", "email", "credentials", "checkpoint"),
+        [
+            (
+                e.name + (" (removed)" if e.retired_at else ""),
+                e.connector,
+                e.corp,
+                e.api_url,
+                e.email,
+                ", ".join(f"{k}={v}" for k, v in sorted(e.credentials.items())) or "(settings)",
+                e.checkpoint.last_activity.isoformat(timespec="seconds")
+                if e.checkpoint.last_activity
+                else "",
+            )
+            for e in endpoints
+        ],
+    )
 
 
 @endpoints_app.command("add")
@@ -186,7 +182,7 @@ def endpoints_add(
         info = app.register_native(
             ctx, name, corp=corp, email=email, api_url=api_url, token=token, password=password
         )
-    stdout().print(f"endpoint {info.name} (corp {info.corp}, {info.api_url}) registered")
+    say(f"endpoint {info.name} (corp {info.corp}, {info.api_url}) registered")
 
 
 def _ref(env: str | None, file: Path | None, env_flag: str, file_flag: str) -> str | None:
@@ -237,7 +233,7 @@ def endpoints_add_rest(
             caller=caller,
             secrets={k: _absolute_ref(v) for k, v in secrets.items()},
         )
-    stdout().print(f"endpoint {info.name} ({info.connector}, {info.api_url}) registered")
+    say(f"endpoint {info.name} ({info.connector}, {info.api_url}) registered")
 
 
 def _absolute_ref(ref: str) -> str:
@@ -258,8 +254,8 @@ def endpoints_remove(
     with context.session() as ctx:
         removal = app.remove_endpoint(ctx, name, force=force)
     if removal.discontinued:
-        stdout().print(f"{removal.discontinued} open task(s) discontinued")
+        say(f"{removal.discontinued} open task(s) discontinued")
     if removal.outcome == "retired":
-        stdout().print(f"endpoint {name} retired: its journal is kept, the rest is not used")
+        say(f"endpoint {name} retired: its journal is kept, the rest is not used")
     else:
-        stdout().print(f"endpoint {name} removed")
+        say(f"endpoint {name} removed")

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
-import sys
 from collections.abc import Sequence
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, stdout
+from sigsci_iga.cli.output import fail, print_csv, print_json, say, show_table
 from sigsci_iga.domain.tasks import Operation, TaskState
 from sigsci_iga.errors import InvalidInputError
 
@@ -46,11 +42,10 @@ def _request(endpoint: str | None, request: app.AccessRequest) -> None:
 
 
 def _print_outcomes(outcome: app.RequestOutcome, *, instant: bool) -> None:
-    out = stdout()
     for task in outcome.tasks:
-        out.print(f"task {task.id} ({task.operation.label} {task.email}) requested")
+        say(f"task {task.id} ({task.operation.label} {task.email}) requested")
     if not instant:
-        out.print("queued for the retry job (instant provisioning is off)")
+        say("queued for the retry job (instant provisioning is off)")
         return
     for task in outcome.tasks:
         _print_outcome(task)
@@ -59,20 +54,17 @@ def _print_outcomes(outcome: app.RequestOutcome, *, instant: bool) -> None:
 
 
 def _print_outcome(task: app.TaskRecord) -> None:
-    out = stdout()
     if task.state is TaskState.NEW and task.attempts == 0:
-        out.print(f"task {task.id} waits behind an earlier open task for {task.email}")
+        say(f"task {task.id} waits behind an earlier open task for {task.email}")
     elif task.state is TaskState.NEW:
         when = (
             task.next_attempt_at.isoformat(timespec="seconds") if task.next_attempt_at else "soon"
         )
-        out.print(
-            f"task {task.id} queued for the retry job (next attempt {when}): {task.last_error}"
-        )
+        say(f"task {task.id} queued for the retry job (next attempt {when}): {task.last_error}")
     elif task.state is TaskState.FAILED:
-        out.print(f"task {task.id} failed: {task.last_error}")
+        say(f"task {task.id} failed: {task.last_error}")
     else:
-        out.print(f"task {task.id} {task.state.label}")
+        say(f"task {task.id} {task.state.label}")
 
 
 @request_app.command("create-account")
@@ -217,7 +209,6 @@ def provision_run(
     lease_seconds: Annotated[
         float | None,
         typer.Option(
-            min=1.0,
             help="How long a claimed task stays leased; a worker that died leaves it to be "
             "reclaimed once the lease runs out (default 300).",
         ),
@@ -238,26 +229,25 @@ def provision_run(
             _print_dry_run(asyncio.run(app.preview_queue(ctx, endpoint, options)))
             return
         summary = asyncio.run(app.run_queue(ctx, endpoint, options))
-    stdout().print(
+    say(
         f"claimed {summary.claimed} tasks in {summary.batches} batches: "
         f"{summary.completed} completed, {summary.no_action_required} no action required, "
         f"{summary.failed} failed, {summary.rescheduled} queued for retry"
     )
     for error in summary.errors:
-        stdout().print(f"note: {error}")
+        say(f"note: {error}")
 
 
 def _print_dry_run(planned: Sequence[app.PlannedTask]) -> None:
-    out = stdout()
     if not planned:
-        out.print("no task is due")
+        say("no task is due")
         return
     printed: set[tuple[str, str, str]] = set()
     for item in planned:
         task = item.task
         head = f"task {task.id} {task.operation.label} {task.email}"
         if item.plan.outcome != "act":
-            out.print(f"{head}: {item.plan.outcome.replace('_', ' ')} — {item.plan.reason}")
+            say(f"{head}: {item.plan.outcome.replace('_', ' ')} — {item.plan.reason}")
             continue
         for call in item.calls:
             body = json.dumps(call.body, sort_keys=True) if call.body is not None else ""
@@ -267,9 +257,9 @@ def _print_dry_run(planned: Sequence[app.PlannedTask]) -> None:
                 if item.shared_with
                 else ""
             )
-            out.print(f"{head}: {call.method} {call.path} {body}{shared}".rstrip(), soft_wrap=True)
+            say(f"{head}: {call.method} {call.path} {body}{shared}".rstrip())
             printed.add(key)
-    out.print(f"{len(printed)} write calls would be sent; nothing was changed")
+    say(f"{len(printed)} write calls would be sent; nothing was changed")
 
 
 @tasks_app.command("list")
@@ -291,23 +281,24 @@ def tasks_list(
     if json_output:
         print_json([t.to_json() for t in tasks])
         return
-    table = Table(
-        "id", "operation", "email", "detail", "state", "attempts", "next attempt", "last error"
+    show_table(
+        ("id", "operation", "email", "detail", "state", "attempts", "next attempt", "last error"),
+        [
+            (
+                t.id,
+                t.operation,
+                t.email,
+                _detail(t),
+                t.state,
+                t.attempts,
+                t.next_attempt_at.isoformat(timespec="seconds")
+                if t.state is TaskState.NEW and t.next_attempt_at
+                else "",
+                (t.last_error or "")[:60],
+            )
+            for t in tasks
+        ],
     )
-    for t in tasks:
-        table.add_row(
-            str(t.id),
-            t.operation,
-            t.email,
-            _detail(t),
-            t.state,
-            str(t.attempts),
-            t.next_attempt_at.isoformat(timespec="seconds")
-            if t.state is TaskState.NEW and t.next_attempt_at
-            else "",
-            (t.last_error or "")[:60],
-        )
-    stdout().print(table)
 
 
 def _detail(task: app.TaskRecord) -> str:
@@ -330,9 +321,8 @@ def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")
     if json_output:
         print_json({"task": task.to_json(), "journal": [e.to_json() for e in entries]})
         return
-    out = stdout()
     for key, value in task.to_json().items():
-        out.print(f"{key:<15} {value}")
+        say(f"{key:<15} ", value)
     _journal_table(entries, title=f"journal of task {task_id}")
 
 
@@ -341,7 +331,7 @@ def tasks_retry(task_id: int) -> None:
     """Queue a failed or discontinued task again (attempts start over)."""
     with context.session() as ctx:
         task = app.retry_task(ctx, task_id)
-    stdout().print(f"task {task.id} queued again")
+    say(f"task {task.id} queued again")
 
 
 @tasks_app.command("discontinue")
@@ -351,7 +341,7 @@ def tasks_discontinue(
     """Stop a task that should not run."""
     with context.session() as ctx:
         task = app.discontinue_task(ctx, task_id, reason)
-    stdout().print(f"task {task.id} discontinued")
+    say(f"task {task.id} discontinued")
 
 
 def _short_path(path: str | None) -> str:
@@ -363,37 +353,42 @@ def _short_path(path: str | None) -> str:
 
 
 def _journal_table(entries: Sequence[app.JournalRecord], title: str) -> None:
-    table = Table(
-        "id",
-        "time",
-        "task",
-        "try",
-        "kind",
-        "operation",
-        "target",
-        "call",
-        "status",
-        "state",
-        "error",
-        title=title,
-    )
+    rows = []
     for e in entries:
         call = f"{e.method} {_short_path(e.path)}" if e.method else ""
         state = f"{e.state_before or ''}→{e.state_after}" if e.state_after else ""
-        table.add_row(
-            str(e.id),
-            e.at.strftime("%H:%M:%S"),
-            str(e.task_id or ""),
-            str(e.attempt or ""),
-            e.kind,
-            e.operation or "",
-            e.target or "",
-            call,
-            str(e.status or ""),
-            state,
-            (e.error or "")[:40],
+        rows.append(
+            (
+                e.id,
+                e.at.strftime("%H:%M:%S"),
+                e.task_id or "",
+                e.attempt or "",
+                e.kind,
+                e.operation,
+                e.target,
+                call,
+                e.status or "",
+                state,
+                (e.error or "")[:40],
+            )
         )
-    stdout().print(table)
+    show_table(
+        (
+            "id",
+            "time",
+            "task",
+            "try",
+            "kind",
+            "operation",
+            "target",
+            "call",
+            "status",
+            "state",
+            "error",
+        ),
+        rows,
+        title=title,
+    )
 
 
 @journal_app.command("list")
@@ -441,15 +436,11 @@ def journal_verify(
             ]
         )
     else:
-        out = stdout()
         for r in reports:
             if r.intact:
-                out.print(
-                    f"{r.endpoint}: intact, {r.lines} lines, head {r.head_seq} {r.head_hash}",
-                    markup=False,
-                )
+                say(f"{r.endpoint}: intact, {r.lines} lines, head {r.head_seq} {r.head_hash}")
             else:
-                out.print(f"{r.endpoint}: BROKEN: {r.problem}", markup=False)
+                say(f"{r.endpoint}: BROKEN: {r.problem}")
     if any(not r.intact for r in reports):
         raise typer.Exit(JOURNAL_BROKEN_EXIT)
 
@@ -467,8 +458,7 @@ def journal_export(
     if format_ == "json":
         print_json(entries)
         return
-    buffer = io.StringIO()
-    columns = [
+    columns = (
         "id",
         "at",
         "endpoint",
@@ -485,13 +475,10 @@ def journal_export(
         "status",
         "error",
         "detail",
-    ]
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
+    )
     for entry in entries:
         entry["detail"] = json.dumps(entry["detail"], sort_keys=True) if entry.get("detail") else ""
-        writer.writerow(entry)
-    sys.stdout.write(buffer.getvalue())
+    print_csv(columns, [[entry.get(c) for c in columns] for entry in entries])
 
 
 def restore_command(

@@ -8,11 +8,10 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.table import Table
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, stdout
+from sigsci_iga.cli.output import fail, print_json, say, show_table
 from sigsci_iga.domain.schedules import RUN_ALL_LIMIT
 
 #: The same exit code as `import` for a run held by its thresholds.
@@ -77,7 +76,6 @@ def _last(view: app.ScheduleView) -> tuple[str, str]:
 
 def _print_view(view: app.ScheduleView) -> None:
     schedule = view.schedule
-    out = stdout()
     last_at, last_status = _last(view)
     rows = [
         ("name", schedule.name),
@@ -91,7 +89,7 @@ def _print_view(view: app.ScheduleView) -> None:
         ("last run", f"{last_at} {last_status}".strip()),
     ]
     for label, value in rows:
-        out.print(f"{label:<9} {value}")
+        say(f"{label:<9} {value}")
 
 
 @schedules_app.command("add")
@@ -167,22 +165,26 @@ def list_command(json_output: JsonOption = False) -> None:
     if json_output:
         print_json([view.to_json() for view in views])
         return
-    table = Table("name", "job", "endpoint", "timing", "tz", "state", "next", "last run", "outcome")
+    rows = []
     for view in views:
         schedule = view.schedule
         last_at, last_status = _last(view)
-        table.add_row(
-            schedule.name,
-            schedule.job,
-            schedule.endpoint or "",
-            view.timing,
-            schedule.timezone,
-            _state(view),
-            _when(view.next_fire_at, schedule.timezone) + (" (due)" if view.due else ""),
-            last_at,
-            last_status,
+        rows.append(
+            (
+                schedule.name,
+                schedule.job,
+                schedule.endpoint or "",
+                view.timing,
+                schedule.timezone,
+                _state(view),
+                _when(view.next_fire_at, schedule.timezone) + (" (due)" if view.due else ""),
+                last_at,
+                last_status,
+            )
         )
-    stdout().print(table)
+    show_table(
+        ("name", "job", "endpoint", "timing", "tz", "state", "next", "last run", "outcome"), rows
+    )
 
 
 @schedules_app.command("show")
@@ -199,32 +201,26 @@ def show_command(
         return
     _print_view(detail.view)
     if not detail.fires:
-        stdout().print("no fires yet")
+        say("no fires yet")
         return
     zone = detail.view.schedule.timezone
-    table = Table(
-        "id",
-        "fire at",
-        "trigger",
-        "status",
-        "attempts",
-        "started",
-        "finished",
-        "summary",
+    show_table(
+        ("id", "fire at", "trigger", "status", "attempts", "started", "finished", "summary"),
+        (
+            (
+                str(fire.id),
+                _when(fire.fire_at, zone),
+                fire.trigger,
+                fire.status,
+                str(fire.attempts),
+                _when(fire.started_at, zone),
+                _when(fire.finished_at, zone),
+                _summary(fire),
+            )
+            for fire in detail.fires
+        ),
         title="recent fires",
     )
-    for fire in detail.fires:
-        table.add_row(
-            str(fire.id),
-            _when(fire.fire_at, zone),
-            fire.trigger,
-            fire.status,
-            str(fire.attempts),
-            _when(fire.started_at, zone),
-            _when(fire.finished_at, zone),
-            _summary(fire),
-        )
-    stdout().print(table)
 
 
 @schedules_app.command("remove")
@@ -232,7 +228,7 @@ def remove_command(name: Name) -> None:
     """Delete a schedule and its fires."""
     with context.session() as ctx:
         removed = app.remove_schedule(ctx, name)
-    stdout().print(f"schedule {removed.name} removed")
+    say(f"schedule {removed.name} removed")
 
 
 @schedules_app.command("pause")
@@ -240,7 +236,7 @@ def pause_command(name: Name) -> None:
     """Stop firing (a running fire finishes)."""
     with context.session() as ctx:
         app.pause_schedule(ctx, name)
-    stdout().print(f"schedule {name} paused")
+    say(f"schedule {name} paused")
 
 
 @schedules_app.command("resume")
@@ -248,9 +244,7 @@ def resume_command(name: Name) -> None:
     """Fire again from now on (what passed while paused is not caught up on)."""
     with context.session() as ctx:
         view = app.resume_schedule(ctx, name)
-    stdout().print(
-        f"schedule {name} resumed; next {_when(view.next_fire_at, view.schedule.timezone)}"
-    )
+    say(f"schedule {name} resumed; next {_when(view.next_fire_at, view.schedule.timezone)}")
 
 
 @schedules_app.command("run")
@@ -262,10 +256,10 @@ def run_command(name: Name, json_output: JsonOption = False) -> None:
     if json_output:
         print_json(result.to_json())
     else:
-        stdout().print(f"fire {fire.id} of {fire.schedule}: {result.outcome}")
+        say(f"fire {fire.id} of {fire.schedule}: {result.outcome}")
         detail = _summary(fire)
         if detail and not fire.error:
-            stdout().print(detail)
+            say(detail)
     if result.outcome == "held":
         raise typer.Exit(HELD_EXIT)
     if result.outcome != "succeeded":
@@ -283,8 +277,7 @@ def add_defaults_command(
     """Add an hourly import, a weekly full import and a provisioning retry every minute."""
     with context.session() as ctx:
         added = app.add_default_schedules(ctx, endpoint=endpoint, timezone=tz)
-    out = stdout()
     for view in added:
-        out.print(f"added {view.schedule.name}: {view.schedule.job} {view.timing}")
+        say(f"added {view.schedule.name}: {view.schedule.job} {view.timing}")
     if not added:
-        out.print("the default schedules are there already")
+        say("the default schedules are there already")

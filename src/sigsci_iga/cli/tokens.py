@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import print_json, stdout
+from sigsci_iga.cli.output import print_json, say, show_table
 
 tokens_app = typer.Typer(
     no_args_is_help=True, help="Service tokens for the HTTP API (stored only as keyed hashes)."
@@ -45,14 +43,13 @@ def tokens_create(
         print_json(issued.to_json(now))
         return
     record = issued.record
-    out = stdout()
-    out.print(
+    say(
         f"token {record.name} created: role {record.role.value}, "
         f"expires {_when(record.expires_at) if record.expires_at else 'never'}"
     )
-    out.print("Store it now; it is shown only this once:")
-    # Plain write: the token is the last line of standard output, untouched by any styling.
-    sys.stdout.write(issued.token.get_secret_value() + "\n")
+    say("Store it now; it is shown only this once:")
+    # The token is the last line of standard output, so scripts can take it with `tail -n 1`.
+    say(issued.token.get_secret_value())
 
 
 @tokens_app.command("list")
@@ -64,27 +61,22 @@ def tokens_list(json_output: JsonOption = False) -> None:
     if json_output:
         print_json([app.token_summary(r, now) for r in records])
         return
-    table = Table(
-        "name",
-        "role",
-        "state",
-        "created",
-        "expires",
-        "last used",
-        "revoked",
+    show_table(
+        ("name", "role", "state", "created", "expires", "last used", "revoked"),
+        (
+            (
+                r.name,
+                r.role.value,
+                r.state(now),
+                _when(r.created_at),
+                _when(r.expires_at) if r.expires_at else "never",
+                _when(r.last_used_at),
+                _when(r.revoked_at),
+            )
+            for r in records
+        ),
         title=f"{len(records)} tokens",
     )
-    for r in records:
-        table.add_row(
-            r.name,
-            r.role.value,
-            r.state(now),
-            _when(r.created_at),
-            _when(r.expires_at) if r.expires_at else "never",
-            _when(r.last_used_at),
-            _when(r.revoked_at),
-        )
-    stdout().print(table)
 
 
 @tokens_app.command("revoke")
@@ -92,4 +84,4 @@ def tokens_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]
     """Revoke a token at once; it stays listed, and its name is never reused."""
     with context.session() as ctx:
         record = app.revoke_token(ctx, name)
-    stdout().print(f"token {record.name} revoked at {_when(record.revoked_at)}")
+    say(f"token {record.name} revoked at {_when(record.revoked_at)}")

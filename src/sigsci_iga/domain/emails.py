@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from sigsci_iga.domain.text import HIDDEN
 from sigsci_iga.errors import InvalidInputError
 
 #: RFC 5321's limit on a forward path; longer values are not addresses anyone can receive at.
@@ -27,6 +28,11 @@ def check_address(value: str, what: str = "email") -> str:
         raise InvalidInputError(f"{what} is longer than {MAX_EMAIL_LENGTH} characters")
     if _FORBIDDEN.search(value):
         raise InvalidInputError(f"{what} {value!r} contains a space, slash or control character")
+    if HIDDEN.search(value):
+        # Bidi overrides and zero-width characters make one address look like another.
+        raise InvalidInputError(
+            f"{what} {value!r} contains an invisible or direction-changing character"
+        )
     local, at, domain = value.partition("@")
     if not at or not local or not domain or "@" in domain:
         raise InvalidInputError(f"{what} {value!r} is not an email address")

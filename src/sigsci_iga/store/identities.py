@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import csv
+import io
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -16,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sigsci_iga.errors import ConfigError, InvalidInputError
+from sigsci_iga.files import read_regular_file
 from sigsci_iga.store.apply import dump
 from sigsci_iga.store.db import Database
 from sigsci_iga.store.endpoints import find_endpoint_id
@@ -58,8 +60,10 @@ class _Problems:
             return
         shown = self.messages[:_MAX_REPORTED_ERRORS]
         more = len(self.messages) - len(shown)
-        text = "\n".join(shown) + (f"\n... and {more} more" if more else "")
-        error = InvalidInputError(f"{len(self.messages)} invalid value(s); nothing loaded:\n{text}")
+        # One line: interfaces print an error as one line, and a row's text is not ours to
+        # break lines with.
+        text = "; ".join(shown) + (f"; ... and {more} more" if more else "")
+        error = InvalidInputError(f"{len(self.messages)} invalid value(s); nothing loaded: {text}")
         error.add_note(f"{self.source}: fix the file and load it again")
         raise error
 
@@ -98,29 +102,28 @@ def _record(data: Mapping[str, Any], where: str, problems: _Problems) -> Identit
     )
 
 
-def _read_csv(path: Path, problems: _Problems) -> list[tuple[str, IdentityRecord | None]]:
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [f for f in ("username", "email") if f not in header]
-        if missing:
-            problems.add("header", missing[0], "column is missing")
-            return []
-        out: list[tuple[str, IdentityRecord | None]] = []
-        for row in reader:
-            where = f"row {reader.line_num}"
-            if None in row:
-                problems.add(where, "*", "has more values than the header has columns")
-                continue
-            # Empty CSV cells mean "no value", for extra columns too.
-            cleaned = {k: v for k, v in row.items() if v is not None and v != ""}
-            out.append((where, _record(cleaned, where, problems)))
-        return out
+def _read_csv(text: str, problems: _Problems) -> list[tuple[str, IdentityRecord | None]]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    missing = [f for f in ("username", "email") if f not in header]
+    if missing:
+        problems.add("header", missing[0], "column is missing")
+        return []
+    out: list[tuple[str, IdentityRecord | None]] = []
+    for row in reader:
+        where = f"row {reader.line_num}"
+        if None in row:
+            problems.add(where, "*", "has more values than the header has columns")
+            continue
+        # Empty CSV cells mean "no value", for extra columns too.
+        cleaned = {k: v for k, v in row.items() if v is not None and v != ""}
+        out.append((where, _record(cleaned, where, problems)))
+    return out
 
 
-def _read_json(path: Path, problems: _Problems) -> list[tuple[str, IdentityRecord | None]]:
+def _read_json(text: str, problems: _Problems) -> list[tuple[str, IdentityRecord | None]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         problems.add(f"line {exc.lineno}", "*", f"is not valid JSON ({exc.msg})")
         return []
@@ -144,9 +147,12 @@ def read_identities(path: str | Path) -> list[IdentityRecord]:
     suffix = file.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise InvalidInputError(f"{file}: identity files must be .csv or .json")
+    # Read without blocking: a FIFO or directory named as the file is refused at once.
+    data = read_regular_file(file, "identity file")
     try:
-        rows = _read_csv(file, problems) if suffix == ".csv" else _read_json(file, problems)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        text = data.decode("utf-8-sig")
+        rows = _read_csv(text, problems) if suffix == ".csv" else _read_json(text, problems)
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise InvalidInputError(f"{file}: cannot read identity file: {exc}") from exc
     seen: dict[str, str] = {}
     records: list[IdentityRecord] = []

@@ -78,6 +78,18 @@ class Inventory:
                 )
             return account_records(conn, endpoint, endpoint_id, filters, limit=limit)
 
+    def roles(self, endpoint: str) -> list[str]:
+        """The distinct roles the endpoint's accounts hold."""
+        with self._db.read() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            query = (
+                sa.select(accounts.c.role)
+                .where(accounts.c.endpoint_id == endpoint_id)
+                .distinct()
+                .order_by(accounts.c.role)
+            )
+            return [str(role) for (role,) in conn.execute(query)]
+
     def account(self, endpoint: str, email: str) -> AccountRecord:
         """One account by email (case-insensitive)."""
         with self._db.read() as conn:

@@ -6,7 +6,10 @@ server's short message; never headers, bodies beyond `message`, or credentials.
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
+import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -32,28 +35,88 @@ _NOT_FOUND_HINTS = ("not found", "does not exist", "no such")
 _CONFLICT_HINTS = ("already exists", "already a member", "already invited")
 
 
+#: A run of base64 text (either alphabet), with its padding.
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_URL_SAFE = str.maketrans("+/", "-_")
+_MIN_SECRET = 4
+_MIN_BASE64_CORE = 6
+
+
 def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Remove any secret that a server (or exception) might echo back."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+    """Remove any secret that a server (or exception) might echo back, in any spelling.
+
+    A secret is found in any letter case, percent-encoded (any mix of escaped and plain
+    characters, `+` for a space, either hex case) and base64-encoded (either alphabet, padded
+    or not, alone or inside a longer value such as the `user:secret` of a basic-auth header).
+    """
+    chosen = tuple(s for s in secrets if s and len(s) >= _MIN_SECRET)
+    for secret in chosen:
+        text = _spelled(secret).sub("***", text)
+    if chosen:
+        text = _BASE64_RUN.sub(lambda run: _scrub_base64_run(run.group(), chosen), text)
     return text
 
 
-def _short(text: str) -> str:
-    text = " ".join(text.split())
+@functools.lru_cache(maxsize=64)
+def _spelled(secret: str) -> re.Pattern[str]:
+    """The secret, each character plain or percent-encoded, case ignored."""
+    parts = []
+    for char in secret:
+        forms = [re.escape(char), "".join(f"%{byte:02x}" for byte in char.encode())]
+        if char == " ":
+            forms.append(r"\+")
+        parts.append("(?:" + "|".join(forms) + ")")
+    return re.compile("".join(parts), re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=64)
+def _base64_cores(secret: str) -> frozenset[str]:
+    """The part of the secret's base64 text that does not depend on what surrounds it.
+
+    Base64 turns 3 bytes into 4 characters, so inside a longer value the secret starts at one of
+    three byte offsets; at each, the characters made only of the secret's bits are the same
+    whatever comes before or after. Upper- and lower-cased secrets are encoded too.
+    """
+    cores: set[str] = set()
+    for variant in {secret, secret.upper(), secret.lower()}:
+        data = variant.encode()
+        for offset in range(3):
+            encoded = base64.b64encode(bytes(offset) + data).decode()
+            core = encoded[-(-8 * offset // 6) : 8 * (offset + len(data)) // 6]
+            # Shorter cores (secrets of 5 bytes or fewer) would match ordinary words.
+            if len(core) >= _MIN_BASE64_CORE:
+                cores.update((core, core.translate(_URL_SAFE)))
+    return frozenset(cores)
+
+
+def _scrub_base64_run(run: str, secrets: tuple[str, ...]) -> str:
+    for secret in secrets:
+        if any(core in run for core in _base64_cores(secret)):
+            return "***"
+    return run
+
+
+def _short(text: str, secrets: Iterable[str] = ()) -> str:
+    """One line of at most `_MAX_MESSAGE` characters, scrubbed before it is cut.
+
+    Cutting first could leave half a secret that no longer matches; scrubbing again after
+    joining the lines catches a secret that a line break had split.
+    """
+    secrets = tuple(secrets)
+    text = scrub(" ".join(scrub(text, secrets).split()), secrets)
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
 
 
 def _server_message(response: httpx.Response) -> str:
-    """The `message` of a `{"message": ...}` body, or a description of what came instead."""
+    """The `message` of a `{"message": ...}` body (whole: `make` scrubs, then shortens it), or a
+    description of what came instead."""
     content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
     try:
         body = json.loads(response.content)
     except (ValueError, RecursionError):  # a body nested too deeply to parse is no message either
         return f"non-JSON body ({content_type}, {len(response.content)} bytes)"
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return _short(body["message"])
+        return str(body["message"])
     return f"JSON body without a message ({content_type})"
 
 
@@ -88,7 +151,7 @@ def error_for_response(
             method=method,
             path=path,
             status=status,
-            message=scrub(message, secrets),
+            message=_short(message, secrets),
             retry_after=retry_after,
         )
 
