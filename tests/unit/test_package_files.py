@@ -1,8 +1,8 @@
 """Package and Saviynt files that are not text are refused with an error, never a traceback.
 
 The use cases check a file before they hand it to the readers (`app/packages.py`,
-`app/endpoints.py`, `app/context.py`); the readers themselves still let a `UnicodeDecodeError`
-escape, which the two strict xfails below record for their owner.
+`app/endpoints.py`, `app/context.py`), and the readers refuse it themselves too, for any other
+caller.
 """
 
 from __future__ import annotations
@@ -67,22 +67,11 @@ def test_a_registered_package_replaced_by_binary_fails_as_configuration(
         asyncio.run(open_it())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connectors/rest/loader.py read_document catches OSError only: a package that is "
-    "not UTF-8 escapes as UnicodeDecodeError (a traceback for any caller that does not check "
-    "first); for the loader's owner",
-)
 def test_the_package_loader_itself_refuses_a_file_that_is_not_utf8(binary: Path) -> None:
     with pytest.raises(SigsciIgaError):
         load_package(binary)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="connectors/rest/saviynt.py _read catches OSError only: an export that is not "
-    "UTF-8 escapes as UnicodeDecodeError; for the rest connector's owner",
-)
 def test_the_saviynt_reader_itself_refuses_a_file_that_is_not_utf8(binary: Path) -> None:
     with pytest.raises(SigsciIgaError):
         import_saviynt(binary)

@@ -124,6 +124,10 @@ def read_document(path: Path) -> Any:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the package: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{path}: the package is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        ) from None
     is_json = path.suffix.lower() == ".json" or (
         path.suffix.lower() not in (".yaml", ".yml") and text.lstrip().startswith("{")
     )
@@ -397,18 +401,26 @@ class BoundPackage:
 
 def _checked_base_url(source: str, value: Any) -> str:
     text = "" if value is None else str(value)
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+        userinfo = parts.username is not None or parts.password is not None
+    except ValueError:
+        parts, host, userinfo = urlsplit(""), None, False
     if (
         text != text.strip()
         or parts.scheme not in ("http", "https")
-        or not parts.netloc
+        or not host
+        or userinfo
         or parts.query
         or parts.fragment
         or re.search(r"@[A-Z_]+@|<[^>]*>|\s", text)
     ):
+        # Only the scheme and host are echoed: the rest could hold a password or a token.
+        shown = f"{parts.scheme}://{host}/..." if parts.scheme and host else "an unusable value"
         raise ConfigError(
-            f"{source}: connection.base_url must be an absolute http(s) URL without query, "
-            f"got {text!r}"
+            f"{source}: connection.base_url must be an absolute http(s) URL without "
+            f"credentials, query or fragment (got {shown})"
         )
     return text.rstrip("/")
 

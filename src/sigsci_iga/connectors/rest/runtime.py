@@ -807,7 +807,10 @@ class RestConnector:
         email = str(values.get("email") or "").strip().lower()
         if not email:
             raise UnexpectedResponseError(
-                method="GET", path="import.accounts", status=200, message=f"account {key}: no email"
+                method="GET",
+                path="import.accounts",
+                status=200,
+                message=scrub(f"account {key}: no email", self._secrets),
             )
         role = values.get("role")
         role_type = spec.role_entitlement_type
@@ -818,7 +821,10 @@ class RestConnector:
                     method="GET",
                     path="import.accounts",
                     status=200,
-                    message=f"account {key}: more than one {role_type}: {', '.join(linked)}",
+                    message=scrub(
+                        f"account {key}: more than one {role_type}: {', '.join(linked)}",
+                        self._secrets,
+                    ),
                 )
             role = linked[0]
         sites = links.get(spec.site_entitlement_type or "", set())
@@ -858,8 +864,7 @@ class RestConnector:
             return [] if spec.type == "list" else None
         return _convert(value, spec.type, spec.date_format)
 
-    @staticmethod
-    def _status(key: str, record: Mapping[str, Any], rule: StatusRule) -> str:
+    def _status(self, key: str, record: Mapping[str, Any], rule: StatusRule) -> str:
         value = get_path(record, cached_path(rule.path))
 
         def norm(item: Any) -> str:
@@ -874,7 +879,9 @@ class RestConnector:
             method="GET",
             path="import.accounts",
             status=200,
-            message=f"account {key}: status {value!r} is neither active nor pending",
+            message=scrub(
+                f"account {key}: status {value!r} is neither active nor pending", self._secrets
+            ),
         )
 
     # -- sites -----------------------------------------------------------------------------

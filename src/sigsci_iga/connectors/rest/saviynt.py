@@ -151,6 +151,10 @@ def _read(source: Path | str | Mapping[str, Any]) -> tuple[str, Any]:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise InvalidInputError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"{path}: the export is not UTF-8 text (byte {exc.start} cannot be decoded)"
+        ) from None
     try:
         return path.name, json.loads(text)
     except json.JSONDecodeError as exc:

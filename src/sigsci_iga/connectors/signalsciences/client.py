@@ -227,6 +227,10 @@ class SigSciClient:
         values = (self._token, self._password, self._session_token)
         return tuple(v.get_secret_value() for v in values if v is not None)
 
+    def redact(self, text: str) -> str:
+        """Server-chosen text with this client's secrets masked, fit for an error message."""
+        return scrub(text, self._secrets())
+
     def _auth_headers(self) -> dict[str, str]:
         if self._token is not None:
             return {"x-api-user": self.email, "x-api-token": self._token.get_secret_value()}
@@ -371,7 +375,8 @@ class SigSciClient:
             return model.model_validate(data)
         except ValidationError as exc:
             first = exc.errors(include_input=False, include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"])
+            # Keys come from the server; one could echo the token back.
+            where = self.redact(".".join(str(p) for p in first["loc"]))
             raise UnexpectedResponseError(
                 method=method,
                 path=path,

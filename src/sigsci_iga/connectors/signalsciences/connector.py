@@ -108,7 +108,9 @@ class SignalSciencesConnector:
                 method="GET",
                 path=api_path("corps", (client.corp, "corp name")),
                 status=200,
-                message=f"the corp that answered is {corp.name!r}, not {client.corp!r}",
+                message=(
+                    f"the corp that answered is {client.redact(corp.name)!r}, not {client.corp!r}"
+                ),
             )
         try:
             role: str | None = (await client.get_user(client.email, expand_memberships=False)).role
