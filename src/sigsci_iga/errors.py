@@ -9,7 +9,7 @@ other place decides.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class Recovery(StrEnum):
@@ -254,6 +254,19 @@ RULES: dict[type[SigsciIgaError], ErrorRule] = {
     # Retrying with the same token fails the same way; a token with another role is needed.
     PermissionDeniedError: ErrorRule(Recovery.PERMANENT, 3, 403),
 }
+
+
+class Outcome(IntEnum):
+    """Exit codes of outcomes that are not errors; with `RULES`' codes, the CLI's whole contract."""
+
+    #: Done: nothing is held, pending or failed.
+    DONE = 0
+    #: Changes are pending or held: a dry run that would change something, a held import.
+    PENDING = 7
+    #: `journal verify` found a hash chain that does not hold.
+    JOURNAL_BROKEN = 9
+    #: Some tasks failed (a request, or `provision run`, left tasks `failed`).
+    TASKS_FAILED = 11
 
 
 def rule_for(error: SigsciIgaError | type[SigsciIgaError]) -> ErrorRule:

@@ -104,7 +104,7 @@ def test_runs_list_and_runs_show_describe_the_import(imported: Cli) -> None:
     detail = imported.json("runs", "show", "1")
     assert detail["run"]["counts"]["accounts"]["added"] == len(imported.state.users)
     assert detail["changes"]
-    assert detail["held_diff"] is None
+    assert detail["plan"] is None
     text = imported("runs", "show", "1").stdout
     assert re.search(r"^status\s+succeeded$", text, re.MULTILINE)
     missing = imported("runs", "show", "999", code=rule_for(RecordNotFoundError).exit_code)

@@ -7,8 +7,13 @@ import re
 
 from cli_import_harness import Cli, shown
 
-from sigsci_iga.errors import RunStateError, rule_for
+from sigsci_iga.errors import Outcome, RunStateError, rule_for
 from sigsci_iga.sim import DEMO_EMAIL, OBSERVER_EMAIL
+
+
+def _row(*cells: str) -> str:
+    """A table row (or its start) holding these cells, whatever the column widths."""
+    return r"│ " + r"\s*│ ".join(re.escape(cell) for cell in cells)
 
 
 def _dump(cli: Cli) -> tuple[object, object]:
@@ -97,28 +102,72 @@ def test_an_unknown_correlation_rule_is_refused_before_an_import_reads_anything(
     assert cli.app.state.sim.calls.snapshot() == {}
 
 
-def test_a_dry_run_shows_the_diff_and_writes_nothing_but_the_run(cli: Cli) -> None:
+def test_a_dry_run_shows_its_plan_exits_7_writes_nothing_but_the_run_and_can_be_shown_again(
+    cli: Cli,
+) -> None:
     cli("import")
     before = _dump(cli)
-    cli.state.invite_user("dry@example.com", "admin", [next(iter(cli.state.sites))])
+    site = sorted(cli.state.sites)[0]
+    cli.state.invite_user("dry@example.com", "admin", [site])
     leaver = next(u.email for u in cli.state.users.values() if u.role == "observer" and u.sites)
+    leaver_sites = sorted(cli.state.users[leaver].sites)
     cli.state.remove_user(leaver)
 
-    done = cli("import", "--dry-run")
+    done = cli("import", "--dry-run", code=Outcome.PENDING)
 
     assert "(dry run)" in done.stdout
     assert re.search(r"│ accounts\s+│ 1\s+│ 0\s+│ 1\s+│ 0", done.stdout)
+    assert "plan: 1 add_account, 1 suspend_account, 2 add_link, 3 remove_link" in done.stdout
+    assert re.search(_row("suspend_account", "account", leaver, "status", "active"), done.stdout)
+    assert re.search(
+        r"│ add_link\s+│ link\s+│ dry@example.com\s+│ Site\s+│\s+│ " + re.escape(site), done.stdout
+    )
     assert _dump(cli) == before
     runs = cli.json("runs", "list")
-    assert [(r["dry_run"], r["status"]) for r in runs] == [
-        (True, "succeeded"),
-        (False, "succeeded"),
+    assert [(r["dry_run"], r["status"], r["has_diff"]) for r in runs] == [
+        (True, "succeeded", True),
+        (False, "succeeded", False),
     ]
     assert runs[0]["reason"] == "dry run: nothing applied"
+    stored = cli.json("runs", "show", str(runs[0]["id"]))["plan"]
+    printed = json.loads(cli("import", "--dry-run", "--json", code=Outcome.PENDING).stdout)["plan"]
+    assert stored == printed
+    assert stored["counts"]["suspend_account"] == 1
+    assert [
+        (i["action"], i["key"], i["changes"])
+        for i in stored["items"]
+        if i["action"] == "remove_link"
+    ] == [("remove_link", leaver, [{"field": "CorpRole", "old": "observer", "new": None}])] + [
+        ("remove_link", leaver, [{"field": "Site", "old": s, "new": None}]) for s in leaver_sites
+    ]
+    again = cli("runs", "show", str(runs[0]["id"])).stdout
+    assert "plan: 1 add_account, 1 suspend_account" in again
     cli("import")
     assert shown(cli.json("accounts", "list", "--status", "pending")) == [
         a for a in cli.expected_accounts() if a["status"] == "pending"
     ]
+    assert cli("import", "--dry-run").stdout.count("plan: no changes") == 1
+
+
+def test_a_large_plan_is_summarised_and_limit_and_all_choose_how_much_is_shown(cli: Cli) -> None:
+    cli("import")
+    victims = sorted(u.email for u in cli.state.users.values() if u.role != "owner")[:11]
+    for email in victims:
+        cli.state.remove_user(email)
+
+    default = cli("import", "--dry-run", code=Outcome.PENDING).stdout
+    three = cli("import", "--dry-run", "--limit", "3", "--json", code=Outcome.PENDING).stdout
+    every = cli("import", "--dry-run", "--all", code=Outcome.PENDING).stdout
+
+    total = json.loads(three)["plan"]["total"]
+    assert total > 50
+    assert f"showing 50 of {total} items" in default
+    assert json.loads(three)["plan"]["truncated"] is True
+    assert len(json.loads(three)["plan"]["items"]) == 3
+    assert "showing" not in every
+    assert all(email in every for email in victims)
+    refused = cli("import", "--dry-run", "--limit", "0", code=2)
+    assert "--limit" in refused.stderr
 
 
 def test_a_held_import_exits_7_and_import_approve_applies_it(cli: Cli) -> None:
@@ -137,7 +186,15 @@ def test_a_held_import_exits_7_and_import_approve_applies_it(cli: Cli) -> None:
     assert _dump(cli) == before
     shown_run = cli.json("runs", "show", run_id.group(1))
     assert shown_run["run"]["status"] == "held"
-    assert len(shown_run["held_diff"]["accounts_suspended"]) == 11
+    assert shown_run["plan"]["counts"]["suspend_account"] == 11
+    suspended_keys = [
+        i["key"] for i in shown_run["plan"]["items"] if i["action"] == "suspend_account"
+    ]
+    assert suspended_keys == victims
+    assert "suspend_account" in held.stdout
+    rendered = cli("runs", "show", run_id.group(1), "--all").stdout
+    assert all(re.search(_row("suspend_account", "account", e), rendered) for e in victims)
+    assert f"sigsci-iga import approve {run_id.group(1)}" in rendered
 
     approved = cli("import", "approve", run_id.group(1))
 

@@ -108,8 +108,8 @@ def list_runs(ctx: AppContext, endpoint: str | None = None, *, limit: int = 50) 
 class RunDetail:
     run: RunRecord
     changes: list[HistoryRecord]
-    #: The diff stored with a held (or since approved or refused) run.
-    held_diff: Diff | None
+    #: The diff stored with a held (or since approved or refused) run, or with a dry run.
+    diff: Diff | None
 
 
 def run_detail(ctx: AppContext, run_id: int, *, change_limit: int = 200) -> RunDetail:

@@ -18,6 +18,15 @@ from rich.progress import (
 from sigsci_iga import app
 from sigsci_iga.cli import context
 from sigsci_iga.cli.output import fail, print_json, say, show_table, stderr, styled, visible
+from sigsci_iga.cli.plans import (
+    DEFAULT_PLAN_ITEMS,
+    PlanAll,
+    PlanLimit,
+    build_plan,
+    plan_limit,
+    render_plan,
+)
+from sigsci_iga.errors import Outcome
 
 import_app = typer.Typer(
     invoke_without_command=True,
@@ -42,7 +51,12 @@ def import_command(
         bool, typer.Option("--incremental", help="Read only what the activity feed says changed.")
     ] = False,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Compute and print the diff; apply nothing.")
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Compute and print the plan; apply nothing (the run and its plan are kept "
+            "for `runs show`). Exits 7 when there are changes.",
+        ),
     ] = False,
     endpoint: EndpointOption = None,
     max_suspend: Annotated[
@@ -71,13 +85,22 @@ def import_command(
     max_sites_inactivated_percent: Annotated[
         float | None, typer.Option(help="Hold above this share of sites inactivated.")
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the run as JSON.")] = False,
+    limit: PlanLimit = DEFAULT_PLAN_ITEMS,
+    every: PlanAll = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the run and its plan as JSON.")
+    ] = False,
 ) -> None:
-    """Run an import (incremental once a checkpoint exists, else full)."""
+    """Run an import (incremental once a checkpoint exists, else full).
+
+    A dry run or a held run prints its plan. Exits 7 when a run is held, or a dry run would
+    change something.
+    """
     if ctx.invoked_subcommand is not None:
         return
     if full and incremental:
         fail("choose one of --full and --incremental", code=2)
+    shown = plan_limit(limit, every)
     thresholds = app.ThresholdSettings(
         max_suspend=max_suspend,
         max_suspend_percent=max_suspend_percent,
@@ -106,12 +129,13 @@ def import_command(
                 "held": result.verdict.held,
                 "reasons": result.verdict.reasons,
                 "fallback": result.fallback_reason,
+                "plan": build_plan(result.diff, shown),
             }
         )
     else:
-        _print_result(result)
-    if result.run.status == "held":
-        raise typer.Exit(7)
+        _print_result(result, shown)
+    if result.run.status == "held" or (result.run.dry_run and not result.diff.is_empty):
+        raise typer.Exit(Outcome.PENDING)
 
 
 async def _run(
@@ -150,7 +174,7 @@ async def _run(
         )
 
 
-def _print_result(result: app.ImportResult) -> None:
+def _print_result(result: app.ImportResult, shown: int | None) -> None:
     run = result.run
     if result.fallback_reason:
         say(f"note: {result.fallback_reason}")
@@ -180,6 +204,8 @@ def _print_result(result: app.ImportResult) -> None:
             )
         )
     show_table(("object", "added", "changed", "removed", "reactivated"), rows, title="diff")
+    if run.dry_run or run.status == "held":
+        render_plan(build_plan(result.diff, shown))
     if result.verdict.held:
         say(styled("held:", "yellow"), " ", "; ".join(result.verdict.reasons))
         if run.status == "held":
@@ -240,17 +266,27 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(run_id: int, json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """One run: counts, reason, and its recorded changes."""
+def runs_show(
+    run_id: Annotated[int, typer.Argument(help="The run's id (see `runs list`).")],
+    limit: PlanLimit = DEFAULT_PLAN_ITEMS,
+    every: PlanAll = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the run, its plan and changes as JSON.")
+    ] = False,
+) -> None:
+    """One run: counts, reason, the plan of a held or dry run, and its recorded changes."""
+    shown = plan_limit(limit, every)
     with context.session() as ctx:
         detail = app.run_detail(ctx, run_id)
-    run, changes, diff = detail.run, detail.changes, detail.held_diff
+    run, changes, diff = detail.run, detail.changes, detail.diff
+    plan = build_plan(diff, shown) if diff is not None else None
     if json_output:
+        # The same document as the HTTP API's GET /api/v1/runs/{id}.
         print_json(
             {
                 "run": run.to_json(),
+                "plan": plan,
                 "changes": [c.to_json() for c in changes],
-                "held_diff": diff.to_json() if diff else None,
             }
         )
         return
@@ -262,6 +298,10 @@ def runs_show(run_id: int, json_output: Annotated[bool, typer.Option("--json")] 
         say(f"{label:<9} ", value)
     if run.counts:
         say(f"counts    {run.counts}")
+    if plan is not None:
+        render_plan(plan)
+        if run.status == "held":
+            say(f"review, then apply with: sigsci-iga import approve {run.id}")
     if changes:
         show_table(
             ("object", "key", "field", "old", "new"),

@@ -80,9 +80,13 @@ def plan_items(diff: Diff) -> Iterator[PlanItem]:
     ):
         ordered = sorted(entitlements, key=lambda e: (e.type, e.value))
         yield from (_entitlement(action, e) for e in ordered)
-    for action, links in (("add_link", diff.links_added), ("remove_link", diff.links_removed)):
-        for link in sorted(links):
-            yield PlanItem(action, "link", f"{link.email} {link.type}:{link.value}")
+    # A link's item is keyed by its account; the entitlement it gains or loses is the change.
+    for link in sorted(diff.links_added):
+        yield PlanItem("add_link", "link", link.email, (FieldChange(link.type, None, link.value),))
+    for link in sorted(diff.links_removed):
+        yield PlanItem(
+            "remove_link", "link", link.email, (FieldChange(link.type, link.value, None),)
+        )
 
 
 def plan_json(diff: Diff, *, limit: int | None = None) -> dict[str, Any]:

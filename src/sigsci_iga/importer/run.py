@@ -352,7 +352,11 @@ class Importer:
         if options.dry_run:
             counts = {**diff.summary(), "held": verdict.held, "reasons": verdict.reasons}
             return self.repository.runs.finish(
-                run_id, status="succeeded", counts=counts, reason="dry run: nothing applied"
+                run_id,
+                status="succeeded",
+                counts=counts,
+                reason="dry run: nothing applied",
+                diff=diff,
             )
         if verdict.held:
             return self.repository.runs.hold(

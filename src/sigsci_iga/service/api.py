@@ -264,8 +264,8 @@ def _imports(router: APIRouter) -> None:
     def get_run(request: Request, run_id: int) -> schemas.RunDetail:
         detail = app.run_detail(runtime_of(request).ctx, _id(run_id))
         plan = (
-            schemas.Plan.model_validate(plan_json(detail.held_diff, limit=PLAN_ITEMS))
-            if detail.held_diff is not None
+            schemas.Plan.model_validate(plan_json(detail.diff, limit=PLAN_ITEMS))
+            if detail.diff is not None
             else None
         )
         return schemas.RunDetail(

@@ -140,7 +140,8 @@ class Plan(BaseModel):
 
 class RunDetail(BaseModel):
     run: Run
-    #: The itemised plan of a held (or since approved or refused) run; null otherwise.
+    #: The itemised plan of a held (or since approved or refused) run, or of a dry run; null
+    #: otherwise.
     plan: Plan | None
     changes: list[Change]
 

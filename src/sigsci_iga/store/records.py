@@ -107,7 +107,7 @@ class IdentityRecord:
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One import run; `has_diff` says whether a held diff is stored."""
+    """One import run; `has_diff` says whether its diff is stored (held or dry run)."""
 
     id: int
     endpoint: str

@@ -124,15 +124,23 @@ class Runs:
         status: Literal["succeeded", "failed"],
         counts: Mapping[str, Any] | None = None,
         reason: str | None = None,
+        diff: Diff | None = None,
     ) -> RunRecord:
-        """End a running run without applying anything (a dry run, or a failure)."""
+        """End a running run without applying anything (a dry run, or a failure).
+
+        A dry run keeps its `diff`, so its plan can be shown again later; it is never applied.
+        """
+        values: dict[str, Any] = {
+            "status": status,
+            "finished_at": _now(),
+            "counts": _counts(counts),
+            "reason": reason,
+        }
+        if diff is not None:
+            values["diff"] = diff.to_json()
         with self._db.write() as conn:
             self._running(conn, run_id)
-            conn.execute(
-                import_runs.update()
-                .where(import_runs.c.id == run_id)
-                .values(status=status, finished_at=_now(), counts=_counts(counts), reason=reason)
-            )
+            conn.execute(import_runs.update().where(import_runs.c.id == run_id).values(values))
         return self.get(run_id)
 
     def hold(
@@ -244,7 +252,7 @@ class Runs:
         return _run_record(rows[0])
 
     def diff(self, run_id: int) -> Diff | None:
-        """The diff stored with a held (or since approved/refused) run."""
+        """The diff stored with a held (or since approved/refused) run, or with a dry run."""
         with self._db.read() as conn:
             row = self._run_row(conn, run_id)
         return Diff.from_json(row.diff) if row.diff is not None else None
