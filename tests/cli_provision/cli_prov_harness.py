@@ -105,6 +105,12 @@ class World:
         assert result.code == 0, (args, result.output)
         return result
 
+    def exits(self, code: int, *args: str, **extra_env: str) -> Result:
+        """Run a command that must end with exit code `code`."""
+        result = self.run(*args, **extra_env)
+        assert result.code == code, (args, result.code, result.output)
+        return result
+
     def json(self, *args: str) -> Any:
         return json.loads(self.ok(*args, "--json").stdout)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cli_prov_harness import World
 
+from sigsci_iga.errors import Outcome
 from sigsci_iga.sim import DEMO_TOKEN
 
 NEW = "new.hire@example.com"
@@ -56,7 +57,7 @@ def test_provision_run_dry_run_prints_the_exact_calls_and_changes_nothing(world:
     sim_before = {e: world.access(e) for e in [*adders, mover, owner]}
     world.admin("DELETE", "calls")
 
-    result = world.ok("provision", "run", "--dry-run")
+    result = world.exits(Outcome.PENDING, "provision", "run", "--dry-run")
 
     base = "/api/v0/corps/testcorp"
     invite = json.dumps(
@@ -64,13 +65,13 @@ def test_provision_run_dry_run_prints_the_exact_calls_and_changes_nothing(world:
     )
     members = json.dumps({"members": adders}, sort_keys=True)
     assert result.stdout.splitlines() == [
-        f"task 1 create-account {NEW}: POST {base}/users/{NEW}/invite {invite}",
-        f"task 2 add-access {adders[0]}: POST {base}/sites/{site}/members {members}"
+        f"task 1 create_account {NEW}: POST {base}/users/{NEW}/invite {invite}",
+        f"task 2 add_access {adders[0]}: POST {base}/sites/{site}/members {members}"
         " (one call with tasks 3)",
-        f"task 3 add-access {adders[1]}: POST {base}/sites/{site}/members {members}"
+        f"task 3 add_access {adders[1]}: POST {base}/sites/{site}/members {members}"
         " (one call with tasks 2)",
-        f"task 4 remove-access {mover}: DELETE {base}/sites/{gone}/members/{mover}",
-        f"task 5 remove-access {owner}: refuse — {owner} is an owner, and owners are members of "
+        f"task 4 remove_access {mover}: DELETE {base}/sites/{gone}/members/{mover}",
+        f"task 5 remove_access {owner}: refuse — {owner} is an owner, and owners are members of "
         "every site; change the role to remove site access",
         "3 write calls would be sent; nothing was changed",
     ]
@@ -89,9 +90,9 @@ def test_tasks_list_filters_by_status_and_prints_json(world: World) -> None:
     email = world.pick("user")
     world.queue("create_account", NEW, role="user", sites=[site])
     world.queue("remove_access", owner, site=site)
-    ran = world.ok("provision", "run")
+    ran = world.exits(Outcome.TASKS_FAILED, "provision", "run")
     assert ran.stdout.splitlines()[0] == (
-        "claimed 2 tasks in 1 batches: 1 completed, 0 no action required, 1 failed, "
+        "claimed 2 tasks in 1 batches: 1 completed, 0 no_action_required, 1 failed, "
         "0 queued for retry"
     )
     world.ok("request", "update-role", "--email", email, "--role", "admin", **OFF)
@@ -163,7 +164,7 @@ def test_tasks_retry_requeues_a_failed_task_and_discontinue_stops_a_queued_one(
         "request", "add-access", "--email", email, "--site", site,
         SIGSCI_IGA_TASK_MAX_ATTEMPTS="1",
     )  # fmt: skip
-    assert failed.code == 1
+    assert failed.code == Outcome.TASKS_FAILED
     assert failed.stdout.splitlines()[-1].startswith("task 1 failed: ")
     assert world.tasks()[0].state == "failed"
 

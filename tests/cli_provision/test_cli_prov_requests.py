@@ -20,7 +20,7 @@ def test_create_account_invites_with_every_site_at_once_and_says_so(world: World
     )  # fmt: skip
 
     assert result.stdout.splitlines() == [
-        f"task 1 (create-account {NEW}) requested",
+        f"task 1 (create_account {NEW}) requested",
         "task 1 completed",
     ]
     user = world.sim_user(NEW)
@@ -96,7 +96,7 @@ def test_remove_account_then_restore_reinvites_with_the_same_role_and_sites(worl
     restored = world.ok("restore", email)
 
     assert restored.stdout.splitlines() == [
-        f"task 2 (create-account {email}) requested",
+        f"task 2 (create_account {email}) requested",
         "task 2 completed",
     ]
     user = world.sim_user(email)
@@ -132,7 +132,7 @@ def test_an_instant_attempt_that_fails_transiently_stays_queued_for_the_retry_jo
     queued = world.ok("request", "add-access", "--email", email, "--site", site)
 
     lines = queued.stdout.splitlines()
-    assert lines[0] == f"task 1 (add-access {email}) requested"
+    assert lines[0] == f"task 1 (add_access {email}) requested"
     assert lines[1].startswith("task 1 queued for the retry job (next attempt ")
     assert "500" in lines[1]
     (task,) = world.tasks()
@@ -142,7 +142,7 @@ def test_an_instant_attempt_that_fails_transiently_stays_queued_for_the_retry_jo
     done = world.ok("provision", "run", "--until-done", "--max-wait", "30")
 
     assert done.stdout.splitlines()[0] == (
-        "claimed 1 tasks in 1 batches: 1 completed, 0 no action required, 0 failed, "
+        "claimed 1 tasks in 1 batches: 1 completed, 0 no_action_required, 0 failed, "
         "0 queued for retry"
     )
     (task,) = world.tasks()
@@ -162,7 +162,7 @@ def test_instant_provisioning_off_queues_the_request_without_running_it(world: W
     )  # fmt: skip
 
     assert result.stdout.splitlines() == [
-        f"task 1 (remove-access {email}) requested",
+        f"task 1 (remove_access {email}) requested",
         "queued for the retry job (instant provisioning is off)",
     ]
     (task,) = world.tasks()

@@ -13,7 +13,7 @@ from sigsci_iga.app.inputs import check_count, check_id, check_seconds
 from sigsci_iga.connectors.http.segments import check_segment
 from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.domain.model import corp_role
-from sigsci_iga.domain.tasks import Operation
+from sigsci_iga.domain.tasks import Operation, TaskState
 from sigsci_iga.domain.text import check_name
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.provisioning.requests import build_params
@@ -188,6 +188,52 @@ async def request_access(
     await run_queue(ctx, name, QueueOptions(task_ids=ids))
     tasks = [ctx.repository.tasks.get(task_id) for task_id in ids]
     return RequestOutcome(submitted.request_id, tasks, executed=True)
+
+
+async def preview_request(
+    ctx: AppContext, endpoint: str | None, request: AccessRequest
+) -> list[PlannedTask]:
+    """What a request would send now, after the same checks; no task or journal line is stored.
+
+    The tasks it would create are planned against the target's current state (reads only).
+    """
+    email = _check_request(request)
+    info = resolve_endpoint(ctx, endpoint)
+    every = _task_params(ctx, info.name, request)
+    now = ctx.clock()
+    tasks = [
+        TaskRecord(
+            id=number,
+            endpoint=info.name,
+            operation=request.operation,
+            email=email,
+            params=params,
+            state=TaskState.NEW,
+            attempts=0,
+            max_attempts=ctx.settings.task_max_attempts,
+            next_attempt_at=None,
+            last_error=None,
+            request_id="dry-run",
+            requester=request.requester,
+            justification=request.justification,
+            created_at=now,
+            updated_at=now,
+            finished_at=None,
+            lease_owner=None,
+            lease_until=None,
+            write_sent=False,
+        )
+        for number, params in enumerate(every, start=1)
+    ]
+    async with ctx.connectors.open(info) as connector:
+        worker = Worker(
+            ctx.repository,
+            info.name,
+            connector,
+            options=_worker_options(ctx, QueueOptions()),
+            clock=ctx.clock,
+        )
+        return await worker.plan_tasks(tasks)
 
 
 async def restore_account(

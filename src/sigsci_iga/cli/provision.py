@@ -13,10 +13,10 @@ from sigsci_iga import app
 from sigsci_iga.cli import context
 from sigsci_iga.cli.output import fail, print_csv, print_json, say, show_table
 from sigsci_iga.domain.tasks import Operation, TaskState
-from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.errors import InvalidInputError, Outcome
 
 #: `journal verify` found a chain that does not hold.
-JOURNAL_BROKEN_EXIT = 9
+JOURNAL_BROKEN_EXIT = Outcome.JOURNAL_BROKEN
 
 request_app = typer.Typer(no_args_is_help=True, help="Request a change; it becomes a task.")
 provision_app = typer.Typer(no_args_is_help=True, help="Work the task queue (the retry job).")
@@ -35,22 +35,53 @@ Requester = Annotated[
 ]
 
 
-def _request(endpoint: str | None, request: app.AccessRequest) -> None:
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Check the request and print the calls it would send now; store nothing. "
+        "Exits 7 when there are calls to send.",
+    ),
+]
+JsonOutput = Annotated[
+    bool, typer.Option("--json", help="Print the tasks (or, with --dry-run, the calls) as JSON.")
+]
+
+
+def _request(
+    endpoint: str | None, request: app.AccessRequest, *, dry_run: bool, json_output: bool
+) -> None:
     with context.session() as ctx:
-        outcome = asyncio.run(app.request_access(ctx, endpoint, request))
-    _print_outcomes(outcome, instant=outcome.executed)
-
-
-def _print_outcomes(outcome: app.RequestOutcome, *, instant: bool) -> None:
-    for task in outcome.tasks:
-        say(f"task {task.id} ({task.operation.label} {task.email}) requested")
-    if not instant:
-        say("queued for the retry job (instant provisioning is off)")
+        if dry_run:
+            planned = asyncio.run(app.preview_request(ctx, endpoint, request))
+        else:
+            outcome = asyncio.run(app.request_access(ctx, endpoint, request))
+    if dry_run:
+        _print_dry_run(planned, json_output=json_output, stored=False)
         return
-    for task in outcome.tasks:
-        _print_outcome(task)
-    if any(task.state is TaskState.FAILED for task in outcome.tasks):
-        raise typer.Exit(1)
+    _print_outcomes(outcome, instant=outcome.executed, json_output=json_output)
+
+
+def _print_outcomes(outcome: app.RequestOutcome, *, instant: bool, json_output: bool) -> None:
+    failed = any(task.state is TaskState.FAILED for task in outcome.tasks)
+    if json_output:
+        print_json(
+            {
+                "request_id": outcome.request_id,
+                "task_ids": [task.id for task in outcome.tasks],
+                "executed": instant,
+                "tasks": [task.to_json() for task in outcome.tasks],
+            }
+        )
+    else:
+        for task in outcome.tasks:
+            say(f"task {task.id} ({task.operation.value} {task.email}) requested")
+        if not instant:
+            say("queued for the retry job (instant provisioning is off)")
+        for task in outcome.tasks if instant else ():
+            _print_outcome(task)
+    if failed:
+        raise typer.Exit(Outcome.TASKS_FAILED)
 
 
 def _print_outcome(task: app.TaskRecord) -> None:
@@ -64,7 +95,7 @@ def _print_outcome(task: app.TaskRecord) -> None:
     elif task.state is TaskState.FAILED:
         say(f"task {task.id} failed: {task.last_error}")
     else:
-        say(f"task {task.id} {task.state.label}")
+        say(f"task {task.id} {task.state.value}")
 
 
 @request_app.command("create-account")
@@ -77,6 +108,8 @@ def request_create(
     justification: Justification = None,
     requester: Requester = None,
     endpoint: EndpointOption = None,
+    dry_run: DryRun = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Invite a new user with a role and sites."""
     _request(
@@ -89,6 +122,8 @@ def request_create(
             requester=requester,
             justification=justification,
         ),
+        dry_run=dry_run,
+        json_output=json_output,
     )
 
 
@@ -99,6 +134,8 @@ def request_update_role(
     justification: Justification = None,
     requester: Requester = None,
     endpoint: EndpointOption = None,
+    dry_run: DryRun = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Change a user's corp role (and nothing else)."""
     _request(
@@ -110,6 +147,8 @@ def request_update_role(
             requester=requester,
             justification=justification,
         ),
+        dry_run=dry_run,
+        json_output=json_output,
     )
 
 
@@ -123,6 +162,8 @@ def request_add_access(
     justification: Justification = None,
     requester: Requester = None,
     endpoint: EndpointOption = None,
+    dry_run: DryRun = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Grant a site (bulk-add, never a memberships PATCH) or a corp role."""
     _request(
@@ -135,6 +176,8 @@ def request_add_access(
             requester=requester,
             justification=justification,
         ),
+        dry_run=dry_run,
+        json_output=json_output,
     )
 
 
@@ -155,6 +198,8 @@ def request_remove_access(
     justification: Justification = None,
     requester: Requester = None,
     endpoint: EndpointOption = None,
+    dry_run: DryRun = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Take a site away from a user."""
     _request(
@@ -168,6 +213,8 @@ def request_remove_access(
             requester=requester,
             justification=justification,
         ),
+        dry_run=dry_run,
+        json_output=json_output,
     )
 
 
@@ -177,6 +224,8 @@ def request_remove_account(
     justification: Justification = None,
     requester: Requester = None,
     endpoint: EndpointOption = None,
+    dry_run: DryRun = False,
+    json_output: JsonOutput = False,
 ) -> None:
     """Remove a user from the corp (its role and sites are journaled first, for restore)."""
     _request(
@@ -184,6 +233,8 @@ def request_remove_account(
         app.AccessRequest(
             Operation.REMOVE_ACCOUNT, email, requester=requester, justification=justification
         ),
+        dry_run=dry_run,
+        json_output=json_output,
     )
 
 
@@ -214,8 +265,17 @@ def provision_run(
         ),
     ] = None,
     endpoint: EndpointOption = None,
+    json_output: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print the run's counts (or, with --dry-run, the calls) as JSON."
+        ),
+    ] = False,
 ) -> None:
-    """Work the due tasks: re-read, send what is missing, retry with backoff."""
+    """Work the due tasks: re-read, send what is missing, retry with backoff.
+
+    Exits 11 when tasks failed; with --dry-run, 7 when there are calls to send.
+    """
     options = app.QueueOptions(
         until_done=until_done,
         max_wait_seconds=max_wait,
@@ -226,40 +286,85 @@ def provision_run(
     )
     with context.session() as ctx:
         if dry_run:
-            _print_dry_run(asyncio.run(app.preview_queue(ctx, endpoint, options)))
-            return
-        summary = asyncio.run(app.run_queue(ctx, endpoint, options))
-    say(
-        f"claimed {summary.claimed} tasks in {summary.batches} batches: "
-        f"{summary.completed} completed, {summary.no_action_required} no action required, "
-        f"{summary.failed} failed, {summary.rescheduled} queued for retry"
-    )
-    for error in summary.errors:
-        say(f"note: {error}")
-
-
-def _print_dry_run(planned: Sequence[app.PlannedTask]) -> None:
-    if not planned:
-        say("no task is due")
+            planned = asyncio.run(app.preview_queue(ctx, endpoint, options))
+        else:
+            summary = asyncio.run(app.run_queue(ctx, endpoint, options))
+    if dry_run:
+        _print_dry_run(planned, json_output=json_output, stored=True)
         return
-    printed: set[tuple[str, str, str]] = set()
-    for item in planned:
-        task = item.task
-        head = f"task {task.id} {task.operation.label} {task.email}"
-        if item.plan.outcome != "act":
-            say(f"{head}: {item.plan.outcome.replace('_', ' ')} — {item.plan.reason}")
-            continue
-        for call in item.calls:
-            body = json.dumps(call.body, sort_keys=True) if call.body is not None else ""
-            key = (call.method, call.path, body)
-            shared = (
-                f" (one call with tasks {', '.join(map(str, item.shared_with))})"
-                if item.shared_with
-                else ""
-            )
-            say(f"{head}: {call.method} {call.path} {body}{shared}".rstrip())
-            printed.add(key)
-    say(f"{len(printed)} write calls would be sent; nothing was changed")
+    if json_output:
+        # The names of a provision schedule's fire summary.
+        print_json(
+            {
+                "claimed": summary.claimed,
+                "completed": summary.completed,
+                "no_action_required": summary.no_action_required,
+                "failed": summary.failed,
+                "rescheduled": summary.rescheduled,
+                "batches": summary.batches,
+                "errors": summary.errors,
+            }
+        )
+    else:
+        say(
+            f"claimed {summary.claimed} tasks in {summary.batches} batches: "
+            f"{summary.completed} completed, {summary.no_action_required} no_action_required, "
+            f"{summary.failed} failed, {summary.rescheduled} queued for retry"
+        )
+        for error in summary.errors:
+            say(f"note: {error}")
+    if summary.failed:
+        raise typer.Exit(Outcome.TASKS_FAILED)
+
+
+def _planned_json(item: app.PlannedTask, *, stored: bool) -> dict[str, object]:
+    task = item.task
+    return {
+        "task_id": task.id if stored else None,
+        "operation": task.operation.value,
+        "email": task.email,
+        "params": task.params,
+        "outcome": item.plan.outcome,
+        "reason": item.plan.reason or None,
+        "calls": [{"method": c.method, "path": c.path, "body": c.body} for c in item.calls],
+        "shared_with": list(item.shared_with) if stored else [],
+    }
+
+
+def _print_dry_run(planned: Sequence[app.PlannedTask], *, json_output: bool, stored: bool) -> None:
+    """The calls a run (stored tasks) or a request (tasks not stored) would send now."""
+    calls = {
+        (c.method, c.path, json.dumps(c.body, sort_keys=True)) for p in planned for c in p.calls
+    }
+    if json_output:
+        print_json(
+            {
+                "dry_run": True,
+                "tasks": [_planned_json(p, stored=stored) for p in planned],
+                "calls": len(calls),
+            }
+        )
+    elif not planned:
+        say("no task is due")
+    else:
+        for item in planned:
+            task = item.task
+            head = f"{task.operation.value} {task.email}"
+            head = f"task {task.id} {head}" if stored else head
+            if item.plan.outcome != "act":
+                say(f"{head}: {item.plan.outcome} — {item.plan.reason}")
+                continue
+            for call in item.calls:
+                body = json.dumps(call.body, sort_keys=True) if call.body is not None else ""
+                shared = (
+                    f" (one call with tasks {', '.join(map(str, item.shared_with))})"
+                    if stored and item.shared_with
+                    else ""
+                )
+                say(f"{head}: {call.method} {call.path} {body}{shared}".rstrip())
+        say(f"{len(calls)} write calls would be sent; nothing was changed")
+    if calls:
+        raise typer.Exit(Outcome.PENDING)
 
 
 @tasks_app.command("list")
@@ -486,6 +591,7 @@ def restore_command(
     justification: Justification = None,
     requester: Requester = None,
     endpoint: EndpointOption = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
 ) -> None:
     """Re-invite a removed account with the role and sites journaled when it was removed."""
     with context.session() as ctx:
@@ -494,4 +600,4 @@ def restore_command(
                 ctx, endpoint, email, requester=requester, justification=justification
             )
         )
-    _print_outcomes(outcome, instant=outcome.executed)
+    _print_outcomes(outcome, instant=outcome.executed, json_output=json_output)

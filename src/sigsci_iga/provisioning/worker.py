@@ -630,6 +630,13 @@ class Worker:
             due.append(task)
             if len(due) >= self.options.batch_size:
                 break
+        return await self.plan_tasks(due)
+
+    async def plan_tasks(self, due: Sequence[TaskRecord]) -> list[PlannedTask]:
+        """What a run would send for these tasks, as they stand now (reads only).
+
+        The tasks need not be stored: a request's dry run plans the tasks it would create.
+        """
         if not due:
             return []
         current = await self._accounts_of(due)
