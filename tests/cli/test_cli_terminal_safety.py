@@ -19,6 +19,7 @@ from cli_inprocess import Outcome, invoke
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from sigsci_iga.errors import Outcome as Exit
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, SimConfig, create_app
 from sigsci_iga.sim import serve_in_thread as serve
 
@@ -166,7 +167,7 @@ def test_a_failed_request_prints_the_servers_error_spelled_out(corp: Corp) -> No
     requested = corp.requested
     assert requested is not None
     assert requested.crash is None
-    assert requested.code == 1
+    assert requested.code == Exit.TASKS_FAILED
     assert_shown_as_text(requested.stdout + requested.stderr)
     assert "bad [/] request \\x1b[2J :x: [bold]loud[/bold] \\u200bhidden" in requested.stdout
     shown = corp.ok("tasks", "show", str(corp.hostile_task), "--json")
