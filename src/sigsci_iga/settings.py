@@ -46,6 +46,22 @@ def check_api_url(value: str) -> str:
     return value
 
 
+#: The path prefix the Signal Sciences client adds to every call itself.
+API_PREFIX = "/api/v0"
+
+
+def native_api_url(value: str) -> str:
+    """A Signal Sciences API URL: checked, with a pasted `/api/v0` suffix dropped.
+
+    The client adds the prefix itself, so `https://host/api/v0` would call `/api/v0/api/v0/...`
+    and read every answer as "not found".
+    """
+    url = check_api_url(value)
+    while url.lower().endswith(API_PREFIX):
+        url = url[: -len(API_PREFIX)].rstrip("/")
+    return check_api_url(url)
+
+
 class Settings(BaseSettings):
     """Everything sigsci-iga needs to reach one corp and its repository."""
 
@@ -149,7 +165,7 @@ class Settings(BaseSettings):
     @field_validator("api_url")
     @classmethod
     def _api_url_is_http(cls, value: str) -> str:
-        return check_api_url(value)
+        return native_api_url(value)
 
     @field_validator("token", "password")
     @classmethod

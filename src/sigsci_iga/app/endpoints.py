@@ -18,7 +18,7 @@ from sigsci_iga.domain.secrets import parse_secret_ref
 from sigsci_iga.domain.text import check_name
 from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError
 from sigsci_iga.files import check_text_file
-from sigsci_iga.settings import Settings, check_api_url
+from sigsci_iga.settings import Settings, check_api_url, native_api_url
 from sigsci_iga.store import Checkpoint, EndpointInfo
 
 
@@ -127,7 +127,7 @@ def register_native(
         )
     for key, ref in refs.items():
         _check_secret_ref(ref, key)
-    url = _api_url(api_url or ctx.settings.api_url, "--api-url")
+    url = _api_url(api_url or ctx.settings.api_url, "--api-url", native=True)
     return ctx.repository.endpoints.add(
         name, corp=corp, api_url=url, email=caller, credentials=refs
     )
@@ -187,9 +187,9 @@ def register_rest(
     )
 
 
-def _api_url(value: str, what: str) -> str:
+def _api_url(value: str, what: str, *, native: bool = False) -> str:
     try:
-        return check_api_url(value)
+        return native_api_url(value) if native else check_api_url(value)
     except ValueError as exc:
         raise InvalidInputError(f"{what} {exc}") from None
 

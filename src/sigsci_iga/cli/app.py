@@ -47,8 +47,15 @@ def _root(
             envvar="SIGSCI_IGA_CONFIG",
         ),
     ] = None,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="Show the traceback of an error, as well as its one-line reason."
+        ),
+    ] = False,
 ) -> None:
     context.CliState.config_file = config
+    context.CliState.debug = debug
     # stamina logs each scheduled retry as a warning; with logging unconfigured, Python's
     # last-resort handler would print it to stderr and break the one-line error contract.
     retries = logging.getLogger("stamina")

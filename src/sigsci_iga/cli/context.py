@@ -5,33 +5,62 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from sigsci_iga.app import AppContext
-from sigsci_iga.cli.output import fail
-from sigsci_iga.errors import SigsciIgaError
+from sigsci_iga.cli.output import fail, print_traceback
+from sigsci_iga.errors import AuthError, SigsciIgaError
 from sigsci_iga.settings import Settings, load_settings
+
+#: What a person does about a credential the target refused; the server's words do not say.
+AUTH_HINT = (
+    "check SIGSCI_EMAIL and SIGSCI_TOKEN (or the endpoint's --token-env/--token-file "
+    "reference): the token must belong to that email and be valid for the corp"
+)
 
 
 class CliState:
     """Options of the root command, read by every subcommand."""
 
     config_file: Path | None = None
+    #: `--debug`: show the traceback of an error as well as its one line.
+    debug: bool = False
 
 
 def settings() -> Settings:
     try:
         return load_settings(CliState.config_file)
     except SigsciIgaError as exc:
-        fail(exc)
+        end(exc)
+
+
+def end(error: SigsciIgaError) -> NoReturn:
+    """End the command on a use case's error: one line, the fix where it is known, its code."""
+    if CliState.debug:
+        print_traceback(error)
+    if isinstance(error, AuthError):
+        fail(f"{error}; {AUTH_HINT}", code=error.exit_code)
+    fail(error)
 
 
 @contextmanager
 def session() -> Iterator[AppContext]:
-    """An application context for one command; an error from a use case ends the command."""
+    """An application context for one command; an error from a use case ends the command.
+
+    Anything else that escapes is a bug: one line names it (not its text, which may carry a
+    database URL or a server's words), and `--debug` shows the traceback.
+    """
     ctx = AppContext(settings())
     try:
         yield ctx
     except SigsciIgaError as exc:
-        fail(exc)
+        end(exc)
+    except Exception as exc:
+        if CliState.debug:
+            raise
+        fail(
+            f"unexpected {type(exc).__name__}; run again with --debug for the traceback "
+            "and report it"
+        )
     finally:
         ctx.close()

@@ -14,6 +14,7 @@ import io
 import json
 import re
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn
 
@@ -111,6 +112,13 @@ def print_csv(columns: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
     for row in rows:
         writer.writerow([csv_cell(cell) for cell in row])
     sys.stdout.write(buffer.getvalue())
+
+
+def print_traceback(error: BaseException) -> None:
+    """The traceback of an error on standard error (`--debug`), every line shown as text."""
+    err = _console(err=True)
+    for each in "".join(traceback.format_exception(error)).splitlines():
+        err.print(line(each))
 
 
 def fail(error: SigsciIgaError | str, *, code: int | None = None) -> NoReturn:

@@ -171,6 +171,11 @@ def _classify(exc: DBAPIError, where: str, options: DatabaseOptions) -> SigsciIg
             f"{where} cannot be reached or refused the login; check SIGSCI_IGA_DATABASE_URL "
             "and that the server runs"
         )
+    if "file is not a database" in text or "not a database" in text:
+        return DatabaseUnavailableError(
+            f"{where} is a file but not a SQLite database; point SIGSCI_IGA_DATABASE_URL at "
+            "the repository, or at a new file"
+        )
     if any(m in text for m in _CANNOT_OPEN):
         return DatabaseUnavailableError(
             f"{where} cannot be opened (does its directory exist, and may this user write "

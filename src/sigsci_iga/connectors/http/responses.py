@@ -184,10 +184,20 @@ def error_for_transport(
     elif isinstance(exc, httpx.RemoteProtocolError):
         what = "connection dropped or response incomplete"
     elif isinstance(exc, httpx.ConnectError):
-        what = "cannot connect"
+        # The host is what a person checks first (a typo, a proxy, a firewall): name it.
+        what = f"cannot connect to {_host_of(exc)}"
     else:
         what = f"transport error ({type(exc).__name__})"
     return TransientError(method=method, path=path, status=None, message=scrub(what, secrets))
+
+
+def _host_of(exc: httpx.TransportError) -> str:
+    """The host and port a failed call went to (never the path, query or credentials)."""
+    try:
+        url = exc.request.url
+    except RuntimeError:
+        return "the host"
+    return f"{url.host}:{url.port}" if url.port else url.host or "the host"
 
 
 def decode_json(method: str, path: str, response: httpx.Response) -> Any:
