@@ -196,9 +196,9 @@ def test_a_held_import_exits_7_and_import_approve_applies_it(cli: Cli) -> None:
     assert all(re.search(_row("suspend_account", "account", e), rendered) for e in victims)
     assert f"sigsci-iga import approve {run_id.group(1)}" in rendered
 
-    approved = cli("import", "approve", run_id.group(1))
+    approved = cli.json("import", "approve", run_id.group(1))
 
-    assert f"run {run_id.group(1)} approved and applied" in approved.stdout
+    assert (approved["id"], approved["status"]) == (int(run_id.group(1)), "approved")
     suspended = cli.json("accounts", "list", "--status", "suspended")
     assert [(a["email"], a["sites"]) for a in suspended] == [(e, []) for e in victims]
     listed = [a for a in cli.json("accounts", "list") if a["status"] != "suspended"]

@@ -34,6 +34,20 @@ def test_validate_accepts_the_shipped_package_with_a_one_line_summary(cli: Cli) 
     assert line.endswith(f"provisioning: {', '.join(sorted(document['provisioning']))}")
 
 
+def test_validate_as_json_gives_the_same_summary(cli: Cli) -> None:
+    result = cli.ok("packages", "validate", str(PACKAGE), "--json")
+    document = yaml.safe_load(PACKAGE.read_text(encoding="utf-8"))
+
+    summary = json.loads(result.stdout)
+    assert (summary["valid"], summary["name"], summary["version"]) == (
+        True,
+        document["name"],
+        document["version"],
+    )
+    assert summary["parameters"] == len(document["parameters"])
+    assert summary["operations"] == sorted(document["provisioning"])
+
+
 def test_validate_refuses_an_unknown_key_with_one_error_naming_the_file_and_json_path(
     cli: Cli,
 ) -> None:

@@ -126,3 +126,30 @@ def test_provision_run_until_done_leaving_failed_tasks_exits_11_and_reports_json
     again = world.ok("provision", "run", "--json")
     assert json.loads(again.stdout)["claimed"] == 0
     assert world.ok("provision", "run", "--dry-run").stdout.strip() == "no task is due"
+
+
+def test_check_as_json_names_the_corp_the_caller_and_what_it_sees(world: World) -> None:
+    document = world.json("check")
+
+    assert document["target"] == "testcorp"
+    assert document["caller_role"] == "owner"
+    assert document["sites_visible"] == len(world.sites())
+    assert document["ok"] is True
+
+
+def test_tasks_retry_and_discontinue_print_the_task_as_json(world: World) -> None:
+    owner = next(e for e in world.state.owners() if not e.endswith("@testcorp.example"))
+    world.exits(
+        Outcome.TASKS_FAILED,
+        "request", "remove-access", "--email", owner, "--site", world.sites()[0],
+    )  # fmt: skip
+
+    retried = world.json("tasks", "retry", "1")
+    stopped = world.json("tasks", "discontinue", "1", "--reason", "not wanted")
+
+    assert (retried["id"], retried["state"], retried["attempts"]) == (1, "new", 0)
+    assert (stopped["id"], stopped["state"], stopped["operation"]) == (
+        1,
+        "discontinued",
+        "remove_access",
+    )

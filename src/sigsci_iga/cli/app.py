@@ -14,7 +14,7 @@ from sigsci_iga.cli import context
 from sigsci_iga.cli.check import describe_token_policy
 from sigsci_iga.cli.imports import db_app, import_app, runs_app
 from sigsci_iga.cli.inventory import accounts_app, entitlements_app, identities_app
-from sigsci_iga.cli.output import say, styled
+from sigsci_iga.cli.output import print_json, say, styled
 from sigsci_iga.cli.packages import endpoints_app, packages_app
 from sigsci_iga.cli.provision import (
     journal_app,
@@ -73,15 +73,35 @@ def check_command(
             "checked without registering anything).",
         ),
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what the check found as JSON.")
+    ] = False,
 ) -> None:
     """Verify the credentials against the corp and show role, sites and token policy."""
     with context.session() as ctx:
         result = asyncio.run(check_endpoint(ctx, endpoint))
     report = result.report
+    policy, warn = describe_token_policy(report.credential_max_age_seconds)
+    if json_output:
+        print_json(
+            {
+                "endpoint": result.endpoint,
+                "target": report.target,
+                "display_name": report.display_name,
+                "caller": report.caller,
+                "caller_role": report.caller_role,
+                "sites_visible": report.sites_visible,
+                "accounts_visible": report.accounts_visible,
+                "credential_max_age_seconds": report.credential_max_age_seconds,
+                "token_policy": policy,
+                "token_warning": warn,
+                "ok": True,
+            }
+        )
+        return
     say(styled("corp      ", "bold"), f"{report.target} ({report.display_name})")
     say(styled("caller    ", "bold"), f"{report.caller} ({report.caller_role or 'unknown'})")
     say(styled("sites     ", "bold"), f"{report.sites_visible} visible")
-    policy, warn = describe_token_policy(report.credential_max_age_seconds)
     say(
         styled("tokens    ", "bold"),
         styled(("warning: " if warn else "") + policy, "yellow" if warn else ""),

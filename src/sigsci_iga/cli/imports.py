@@ -214,20 +214,34 @@ def _print_result(result: app.ImportResult, shown: int | None) -> None:
         say("thresholds: ok")
 
 
+RunId = Annotated[int, typer.Argument(help="The held run's id (see `runs list`).")]
+RunJson = Annotated[bool, typer.Option("--json", help="Print the run as JSON.")]
+
+
 @import_app.command("approve")
-def approve_command(run_id: int) -> None:
+def approve_command(run_id: RunId, json_output: RunJson = False) -> None:
     """Apply exactly the diff of a held run, if the repository has not changed since."""
     with context.session() as ctx:
         run = app.approve_run(ctx, run_id)
-    say(f"run {run.id} approved and applied")
+    if json_output:
+        print_json(run.to_json())
+    else:
+        say(f"run {run.id} approved and applied")
 
 
 @import_app.command("refuse")
-def refuse_command(run_id: int, reason: Annotated[str | None, typer.Option()] = None) -> None:
+def refuse_command(
+    run_id: RunId,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, kept with the run.")] = None,
+    json_output: RunJson = False,
+) -> None:
     """Discard a held run."""
     with context.session() as ctx:
         run = app.refuse_run(ctx, run_id, reason)
-    say(f"run {run.id} refused")
+    if json_output:
+        print_json(run.to_json())
+    else:
+        say(f"run {run.id} refused")
 
 
 def _run_row(run: app.RunRecord) -> list[str]:

@@ -25,7 +25,7 @@ ParamOption = Annotated[
         "their environment variable.",
     ),
 ]
-OPERATIONS = tuple(op.label for op in Operation)
+OPERATIONS = tuple(op.value for op in Operation)
 
 
 def _params(values: list[str] | None) -> dict[str, str]:
@@ -39,12 +39,30 @@ def _params(values: list[str] | None) -> dict[str, str]:
 
 
 @packages_app.command("validate")
-def packages_validate(file: Path) -> None:
+def packages_validate(
+    file: Annotated[Path, typer.Argument(help="The package file (YAML or JSON).")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the package's summary as JSON.")
+    ] = False,
+) -> None:
     """Check a package: schema (unknown keys refused), templates and expressions."""
     try:
         summary = app.validate_package(file)
     except SigsciIgaError as exc:
         fail(exc)
+    if json_output:
+        print_json(
+            {
+                "file": str(file),
+                "valid": True,
+                "name": summary.name,
+                "version": summary.version,
+                "calls": summary.calls,
+                "parameters": summary.parameters,
+                "operations": list(summary.operations),
+            }
+        )
+        return
     say(
         f"{file}: ok — package {summary.name!r} {summary.version}, {summary.calls} calls, "
         f"{summary.parameters} parameters; provisioning: {', '.join(summary.operations) or 'none'}"
@@ -91,19 +109,21 @@ def packages_render(
     operation: Annotated[str, typer.Option("--operation", help=", ".join(OPERATIONS))],
     account: Annotated[str, typer.Option("--account", help="The account's email.")],
     entitlement: Annotated[
-        list[str] | None, typer.Option("--entitlement", help="A site (repeat for create-account).")
+        list[str] | None, typer.Option("--entitlement", help="A site (repeat for create_account).")
     ] = None,
     type_: Annotated[str, typer.Option("--type", help="Entitlement type.")] = "Site",
     role: Annotated[str | None, typer.Option("--role", help="Role for create/update.")] = None,
     param: ParamOption = None,
 ) -> None:
     """Print the exact requests an operation would send (secrets masked); nothing is sent."""
-    if operation not in OPERATIONS:
+    # The API's spelling; the command's (`create-account`) is read the same.
+    chosen = operation.replace("-", "_")
+    if chosen not in OPERATIONS:
         fail(InvalidInputError(f"--operation must be one of {', '.join(OPERATIONS)}"))
     try:
         calls = app.render_operation(
             file,
-            Operation(operation.replace("-", "_")),
+            Operation(chosen),
             account=account,
             entitlements=entitlement or [],
             entitlement_type=type_,
@@ -174,6 +194,9 @@ def endpoints_add(
     password_file: Annotated[
         Path | None, typer.Option("--password-file", help="Or a file holding a password.")
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the registered endpoint as JSON.")
+    ] = False,
 ) -> None:
     """Register a Signal Sciences corp with its own caller and token (stored as a reference)."""
     token = _ref(token_env, token_file, "--token-env", "--token-file")
@@ -182,7 +205,10 @@ def endpoints_add(
         info = app.register_native(
             ctx, name, corp=corp, email=email, api_url=api_url, token=token, password=password
         )
-    say(f"endpoint {info.name} (corp {info.corp}, {info.api_url}) registered")
+    if json_output:
+        print_json(info.to_json())
+    else:
+        say(f"endpoint {info.name} (corp {info.corp}, {info.api_url}) registered")
 
 
 def _ref(env: str | None, file: Path | None, env_flag: str, file_flag: str) -> str | None:
@@ -219,6 +245,9 @@ def endpoints_add_rest(
             "default: the variable the package declares.",
         ),
     ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the registered endpoint as JSON.")
+    ] = False,
 ) -> None:
     """Register an endpoint run by the rest connector through a package."""
     params = _params(param)
@@ -233,7 +262,10 @@ def endpoints_add_rest(
             caller=caller,
             secrets={k: _absolute_ref(v) for k, v in secrets.items()},
         )
-    say(f"endpoint {info.name} ({info.connector}, {info.api_url}) registered")
+    if json_output:
+        print_json(info.to_json())
+    else:
+        say(f"endpoint {info.name} ({info.connector}, {info.api_url}) registered")
 
 
 def _absolute_ref(ref: str) -> str:
@@ -249,10 +281,22 @@ def endpoints_remove(
     force: Annotated[
         bool, typer.Option("--force", help="Discontinue the endpoint's open tasks first.")
     ] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print what was removed as JSON.")
+    ] = False,
 ) -> None:
     """Remove an endpoint and what was imported for it (kept, retired, if it has a journal)."""
     with context.session() as ctx:
         removal = app.remove_endpoint(ctx, name, force=force)
+    if json_output:
+        print_json(
+            {
+                "endpoint": removal.endpoint,
+                "outcome": removal.outcome,
+                "discontinued": removal.discontinued,
+            }
+        )
+        return
     if removal.discontinued:
         say(f"{removal.discontinued} open task(s) discontinued")
     if removal.outcome == "retired":

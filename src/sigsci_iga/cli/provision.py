@@ -431,22 +431,36 @@ def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")
     _journal_table(entries, title=f"journal of task {task_id}")
 
 
+TaskId = Annotated[int, typer.Argument(help="The task's id (see `tasks list`).")]
+TaskJson = Annotated[bool, typer.Option("--json", help="Print the task as JSON.")]
+
+
 @tasks_app.command("retry")
-def tasks_retry(task_id: int) -> None:
+def tasks_retry(task_id: TaskId, json_output: TaskJson = False) -> None:
     """Queue a failed or discontinued task again (attempts start over)."""
     with context.session() as ctx:
         task = app.retry_task(ctx, task_id)
-    say(f"task {task.id} queued again")
+    if json_output:
+        print_json(task.to_json())
+    else:
+        say(f"task {task.id} queued again")
 
 
 @tasks_app.command("discontinue")
 def tasks_discontinue(
-    task_id: int, reason: Annotated[str | None, typer.Option("--reason")] = None
+    task_id: TaskId,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why it should not run, kept with the task.")
+    ] = None,
+    json_output: TaskJson = False,
 ) -> None:
     """Stop a task that should not run."""
     with context.session() as ctx:
         task = app.discontinue_task(ctx, task_id, reason)
-    say(f"task {task.id} discontinued")
+    if json_output:
+        print_json(task.to_json())
+    else:
+        say(f"task {task.id} discontinued")
 
 
 def _short_path(path: str | None) -> str:
