@@ -6,10 +6,10 @@ nothing, and every interface refuses the same values with the same words.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable
 
+from sigsci_iga.domain.text import did_you_mean
 from sigsci_iga.errors import InvalidInputError
 
 #: Ids are 64-bit signed integers in both databases.
@@ -44,7 +44,5 @@ def check_choice(value: str, choices: Iterable[str], what: str) -> str:
     known = sorted(dict.fromkeys(choices))
     if value in known:
         return value
-    by_lower = {choice.lower(): choice for choice in known}
-    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
-    hint = f"; did you mean {by_lower[close[0]]!r}?" if close else ""
+    hint = did_you_mean(value, known)
     raise InvalidInputError(f"{what} {value!r} is not one of {', '.join(known)}{hint}")

@@ -276,6 +276,9 @@ def provision_run(
 
     Exits 11 when tasks failed; with --dry-run, 7 when there are calls to send.
     """
+    if dry_run and until_done:
+        # A dry run sends nothing, so nothing would ever be done: refuse rather than ignore.
+        fail(InvalidInputError("--until-done cannot be used with --dry-run"))
     options = app.QueueOptions(
         until_done=until_done,
         max_wait_seconds=max_wait,

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from sigsci_iga.domain.text import did_you_mean
 from sigsci_iga.errors import InvalidInputError
 
 #: JSON-compatible value as stored in extra attributes, history and serialised diffs.
@@ -64,8 +65,9 @@ def corp_role(value: str) -> CorpRole:
     """A role someone asks for (legacy names read as modern ones); anything else is refused."""
     normalized = normalize_role(value)
     if normalized not in {r.value for r in CorpRole}:
+        known = [r.value for r in CorpRole]
         raise InvalidInputError(
-            f"role {value!r} is not one of {', '.join(r.value for r in CorpRole)}"
+            f"role {value!r} is not one of {', '.join(known)}{did_you_mean(value, known)}"
         )
     return CorpRole(normalized)
 

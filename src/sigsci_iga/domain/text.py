@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 from sigsci_iga.errors import InvalidInputError
 
@@ -38,3 +40,10 @@ def check_name(value: str, what: str, *, max_length: int = MAX_NAME_LENGTH) -> s
     if value != value.strip():
         raise InvalidInputError(f"{what} {value!r} has leading or trailing spaces")
     return value
+
+
+def did_you_mean(value: str, known: Iterable[str]) -> str:
+    """`; did you mean 'X'?` for the known value closest to `value` (any case), else ``."""
+    by_lower = {choice.lower(): choice for choice in known}
+    close = difflib.get_close_matches(value.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"; did you mean {by_lower[close[0]]!r}?" if close else ""

@@ -8,6 +8,7 @@ from typing import Any
 from sigsci_iga.connectors.http.segments import check_segment
 from sigsci_iga.domain.model import CorpRole, EntitlementType, corp_role
 from sigsci_iga.domain.tasks import Operation
+from sigsci_iga.domain.text import did_you_mean
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.store import Repository
 
@@ -21,8 +22,9 @@ def _known_sites(repo: Repository, endpoint: str, sites: Iterable[str]) -> list[
     if known:
         unknown = [s for s in names if s not in known]
         if unknown:
+            hint = did_you_mean(unknown[0], known)
             raise InvalidInputError(
-                f"unknown site {unknown[0]!r} in endpoint {endpoint!r} "
+                f"unknown site {unknown[0]!r} in endpoint {endpoint!r}{hint} "
                 "(import the endpoint first if the site is new)"
             )
         inactive = [s for s in names if known[s] != "active"]
