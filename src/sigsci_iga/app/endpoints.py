@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import stat
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -14,9 +15,10 @@ from sigsci_iga.connectors.base import ConnectionReport
 from sigsci_iga.connectors.http.segments import check_segment
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.domain.emails import normalize_email
+from sigsci_iga.domain.model import CorpRole
 from sigsci_iga.domain.secrets import parse_secret_ref
 from sigsci_iga.domain.text import check_name
-from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError
+from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError, SigsciIgaError
 from sigsci_iga.files import check_text_file
 from sigsci_iga.settings import Settings, check_api_url, native_api_url
 from sigsci_iga.store import Checkpoint, EndpointInfo
@@ -52,7 +54,18 @@ def resolve_endpoint(ctx: AppContext, explicit: str | None) -> EndpointInfo:
     Only the endpoint named after the settings' corp is registered so; another name must have
     been registered (`register_native`, `register_rest`). An endpoint that carries its own
     credentials (or runs a package) is used as registered. One that the settings describe (no
-    stored credentials) follows the settings' API URL and email, but never changes corp.
+    stored credentials) follows the settings' API URL and email, but never changes corp; a new
+    caller is used at once but stored only once an import shows it is not an observer
+    (`adopt_caller`).
+    """
+    return resolve_first_use(ctx, explicit)[0]
+
+
+def resolve_first_use(ctx: AppContext, explicit: str | None) -> tuple[EndpointInfo, bool]:
+    """`resolve_endpoint`, and whether this call registered the endpoint.
+
+    A use case that registered it undoes that with `forget_new_endpoint` when its first contact
+    with the target fails, so a mistyped corp leaves nothing behind.
     """
     name = endpoint_name(ctx, explicit)
     repo = ctx.repository
@@ -64,18 +77,49 @@ def resolve_endpoint(ctx: AppContext, explicit: str | None) -> EndpointInfo:
         if _retired(ctx, name) or name != ctx.settings.corp:
             raise
         email, corp = ctx.settings.require_credentials()
-        return repo.endpoints.add(name, corp=corp, api_url=ctx.settings.api_url, email=email)
+        added = repo.endpoints.add(name, corp=corp, api_url=ctx.settings.api_url, email=email)
+        return added, True
     if info.connector == "rest" or info.credentials:
-        return info
+        return info, False
     email, corp = ctx.settings.require_credentials()
     if info.corp != corp:
         raise ConfigError(
             f"endpoint {name!r} governs corp {info.corp!r} but SIGSCI_CORP is {corp!r}; "
             "pass --endpoint to choose another name"
         )
-    if info.api_url != ctx.settings.api_url or info.email != email:
-        info = repo.endpoints.update(name, api_url=ctx.settings.api_url, email=email)
-    return info
+    if info.api_url != ctx.settings.api_url:
+        info = repo.endpoints.update(name, api_url=ctx.settings.api_url)
+    if info.email != email:
+        # Whoever the settings name calls the target now; the stored caller, which every full
+        # read must list, changes only once `adopt_caller` has seen the new one's role.
+        info = replace(info, email=email)
+    return info, False
+
+
+def adopt_caller(ctx: AppContext, name: str, email: str | None) -> None:
+    """Store the settings' caller for an endpoint, unless the repository holds it as an observer.
+
+    Observer credentials can read a corp but change nothing: a run made with them must not
+    make the observer the endpoint's caller.
+    """
+    if email is None:
+        return
+    repo = ctx.repository
+    stored = repo.endpoints.get(name)
+    if stored.email == email or stored.credentials or stored.connector == "rest":
+        return
+    account = repo.inventory.find_account(name, email)
+    if account is None or account.role == CorpRole.OBSERVER.value:
+        return
+    repo.endpoints.update(name, email=email)
+
+
+def forget_new_endpoint(ctx: AppContext, name: str) -> None:
+    """Delete an endpoint that was registered on first use and whose first contact failed."""
+    with contextlib.suppress(SigsciIgaError):
+        repo = ctx.repository
+        if not repo.tasks.list(endpoint=name, state=("new", "in_progress")):
+            repo.endpoints.remove(name)
 
 
 def _retired(ctx: AppContext, name: str) -> bool:

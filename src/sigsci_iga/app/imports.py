@@ -7,11 +7,16 @@ import math
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from sigsci_iga.app.context import AppContext
-from sigsci_iga.app.endpoints import get_endpoint, resolve_endpoint
+from sigsci_iga.app.endpoints import (
+    adopt_caller,
+    forget_new_endpoint,
+    get_endpoint,
+    resolve_first_use,
+)
 from sigsci_iga.app.inputs import MAX_ID, check_id
 from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.errors import InvalidInputError, SigsciIgaError
@@ -99,6 +104,8 @@ class PreparedImport:
     endpoint: str
     mode: str
     options: ImportOptions
+    #: This import registered the endpoint (first use): if it fails, the endpoint goes too.
+    new_endpoint: bool = False
 
 
 def prepare_import(
@@ -114,7 +121,7 @@ def prepare_import(
     limits.check()
     # An unknown rule must stop the import before an endpoint or a run is recorded.
     correlation_rule(ctx.settings.correlation_rule)
-    info = resolve_endpoint(ctx, endpoint)
+    info, created = resolve_first_use(ctx, endpoint)
     abandon_stale_runs(ctx)
     planned, _ = planned_mode(ctx.repository, info.name, mode, ctx.clock())
     run_id = ctx.repository.runs.start(info.name, mode=planned, dry_run=dry_run)
@@ -126,22 +133,30 @@ def prepare_import(
         correlation_rule=ctx.settings.correlation_rule,
         run_id=run_id,
     )
-    return PreparedImport(run_id, info.name, planned, options)
+    return PreparedImport(run_id, info.name, planned, options, new_endpoint=created)
 
 
 async def execute_import(
     ctx: AppContext, prepared: PreparedImport, *, progress: Progress | None = None
 ) -> ImportResult:
     """Run a prepared import to its end; whatever stops it, its run does not stay `running`."""
+    caller = prepared.options.required_account
     try:
         info = get_endpoint(ctx, prepared.endpoint)
+        if caller and info.email != caller and not info.credentials and info.connector != "rest":
+            # The settings' caller, not yet stored (see `resolve_endpoint`), makes the calls.
+            info = replace(info, email=caller)
         async with ctx.connectors.open(info) as connector:
             extra = {"progress": progress} if progress is not None else {}
             importer = Importer(ctx.repository, info.name, connector, clock=ctx.clock, **extra)
-            return await importer.run(prepared.options)
+            result = await importer.run(prepared.options)
     except BaseException as exc:
         _fail_if_running(ctx, prepared.run_id, exc)
+        if prepared.new_endpoint:
+            forget_new_endpoint(ctx, prepared.endpoint)
         raise
+    adopt_caller(ctx, prepared.endpoint, caller)
+    return result
 
 
 def _fail_if_running(ctx: AppContext, run_id: int, exc: BaseException) -> None:

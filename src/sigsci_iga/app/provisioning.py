@@ -8,7 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sigsci_iga.app.context import AppContext
-from sigsci_iga.app.endpoints import endpoint_name, resolve_endpoint
+from sigsci_iga.app.endpoints import (
+    endpoint_name,
+    forget_new_endpoint,
+    resolve_endpoint,
+    resolve_first_use,
+)
 from sigsci_iga.app.inputs import check_count, check_id, check_seconds
 from sigsci_iga.connectors.http.segments import check_segment
 from sigsci_iga.domain.emails import normalize_email
@@ -179,8 +184,21 @@ async def request_access(
     instant: bool | None = None,
 ) -> RequestOutcome:
     """Submit a request and, with instant provisioning (the setting, unless `instant` says),
-    run its tasks at once; what fails for a transient reason stays queued for the retry job."""
-    submitted = submit_request(ctx, endpoint, request)
+    run its tasks at once; what fails for a transient reason stays queued for the retry job.
+
+    A request that registers the endpoint (first use) first proves the connection, so a
+    mistyped corp leaves neither an endpoint nor a task behind.
+    """
+    _check_request(request)
+    info, created = resolve_first_use(ctx, endpoint)
+    if created:
+        try:
+            async with ctx.connectors.open(info, quick=True) as connector:
+                await connector.validate(info.email)
+        except BaseException:
+            forget_new_endpoint(ctx, info.name)
+            raise
+    submitted = submit_request(ctx, info.name, request)
     if not (ctx.settings.instant_provisioning if instant is None else instant):
         return submitted
     ids = [task.id for task in submitted.tasks]
@@ -198,7 +216,7 @@ async def preview_request(
     The tasks it would create are planned against the target's current state (reads only).
     """
     email = _check_request(request)
-    info = resolve_endpoint(ctx, endpoint)
+    info, created = resolve_first_use(ctx, endpoint)
     every = _task_params(ctx, info.name, request)
     now = ctx.clock()
     tasks = [
@@ -225,15 +243,20 @@ async def preview_request(
         )
         for number, params in enumerate(every, start=1)
     ]
-    async with ctx.connectors.open(info) as connector:
-        worker = Worker(
-            ctx.repository,
-            info.name,
-            connector,
-            options=_worker_options(ctx, QueueOptions()),
-            clock=ctx.clock,
-        )
-        return await worker.plan_tasks(tasks)
+    try:
+        async with ctx.connectors.open(info) as connector:
+            worker = Worker(
+                ctx.repository,
+                info.name,
+                connector,
+                options=_worker_options(ctx, QueueOptions()),
+                clock=ctx.clock,
+            )
+            return await worker.plan_tasks(tasks)
+    except BaseException:
+        if created:
+            forget_new_endpoint(ctx, info.name)
+        raise
 
 
 async def restore_account(
