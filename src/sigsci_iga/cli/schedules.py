@@ -13,9 +13,10 @@ from sigsci_iga import app
 from sigsci_iga.cli import context
 from sigsci_iga.cli.output import fail, print_json, say, show_table
 from sigsci_iga.domain.schedules import RUN_ALL_LIMIT
+from sigsci_iga.errors import Outcome
 
 #: The same exit code as `import` for a run held by its thresholds.
-HELD_EXIT = 7
+HELD_EXIT = Outcome.PENDING
 
 schedules_app = typer.Typer(
     no_args_is_help=True,
