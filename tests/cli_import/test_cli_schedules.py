@@ -56,7 +56,8 @@ def test_schedules_are_added_listed_shown_changed_paused_and_removed(cli: Cli) -
     )
     assert re.search(r"│ retry\s+│ provision\s+│\s+│ every 30s\s+│ UTC\s+│ enabled", table)
 
-    cli("schedules", "pause", "retry")
+    paused = cli.json("schedules", "pause", "retry")
+    assert (paused["name"], paused["enabled"]) == ("retry", False)
     assert cli.json("schedules", "show", "retry")["enabled"] is False
     assert "paused" in cli("schedules", "list").stdout
     assert "resumed; next" in cli("schedules", "resume", "retry").stdout
@@ -64,7 +65,7 @@ def test_schedules_are_added_listed_shown_changed_paused_and_removed(cli: Cli) -
     assert (moved["every"], moved["timezone"]) == ("15m", "Asia/Kolkata")
     assert re.search(r":(00|15|30|45):00\+05:30$", moved["next_fire_at"])
 
-    assert "removed" in cli("schedules", "remove", "nightly").stdout
+    assert cli.json("schedules", "remove", "nightly")["name"] == "nightly"
     assert [s["name"] for s in cli.json("schedules", "list")] == ["retry"]
     gone = cli("schedules", "show", "nightly", code=rule_for(RecordNotFoundError).exit_code)
     assert "nightly" in gone.stderr

@@ -62,6 +62,21 @@ def test_render_add_access_prints_the_exact_post_path_and_json_body(cli: Cli, si
     assert calls == [(f"POST {SITES_PATH}/SITE/members", {"members": ["a"]})]
 
 
+def test_render_as_json_gives_the_same_calls_under_the_api_spelling_of_the_operation(
+    cli: Cli, sim: Sim
+) -> None:
+    params = {**NATIVE_PARAMS, "base_url": sim.url}
+    result = cli.ok(
+        "packages", "render", PACKAGE, "--operation", "add_access", "--account", "A",
+        "--entitlement", "SITE", "--json", *param_args(params), env=TOKEN_ENV,
+    )  # fmt: skip
+
+    assert json.loads(result.stdout) == [
+        {"method": "POST", "path": f"{SITES_PATH}/SITE/members", "body": {"members": ["a"]}}
+    ]
+    assert sim.calls_total() == 0
+
+
 def test_render_masks_a_secret_rendered_into_a_request(cli: Cli, sim: Sim) -> None:
     text = PACKAGE.read_text(encoding="utf-8")
     old = '          members: ["${account.email}"]\n'

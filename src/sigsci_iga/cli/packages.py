@@ -114,6 +114,9 @@ def packages_render(
     type_: Annotated[str, typer.Option("--type", help="Entitlement type.")] = "Site",
     role: Annotated[str | None, typer.Option("--role", help="Role for create/update.")] = None,
     param: ParamOption = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the calls (method, path, body) as JSON.")
+    ] = False,
 ) -> None:
     """Print the exact requests an operation would send (secrets masked); nothing is sent."""
     # The API's spelling; the command's (`create-account`) is read the same.
@@ -132,6 +135,9 @@ def packages_render(
         )
     except SigsciIgaError as exc:
         fail(exc)
+    if json_output:
+        print_json([{"method": c.method, "path": c.path, "body": c.body} for c in calls])
+        return
     for call in calls:
         say(f"{call.method} {call.path}")
         if call.body is not None:

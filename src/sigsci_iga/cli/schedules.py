@@ -225,27 +225,36 @@ def show_command(
 
 
 @schedules_app.command("remove")
-def remove_command(name: Name) -> None:
+def remove_command(name: Name, json_output: JsonOption = False) -> None:
     """Delete a schedule and its fires."""
     with context.session() as ctx:
         removed = app.remove_schedule(ctx, name)
-    say(f"schedule {removed.name} removed")
+    if json_output:
+        print_json(removed.to_json())
+    else:
+        say(f"schedule {removed.name} removed")
 
 
 @schedules_app.command("pause")
-def pause_command(name: Name) -> None:
+def pause_command(name: Name, json_output: JsonOption = False) -> None:
     """Stop firing (a running fire finishes)."""
     with context.session() as ctx:
-        app.pause_schedule(ctx, name)
-    say(f"schedule {name} paused")
+        view = app.pause_schedule(ctx, name)
+    if json_output:
+        print_json(view.to_json())
+    else:
+        say(f"schedule {name} paused")
 
 
 @schedules_app.command("resume")
-def resume_command(name: Name) -> None:
+def resume_command(name: Name, json_output: JsonOption = False) -> None:
     """Fire again from now on (what passed while paused is not caught up on)."""
     with context.session() as ctx:
         view = app.resume_schedule(ctx, name)
-    say(f"schedule {name} resumed; next {_when(view.next_fire_at, view.schedule.timezone)}")
+    if json_output:
+        print_json(view.to_json())
+    else:
+        say(f"schedule {name} resumed; next {_when(view.next_fire_at, view.schedule.timezone)}")
 
 
 @schedules_app.command("run")
@@ -274,10 +283,14 @@ def add_defaults_command(
         typer.Option("--endpoint", help="For this endpoint (names end in -ENDPOINT)."),
     ] = None,
     tz: Annotated[str, typer.Option("--tz", help=TZ_HELP)] = "UTC",
+    json_output: JsonOption = False,
 ) -> None:
     """Add an hourly import, a weekly full import and a provisioning retry every minute."""
     with context.session() as ctx:
         added = app.add_default_schedules(ctx, endpoint=endpoint, timezone=tz)
+    if json_output:
+        print_json([view.to_json() for view in added])
+        return
     for view in added:
         say(f"added {view.schedule.name}: {view.schedule.job} {view.timing}")
     if not added:

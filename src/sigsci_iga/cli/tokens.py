@@ -80,8 +80,15 @@ def tokens_list(json_output: JsonOption = False) -> None:
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(name: Annotated[str, typer.Argument(help="The token's name.")]) -> None:
+def tokens_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    json_output: JsonOption = False,
+) -> None:
     """Revoke a token at once; it stays listed, and its name is never reused."""
     with context.session() as ctx:
         record = app.revoke_token(ctx, name)
+        now = ctx.clock()
+    if json_output:
+        print_json(app.token_summary(record, now))
+        return
     say(f"token {record.name} revoked at {_when(record.revoked_at)}")
