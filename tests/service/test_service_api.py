@@ -127,6 +127,28 @@ def test_an_import_is_accepted_at_once_and_its_run_followed_to_the_end(service: 
     assert emails == set(service.state.users)
 
 
+def test_a_dry_runs_itemised_plan_is_served_as_the_cli_shows_it(service: Service) -> None:
+    _imported(service)
+    leaver = next(u.email for u in service.state.users.values() if u.role == "user")
+    service.state.remove_user(leaver)
+    accepted = service.post("/api/v1/imports", json={"mode": "full", "dry_run": True})
+    run_id = accepted.json()["run_id"]
+
+    def finished() -> Any:
+        detail = service.get(f"/api/v1/runs/{run_id}").json()
+        return detail if detail["run"]["status"] != "running" else None
+
+    detail = _wait_for(finished)
+
+    assert (detail["run"]["dry_run"], detail["run"]["status"]) == (True, "succeeded")
+    plan = detail["plan"]
+    assert plan["counts"]["suspend_account"] == 1
+    (suspended,) = [i for i in plan["items"] if i["action"] == "suspend_account"]
+    assert suspended["key"] == leaver
+    assert suspended["changes"] == [{"field": "status", "old": "active", "new": "suspended"}]
+    assert {i["key"] for i in plan["items"] if i["action"] == "remove_link"} == {leaver}
+
+
 def test_a_request_is_accepted_at_once_and_the_worker_applies_it(service: Service) -> None:
     _imported(service)
     email = next(u.email for u in service.state.users.values() if u.role == "user")
