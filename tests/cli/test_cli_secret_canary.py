@@ -29,6 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from pg_databases import create_pg_database, drop_pg_database
+from sigsci_iga.errors import Outcome
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, OBSERVER_EMAIL, SimConfig, create_app
 from sigsci_iga.sim import serve_in_thread as serve
 
@@ -230,9 +231,25 @@ def play(story: Story) -> None:
     held = json.loads(story.run("accounts", "show", OBSERVER_EMAIL, "--json"))["sites"]
     site = next(s["value"] for s in sites if s["value"] not in held)
     echo.arm("POST", f"/sites/{site}/members", 400, long_echo(TOKEN))
-    story.run("request", "add-access", "--email", OBSERVER_EMAIL, "--site", site, expect=1)
+    story.run(
+        "request",
+        "add-access",
+        "--email",
+        OBSERVER_EMAIL,
+        "--site",
+        site,
+        expect=Outcome.TASKS_FAILED,
+    )
     echo.arm("POST", f"/sites/{site}/members", 400, base64_echo(TOKEN, PASSWORD))
-    story.run("request", "add-access", "--email", OBSERVER_EMAIL, "--site", site, expect=1)
+    story.run(
+        "request",
+        "add-access",
+        "--email",
+        OBSERVER_EMAIL,
+        "--site",
+        site,
+        expect=Outcome.TASKS_FAILED,
+    )
 
     echo.arm("PATCH", f"/users/{OBSERVER_EMAIL}", 500, base64_echo(TOKEN))
     story.run("request", "update-role", "--email", OBSERVER_EMAIL, "--role", "user")

@@ -18,7 +18,16 @@ from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.domain.model import CorpRole
 from sigsci_iga.domain.secrets import parse_secret_ref
 from sigsci_iga.domain.text import check_name
-from sigsci_iga.errors import ConfigError, InvalidInputError, RecordNotFoundError, SigsciIgaError
+from sigsci_iga.errors import (
+    AuthError,
+    ConfigError,
+    InvalidInputError,
+    NotFoundError,
+    RecordNotFoundError,
+    SigsciIgaError,
+    TransientError,
+    UnexpectedResponseError,
+)
 from sigsci_iga.files import check_text_file
 from sigsci_iga.settings import Settings, check_api_url, native_api_url
 from sigsci_iga.store import Checkpoint, EndpointInfo
@@ -114,8 +123,18 @@ def adopt_caller(ctx: AppContext, name: str, email: str | None) -> None:
     repo.endpoints.update(name, email=email)
 
 
-def forget_new_endpoint(ctx: AppContext, name: str) -> None:
-    """Delete an endpoint that was registered on first use and whose first contact failed."""
+def forget_new_endpoint(ctx: AppContext, name: str, error: BaseException) -> None:
+    """Delete an endpoint registered on first use whose first contact says it is misconfigured.
+
+    A corp that does not exist, refused credentials, a host that cannot be reached or answers
+    what no API would (a login page) mean the settings are wrong: nothing stays. A server error
+    or throttling of a right corp keeps the endpoint and its failed run, for the record.
+    """
+    misconfigured = isinstance(
+        error, (ConfigError, AuthError, NotFoundError, UnexpectedResponseError)
+    ) or (isinstance(error, TransientError) and error.status is None)
+    if not misconfigured:
+        return
     with contextlib.suppress(SigsciIgaError):
         repo = ctx.repository
         if not repo.tasks.list(endpoint=name, state=("new", "in_progress")):

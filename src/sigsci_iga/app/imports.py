@@ -153,7 +153,7 @@ async def execute_import(
     except BaseException as exc:
         _fail_if_running(ctx, prepared.run_id, exc)
         if prepared.new_endpoint:
-            forget_new_endpoint(ctx, prepared.endpoint)
+            forget_new_endpoint(ctx, prepared.endpoint, exc)
         raise
     adopt_caller(ctx, prepared.endpoint, caller)
     return result

@@ -195,8 +195,8 @@ async def request_access(
         try:
             async with ctx.connectors.open(info, quick=True) as connector:
                 await connector.validate(info.email)
-        except BaseException:
-            forget_new_endpoint(ctx, info.name)
+        except BaseException as exc:
+            forget_new_endpoint(ctx, info.name, exc)
             raise
     submitted = submit_request(ctx, info.name, request)
     if not (ctx.settings.instant_provisioning if instant is None else instant):
@@ -253,9 +253,9 @@ async def preview_request(
                 clock=ctx.clock,
             )
             return await worker.plan_tasks(tasks)
-    except BaseException:
+    except BaseException as exc:
         if created:
-            forget_new_endpoint(ctx, info.name)
+            forget_new_endpoint(ctx, info.name, exc)
         raise
 
 
