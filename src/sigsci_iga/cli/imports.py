@@ -265,7 +265,7 @@ def _run_row(run: app.RunRecord) -> list[str]:
 def runs_list(
     endpoint: EndpointOption = None,
     limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
-    json_output: Annotated[bool, typer.Option("--json")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the runs as JSON.")] = False,
 ) -> None:
     """Import runs, newest first."""
     with context.session() as ctx:

@@ -27,6 +27,7 @@ EndpointOption = Annotated[
     str | None, typer.Option("--endpoint", help="Endpoint name (default: the corp name).")
 ]
 Email = Annotated[str, typer.Option("--email", help="The account's email.")]
+TaskId = Annotated[int, typer.Argument(help="The task's id (see `tasks list`).")]
 Justification = Annotated[
     str | None, typer.Option("--justification", help="Business justification, kept with the task.")
 ]
@@ -379,9 +380,9 @@ def tasks_list(
             help="new, in_progress, completed, failed, discontinued, no_action_required.",
         ),
     ] = None,
-    email: Annotated[str | None, typer.Option("--email")] = None,
+    email: Annotated[str | None, typer.Option("--email", help="Only this account's tasks.")] = None,
     endpoint: EndpointOption = None,
-    json_output: Annotated[bool, typer.Option("--json")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the tasks as JSON.")] = False,
 ) -> None:
     """Tasks, oldest first."""
     with context.session() as ctx:
@@ -421,7 +422,12 @@ def _detail(task: app.TaskRecord) -> str:
 
 
 @tasks_app.command("show")
-def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+def tasks_show(
+    task_id: TaskId,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the task and its journal as JSON.")
+    ] = False,
+) -> None:
     """One task and its journal."""
     with context.session() as ctx:
         detail = app.task_detail(ctx, task_id)
@@ -434,7 +440,6 @@ def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")
     _journal_table(entries, title=f"journal of task {task_id}")
 
 
-TaskId = Annotated[int, typer.Argument(help="The task's id (see `tasks list`).")]
 TaskJson = Annotated[bool, typer.Option("--json", help="Print the task as JSON.")]
 
 
