@@ -23,6 +23,7 @@ from cli_pkg_harness import (
 )
 
 from fixture_files import saviynt_export
+from sigsci_iga.errors import Outcome
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, demo_headers
 
 NEW = "new.hire@example.com"
@@ -220,7 +221,7 @@ def test_the_package_converted_from_saviynt_imports_and_provisions_as_documented
         "observer",
         "--site",
         first_page[0],
-        code=1,
+        code=Outcome.TASKS_FAILED,
     )
     assert "failed" in line
     assert "Site not found" in line

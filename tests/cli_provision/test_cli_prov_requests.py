@@ -176,7 +176,8 @@ def test_instant_provisioning_off_queues_the_request_without_running_it(world: W
     [
         (
             ("request", "create-account", "--role", "superuser", "--site", "{site}"),
-            "error: role 'superuser' is not one of owner, admin, user, observer",
+            "error: role 'superuser' is not one of owner, admin, user, observer; "
+            "did you mean 'user'?",
         ),
         (
             ("request", "update-role", "--role", "root"),

@@ -98,7 +98,9 @@ def test_approving_after_another_import_changed_the_repository_is_refused(
     assert full_dump(repo, endpoint) == moved_on
 
 
-def test_a_dry_run_writes_only_its_run_record(repo: Repository, corp: SimCorp) -> None:
+def test_a_dry_run_writes_only_its_run_record_and_keeps_its_diff(
+    repo: Repository, corp: SimCorp
+) -> None:
     endpoint = corp.register(repo)
     corp.run(repo, opts=options(mode="full")).ok()
     corp.state.invite_user("dry@example.com", "admin", [next(iter(corp.state.sites))])
@@ -118,7 +120,11 @@ def test_a_dry_run_writes_only_its_run_record(repo: Repository, corp: SimCorp) -
     # The dry run reports it would be held, without holding anything.
     assert run.counts["held"] is True
     assert result.verdict.held
-    assert not run.has_diff
+    # Its diff is kept, for its plan to be shown again, and never applied.
+    assert run.has_diff
+    stored = repo.runs.diff(run.id)
+    assert stored is not None
+    assert len(stored.accounts_suspended) == 11
 
 
 def test_an_incremental_run_is_held_by_the_same_thresholds(
