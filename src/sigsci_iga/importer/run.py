@@ -222,6 +222,7 @@ class Importer:
                 last_activity=started - options.overlap, event_ids=(), membership_feed=learned
             )
             run = self._conclude(run_id, diff, verdict, view.version, checkpoint, options)
+            run = self._noted(run, screening)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
@@ -299,6 +300,7 @@ class Importer:
                 membership_feed=feeds.membership_feed,
             )
             run = self._conclude(run_id, diff, verdict, view.version, new_checkpoint, options)
+            run = self._noted(run, screening)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
@@ -399,6 +401,12 @@ class Importer:
             checkpoint=checkpoint,
             correlation_rule=options.correlation_rule,
         )
+
+    def _noted(self, run: RunRecord, screening: Screening) -> RunRecord:
+        """The run with the screening's warnings kept in its counts (when there are any)."""
+        if not screening.warnings:
+            return run
+        return self.repository.runs.add_warnings(run.id, screening.warnings)
 
     def _fail(self, run_id: int, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, SigsciIgaError) else f"{type(exc).__name__}: {exc}"
