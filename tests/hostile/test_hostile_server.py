@@ -8,6 +8,7 @@ repository's tables (all but the runs log) are compared row by row before and af
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -24,6 +25,11 @@ from typing import Any
 
 import pytest
 from hostile_server import CALLER, CORP, PREFIX, TOKEN, Hostile, gzip_bomb, serve, user
+
+from sigsci_iga.connectors.base import RemoveFromSite
+from sigsci_iga.connectors.rest.loader import load_package
+from sigsci_iga.connectors.rest.runtime import RestConnector
+from sigsci_iga.errors import BadRequestError, UnexpectedResponseError
 
 #: A child that has not finished by then is a failure to fail fast (and is killed).
 KILL_AFTER = 90.0
@@ -354,3 +360,51 @@ def test_an_event_dated_in_year_9999_never_moves_the_checkpoint_past_now(
     assert "read 1 new events" in again.stdout or "read 2 new events" in again.stdout
     names = {row for rows in product.inventory()["accounts"] for row in rows}
     assert "Bob Renamed" in names
+
+
+# -- the declarative connector, against the same server -----------------------------------------
+
+SHIPPED = Path(__file__).resolve().parents[2] / "packages" / "signalsciences.yaml"
+
+
+def _rest(hostile: Hostile, **options: Any) -> RestConnector:
+    params = {"corp": CORP, "email": CALLER, "base_url": hostile.base_url}
+    bound = load_package(SHIPPED).bind(params, env={"SIGSCI_TOKEN": TOKEN})
+    return RestConnector(bound, **options)
+
+
+@pytest.mark.parametrize("site", [".", "..", "%2e", "a/b"])
+def test_the_rest_connector_refuses_a_dot_site_before_sending(server: Hostile, site: str) -> None:
+    server.reset()
+
+    async def main() -> None:
+        async with _rest(server) as connector:
+            await connector.execute(RemoveFromSite(site=site, email="alice@example.com"))
+
+    with pytest.raises(BadRequestError, match="path segment"):
+        asyncio.run(main())
+    assert server.seen("DELETE") == []
+
+
+def test_the_rest_connector_refuses_a_body_over_its_cap_while_decoding(server: Hostile) -> None:
+    server.reset()
+    server.mode = "gzip_bomb"
+
+    async def main() -> None:
+        async with _rest(server, max_body_bytes=8 * 1024 * 1024) as connector:
+            await connector.accounts_page(None)
+
+    with pytest.raises(UnexpectedResponseError, match="larger than 8388608 bytes"):
+        asyncio.run(main())
+
+
+def test_the_rest_connector_refuses_json_nested_too_deep(server: Hostile) -> None:
+    server.reset()
+    server.mode = "deep_sites"
+
+    async def main() -> None:
+        async with _rest(server) as connector:
+            await connector.sites_page(None)
+
+    with pytest.raises(UnexpectedResponseError, match="nested deeper than 64"):
+        asyncio.run(main())

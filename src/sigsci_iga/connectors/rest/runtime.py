@@ -518,9 +518,10 @@ class RestConnector:
         """(the error this response means or None, the parsed body)."""
         status = response.status_code
         parsed = _parse_json(response.content)
-        if parsed is _TOO_DEEP:
-            return too_deep_error(method, shown, status), None
         default = error_for_response(method, shown, response, secrets)
+        if parsed is _TOO_DEEP:
+            # An error status says what went wrong already; a success with such a body is untrusted.
+            return default or too_deep_error(method, shown, status), None
         if rules is not None:
             body = None if parsed is _ABSENT else parsed
             if rules.failure is not None and _rule_matches(rules.failure, status, body):
