@@ -282,14 +282,18 @@ def test_an_unknown_role_is_reported_and_never_becomes_an_entitlement(product: P
 
 @pytest.mark.parametrize("site", [".", "..", "%2e", "%2E%2e", "a/b", "x\u200by", "s" * 255])
 def test_a_remove_access_for_an_unaddressable_site_is_refused_before_anything_is_sent(
-    product: Product, site: str
+    server: Hostile, tmp_path: Path, site: str
 ) -> None:
-    before = product.inventory()
-    child = product.run("request", "remove-access", "--email", "alice@example.com", "--site", site)
+    # A repository that has not imported the corp yet knows no sites to check the name against:
+    # `sites/./members/EMAIL` would go out as `sites/members/EMAIL`.
+    server.reset()
+    fresh = Product(server, tmp_path)
+    child = fresh.run("request", "remove-access", "--email", "alice@example.com", "--site", site)
     assert child.code == 2, child.output
-    assert "site" in child.stderr
-    assert product.inventory() == before
-    assert product.hostile.seen("DELETE") == []
+    assert "site name" in child.stderr
+    assert server.seen("DELETE") == []
+    # Refused before the repository was even opened: no task, not even a database file.
+    assert not fresh.database.exists()
 
 
 @pytest.mark.parametrize(
