@@ -150,6 +150,7 @@ def refused(product: Product, mode: str, code: int, *args: str, **extra: str) ->
     child = product.run("import", "--full", *args, **extra)
     assert child.code == code, child.output
     assert "Traceback" not in child.output
+    assert child.peak_bytes < MEMORY_CEILING, child.peak_bytes
     assert product.inventory() == before
     return child
 
