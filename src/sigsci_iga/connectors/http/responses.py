@@ -193,13 +193,15 @@ def error_for_transport(
     return TransientError(method=method, path=path, status=None, message=scrub(what, secrets))
 
 
-def too_deep_error(method: str, path: str, status: int | None) -> UnexpectedResponseError:
-    """The error for a JSON body nested deeper than `MAX_JSON_DEPTH` (or than a parser allows)."""
+def too_deep_error(
+    method: str, path: str, status: int | None, limit: int = MAX_JSON_DEPTH
+) -> UnexpectedResponseError:
+    """The error for a JSON body nested deeper than `limit` levels."""
     return UnexpectedResponseError(
         method=method,
         path=path,
         status=status,
-        message=f"JSON nested deeper than {MAX_JSON_DEPTH} levels; the answer cannot be trusted",
+        message=f"JSON nested deeper than {limit} levels; the answer cannot be trusted",
     )
 
 

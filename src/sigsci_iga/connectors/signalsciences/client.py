@@ -732,6 +732,11 @@ def _checked_site(site: str) -> str:
     return check_segment(site, "site name")
 
 
+#: How deep pydantic's JSON parser (jiter) nests before it stops; the users list's typed fields
+#: need a handful of levels, and what the model ignores is parsed no deeper than this.
+_USERS_PARSER_DEPTH = 200
+
+
 class _UsersEnvelope(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -754,7 +759,7 @@ def _parse_users(method: str, path: str, response: httpx.Response) -> list[User]
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
         if first["type"] == "json_invalid" and "recursion" in first["msg"].lower():
-            raise too_deep_error(method, path, response.status_code) from None
+            raise too_deep_error(method, path, response.status_code, _USERS_PARSER_DEPTH) from None
         if first["type"] in ("json_invalid", "json_type"):
             content_type = response.headers.get("content-type", "").split(";")[0] or "no type"
             raise TransientError(
