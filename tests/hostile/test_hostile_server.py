@@ -413,3 +413,27 @@ def test_the_rest_connector_refuses_json_nested_too_deep(server: Hostile) -> Non
 
     with pytest.raises(UnexpectedResponseError, match="nested deeper than 64"):
         asyncio.run(main())
+
+
+def test_an_incremental_reread_with_an_unknown_role_keeps_the_account_as_held(
+    product: Product,
+) -> None:
+    before = product.inventory()
+    product.hostile.events.append(
+        {
+            "id": "removed-but-not",
+            "eventType": "userRemoved",
+            "msgData": {"email": "alice@example.com"},
+            "created": datetime.now(UTC).isoformat(),
+        }
+    )
+    alice = next(u for u in product.hostile.users if u["email"] == "alice@example.com")
+    alice["role"] = "godmode"
+    child = product.run("import", "--incremental")
+    assert child.code == 0, child.output
+    assert "unknown role 'godmode'" in child.stdout
+    # The feed says removed, but the re-read found her: she is neither suspended nor changed.
+    after = product.inventory()
+    after.pop("endpoints")
+    before.pop("endpoints")
+    assert after == before

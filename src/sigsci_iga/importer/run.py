@@ -262,11 +262,12 @@ class Importer:
             changed_sites: dict[str, SiteSnapshot | None] = {}
             for done, name in enumerate(sites, 1):
                 site = await self.connector.read_site(name)
-                site = site and screen_site(site, screening)
-                if site is not None:
-                    changed_sites[name] = site
-                elif name in removed_sites:
-                    changed_sites[name] = None
+                if site is None:
+                    if name in removed_sites:
+                        changed_sites[name] = None
+                # One the screening skips (and reports) stays as the repository holds it.
+                elif (screened_site := screen_site(site, screening)) is not None:
+                    changed_sites[name] = screened_site
                 self.progress("sites", done, len(sites))
             emails = sorted(
                 named | _implied_rereads(view, changed_sites, removed_sites, self.connector)
@@ -281,12 +282,12 @@ class Importer:
                 address = spelled.get(email) or (held.address if held is not None else email)
                 confirmed = email in spelled and (held is None or held.address == address)
                 account = await self.connector.read_account(address, confirmed=confirmed)
+                if account is None:
+                    if email in removed_emails:
+                        changed_accounts[email] = None  # the feed says removed, a re-read agrees
                 # One the screening skips (and reports) stays as the repository holds it.
-                account = account and screen_account(account, roles, screening)
-                if account is not None:
-                    changed_accounts[email] = account
-                elif email in removed_emails:
-                    changed_accounts[email] = None  # the feed says removed and a re-read agrees
+                elif (screened := screen_account(account, roles, screening)) is not None:
+                    changed_accounts[email] = screened
                 self.progress("accounts", done, len(emails))
             diff = compute_partial_diff(view, changed_accounts, changed_sites)
             verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
