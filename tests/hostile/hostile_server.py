@@ -149,6 +149,18 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json({"message": "user not found"}, 404)
         elif path == PREFIX + "/sites":
             self._sites(mode, int(query.get("page", ["1"])[0]), int(query.get("limit", ["100"])[0]))
+        elif path == PREFIX + "/activity" and mode == "endless_events":
+            # A full page of events never seen before, and a next link to one more, forever.
+            page = int(query.get("page", ["1"])[0])
+            events = [
+                {
+                    "id": f"e-{page}-{i}",
+                    "eventType": "userUpdated",
+                    "created": "2020-01-01T00:00:00Z",
+                }
+                for i in range(100)
+            ]
+            self._json({"data": events, "next": {"uri": f"{PREFIX}/activity?page={page + 1}"}})
         elif path == PREFIX + "/activity":
             self._json({"data": self.hostile.events})
         elif path.endswith("/activity"):

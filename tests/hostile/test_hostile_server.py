@@ -25,10 +25,12 @@ from typing import Any
 
 import pytest
 from hostile_server import CALLER, CORP, PREFIX, TOKEN, Hostile, gzip_bomb, serve, user
+from pydantic import SecretStr
 
 from sigsci_iga.connectors.base import RemoveFromSite
 from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.connectors.rest.runtime import RestConnector
+from sigsci_iga.connectors.signalsciences.client import SigSciClient
 from sigsci_iga.errors import BadRequestError, UnexpectedResponseError
 
 #: A child that has not finished by then is a failure to fail fast (and is killed).
@@ -437,3 +439,25 @@ def test_an_incremental_reread_with_an_unknown_role_keeps_the_account_as_held(
     after.pop("endpoints")
     before.pop("endpoints")
     assert after == before
+
+
+def test_an_activity_feed_that_never_ends_stops_at_the_event_cap(server: Hostile) -> None:
+    server.reset()
+    server.mode = "endless_events"
+
+    async def main() -> None:
+        client = SigSciClient(
+            base_url=server.base_url,
+            corp=CORP,
+            email=CALLER,
+            token=SecretStr(TOKEN),
+            read_attempts=1,
+            max_events=250,
+        )
+        async with client:
+            async for _ in client.iter_activity_pages(since=datetime(2020, 1, 1, tzinfo=UTC)):
+                pass
+
+    with pytest.raises(UnexpectedResponseError, match="more than 250 activity events"):
+        asyncio.run(main())
+    assert len([r for r in server.seen("GET") if "/activity" in r]) == 3

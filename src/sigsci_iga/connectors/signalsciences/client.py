@@ -65,6 +65,9 @@ DEFAULT_ACTIVITY_PAGE_SIZE = 1000
 _MAX_PAGES = 100_000
 #: A corp with more sites than this is a server inventing them (`SIGSCI_IGA_MAX_SITES`).
 DEFAULT_MAX_SITES = 100_000
+#: An incremental read with more events than this is better done as a full import (the
+#: importer falls back to one when the feed fails), and a feed that never ends stops here.
+DEFAULT_MAX_EVENTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,7 @@ class SigSciClient:
         retry_jitter: float = 0.25,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_sites: int = DEFAULT_MAX_SITES,
+        max_events: int = DEFAULT_MAX_EVENTS,
         observers: Sequence[CallObserver] = (),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -172,6 +176,7 @@ class SigSciClient:
         self._deadline = timeout
         self._max_body_bytes = max_body_bytes
         self.max_sites = max_sites
+        self.max_events = max_events
         self._limiter = RequestLimiter(rate_limit_per_minute, max_concurrency)
         self._retry = ReadRetry(
             attempts=read_attempts,
@@ -677,6 +682,13 @@ class SigSciClient:
                     message="activity page repeats only events already seen; paging would not end",
                 )
             seen.update(e.id for e in fresh)
+            if len(seen) > self.max_events:
+                raise UnexpectedResponseError(
+                    method="GET",
+                    path=path,
+                    status=200,
+                    message=f"more than {self.max_events} activity events; paging would not end",
+                )
             yield Page[ActivityEvent](items=fresh, next_uri=_next_uri(body))
             next_uri = _next_uri(body)
             if not next_uri or not events:
