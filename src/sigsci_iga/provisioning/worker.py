@@ -41,7 +41,7 @@ from sigsci_iga.domain.model import AccountSnapshot, address_of
 from sigsci_iga.domain.tasks import TaskState
 from sigsci_iga.errors import ApiError, ProcessingError, Recovery, SigsciIgaError, StoreError
 from sigsci_iga.provisioning.planner import Plan, plan_task
-from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskRecord
+from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskFinish, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -221,32 +221,7 @@ class Worker:
         reads, current = await self._read_targets(tasks, summary)
         if current is None:
             return
-        work: list[tuple[TaskRecord, Plan]] = []
-        for task in tasks:
-            journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
-            try:
-                plan = plan_task(task.operation, task.email, task.params, current.get(task.email))
-            except Exception as exc:  # noqa: BLE001  # a poisoned task fails alone
-                self._poisoned([task], summary, exc, "planning", journal)
-                continue
-            if plan.outcome == "act":
-                self.repo.journal.append(journal)
-                work.append((task, plan))
-                continue
-            if plan.outcome == "no_action":
-                # An earlier attempt's write evidently landed before that worker stopped.
-                state = TaskState.COMPLETED if task.write_sent else TaskState.NO_ACTION_REQUIRED
-            else:
-                state = TaskState.FAILED
-            note = self._entry(task, "note", detail={"reason": plan.reason})
-            self._finish(
-                task,
-                state,
-                summary,
-                error=plan.reason if state == TaskState.FAILED else None,
-                journal=[*journal, note],
-                changes={task.email: current.get(task.email)},
-            )
+        work = self._decide(tasks, reads, current, summary)
         by_site: dict[str, list[tuple[TaskRecord, Plan]]] = defaultdict(list)
         single: list[tuple[TaskRecord, Plan]] = []
         for task, plan in work:
@@ -278,16 +253,70 @@ class Worker:
             else:
                 succeeded.extend(result)
         if succeeded:
-            with capture_calls() as reads:
-                verified = await self._verify([task for task, _, _ in succeeded])
-            for task, plan, journal in succeeded:
-                checks = [self._call_entry(task, r, shared=len(succeeded) > 1) for r in reads]
-                changes = {task.email: verified.get(task.email, plan.expected)}
-                self._finish(
-                    task, TaskState.COMPLETED, summary, journal=[*journal, *checks], changes=changes
-                )
+            await self._complete(succeeded, summary)
         if failure is not None:
             raise failure
+
+    def _decide(
+        self,
+        tasks: Sequence[TaskRecord],
+        reads: Sequence[CallRecord],
+        current: Mapping[str, AccountSnapshot | None],
+        summary: RunSummary,
+    ) -> list[tuple[TaskRecord, Plan]]:
+        """Plan every task of the batch; end those with nothing to send; return the others.
+
+        The batch's bookkeeping goes into two transactions, not a few per task.
+        """
+        work: list[tuple[TaskRecord, Plan]] = []
+        acting: list[JournalEntry] = []
+        decided: list[TaskFinish] = []
+        for task in tasks:
+            journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
+            try:
+                plan = plan_task(task.operation, task.email, task.params, current.get(task.email))
+            except Exception as exc:  # noqa: BLE001  # a poisoned task fails alone
+                self._poisoned([task], summary, exc, "planning", journal)
+                continue
+            if plan.outcome == "act":
+                acting.extend(journal)
+                work.append((task, plan))
+                continue
+            if plan.outcome == "no_action":
+                # An earlier attempt's write evidently landed before that worker stopped.
+                state = TaskState.COMPLETED if task.write_sent else TaskState.NO_ACTION_REQUIRED
+            else:
+                state = TaskState.FAILED
+            note = self._entry(task, "note", detail={"reason": plan.reason})
+            decided.append(
+                TaskFinish(
+                    task_id=task.id,
+                    state=state,
+                    error=plan.reason if state == TaskState.FAILED else None,
+                    journal=[*journal, note],
+                    account_changes={task.email: current.get(task.email)},
+                )
+            )
+        self.repo.journal.append(acting)
+        self._finish(decided, summary)
+        return work
+
+    async def _complete(self, succeeded: Sequence[_Done], summary: RunSummary) -> None:
+        """Read back what the writes did and end the tasks that sent them, in one transaction."""
+        with capture_calls() as reads:
+            verified = await self._verify([task for task, _, _ in succeeded])
+        finishes = []
+        for task, plan, journal in succeeded:
+            checks = [self._call_entry(task, r, shared=len(succeeded) > 1) for r in reads]
+            finishes.append(
+                TaskFinish(
+                    task_id=task.id,
+                    state=TaskState.COMPLETED,
+                    journal=[*journal, *checks],
+                    account_changes={task.email: verified.get(task.email, plan.expected)},
+                )
+            )
+        self._finish(finishes, summary)
 
     async def _read_targets(
         self, tasks: Sequence[TaskRecord], summary: RunSummary
@@ -349,9 +378,18 @@ class Worker:
         # The type and a short message only: the text may hold anything the data held.
         reason = f"the task could not be processed ({stage}): {type(exc).__name__}: {exc}"
         error = str(ProcessingError(reason[:300]))
-        for task in tasks:
-            note = self._entry(task, "note", detail={"reason": error})
-            self._finish(task, TaskState.FAILED, summary, error=error, journal=[*journal, note])
+        self._finish(
+            [
+                TaskFinish(
+                    task_id=task.id,
+                    state=TaskState.FAILED,
+                    error=error,
+                    journal=[*journal, self._entry(task, "note", detail={"reason": error})],
+                )
+                for task in tasks
+            ],
+            summary,
+        )
 
     async def _run_steps(
         self,
@@ -366,24 +404,26 @@ class Worker:
         journals: dict[int, list[JournalEntry]] = {task.id: [] for task, _ in group}
         for step in steps:
             planned_calls = self.connector.describe_all(step)
+            lines: dict[int, list[JournalEntry]] = {}
+            for task, plan in group:
+                lines[task.id] = (
+                    [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
+                    if plan.snapshot is not None
+                    else []
+                )
+                lines[task.id].extend(
+                    self._entry(
+                        task,
+                        "intent",
+                        method=planned.method,
+                        path=planned.path,
+                        detail={"body": planned.body} if planned.body is not None else None,
+                    )
+                    for planned in planned_calls
+                )
             try:
-                for task, plan in group:
-                    if plan.snapshot is not None:
-                        self.repo.journal.append(
-                            [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
-                        )
-                    for planned in planned_calls:
-                        self.repo.tasks.record_intent(
-                            task.id,
-                            worker=self.worker_id,
-                            entry=self._entry(
-                                task,
-                                "intent",
-                                method=planned.method,
-                                path=planned.path,
-                                detail={"body": planned.body} if planned.body is not None else None,
-                            ),
-                        )
+                # One transaction for the group, committed before the write goes out.
+                self.repo.tasks.record_intents(lines, worker=self.worker_id)
             except LeaseLostError as exc:
                 summary.errors.append(str(exc))
                 return []
@@ -402,12 +442,21 @@ class Worker:
                     self.repo.journal.append(journals[task.id])
                     done.extend(await self._run_steps([(task, plan)], plan.steps, summary))
                 return done
+            if recovery is Recovery.PERMANENT:
+                self._finish(
+                    [
+                        TaskFinish(
+                            task_id=task.id,
+                            state=TaskState.FAILED,
+                            error=str(error),
+                            journal=journals[task.id],
+                        )
+                        for task, _ in group
+                    ],
+                    summary,
+                )
             for task, _ in group:
-                if recovery is Recovery.PERMANENT:
-                    self._finish(
-                        task, TaskState.FAILED, summary, error=str(error), journal=journals[task.id]
-                    )
-                else:
+                if recovery is not Recovery.PERMANENT:
                     # The next attempt re-reads the account before it decides anything; after
                     # a conflict or an untrustworthy answer that re-read is due at once.
                     now = recovery is Recovery.REREAD_THEN_DECIDE
@@ -490,30 +539,15 @@ class Worker:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _finish(
-        self,
-        task: TaskRecord,
-        state: TaskState,
-        summary: RunSummary,
-        *,
-        error: str | None = None,
-        journal: Sequence[JournalEntry] = (),
-        changes: Mapping[str, AccountSnapshot | None] | None = None,
-    ) -> None:
+    def _finish(self, finishes: Sequence[TaskFinish], summary: RunSummary) -> None:
+        """End these tasks in one transaction; a task whose lease was lost is only noted."""
+        if not finishes:
+            return
         for attempt in range(_FINISH_ATTEMPTS):
             try:
-                self.repo.tasks.finish(
-                    task.id,
-                    worker=self.worker_id,
-                    state=state,
-                    error=error,
-                    journal=journal,
-                    account_changes=changes,
-                    now=self.clock(),
+                result = self.repo.tasks.finish_many(
+                    finishes, worker=self.worker_id, now=self.clock()
                 )
-            except LeaseLostError as exc:
-                summary.errors.append(str(exc))
-                return
             except DBAPIError as exc:
                 # Two workers finishing at once on PostgreSQL can deadlock on the endpoint row;
                 # the server rolled this transaction back whole, so running it again is safe.
@@ -522,11 +556,17 @@ class Worker:
                     raise
                 time.sleep(0.01 * 2**attempt * self.rng.uniform(0.5, 1.5))
                 continue
-            summary.count(state)
-            log.info(
-                "task finished",
-                extra={"task_id": task.id, "request_id": task.request_id, "state": str(state)},
-            )
+            summary.errors.extend(result.lost)
+            for record in result.finished:
+                summary.count(record.state)
+                log.info(
+                    "task finished",
+                    extra={
+                        "task_id": record.id,
+                        "request_id": record.request_id,
+                        "state": str(record.state),
+                    },
+                )
             return
 
     def _reschedule(

@@ -103,6 +103,7 @@ def insert_journal(conn: Connection, entries: Sequence[JournalEntry], now: datet
             }
         )
     heads = _lock_heads(conn, sorted(set(endpoint_ids.values())))
+    first = {endpoint_id: seq + 1 for endpoint_id, (seq, _) in heads.items()}
     for row in rows:
         seq, prev = heads[row["endpoint_id"]]
         seq += 1
@@ -110,10 +111,13 @@ def insert_journal(conn: Connection, entries: Sequence[JournalEntry], now: datet
         row["prev_hash"] = prev
         row["chain_hash"] = line_hash(prev, seq, row)
         heads[row["endpoint_id"]] = (seq, row["chain_hash"])
-    result = conn.execute(
-        journal.insert().returning(journal.c.id, sort_by_parameter_order=True), rows
-    )
-    ids = [int(id_) for id_ in result.scalars()]
+    if conn.dialect.name == "postgresql":
+        result = conn.execute(
+            journal.insert().returning(journal.c.id, sort_by_parameter_order=True), rows
+        )
+        ids = [int(id_) for id_ in result.scalars()]
+    else:
+        ids = _insert_then_find(conn, rows, first, heads)
     for endpoint_id, (seq, head) in heads.items():
         conn.execute(
             endpoints.update()
@@ -121,6 +125,28 @@ def insert_journal(conn: Connection, entries: Sequence[JournalEntry], now: datet
             .values(journal_seq=seq, journal_head=head)
         )
     return ids
+
+
+def _insert_then_find(
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    first: Mapping[int, int],
+    heads: Mapping[int, tuple[int, str]],
+) -> list[int]:
+    """Insert in one executemany, then read the new ids back by their place in each chain.
+
+    SQLite cannot return ids in parameter order from a batched insert, so SQLAlchemy would
+    send one INSERT per line; the endpoint rows are locked, so the sequence numbers just
+    written are these lines' and no one else's.
+    """
+    conn.execute(journal.insert(), rows)
+    found: dict[tuple[int, int], int] = {}
+    for endpoint_id, (last, _) in heads.items():
+        query = sa.select(journal.c.seq, journal.c.id).where(
+            journal.c.endpoint_id == endpoint_id, journal.c.seq.between(first[endpoint_id], last)
+        )
+        found.update(((endpoint_id, int(seq)), int(id_)) for seq, id_ in conn.execute(query))
+    return [found[(row["endpoint_id"], row["seq"])] for row in rows]
 
 
 def _lock_heads(conn: Connection, endpoint_ids: Iterable[int]) -> dict[int, tuple[int, str]]:

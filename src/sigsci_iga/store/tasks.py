@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -17,14 +18,14 @@ from sqlalchemy.engine import Connection, Row
 
 from sigsci_iga.domain.diff import compute_partial_diff
 from sigsci_iga.domain.emails import email_key, normalize_email
-from sigsci_iga.domain.model import AccountSnapshot, iso
+from sigsci_iga.domain.model import AccountSnapshot, EntitlementType, iso
 from sigsci_iga.domain.tasks import Operation, TaskState
 from sigsci_iga.errors import InvalidInputError, LeaseLostError, RecordNotFoundError, TaskStateError
 from sigsci_iga.store.apply import apply_diff
 from sigsci_iga.store.db import Database
 from sigsci_iga.store.endpoints import find_endpoint_id
 from sigsci_iga.store.journal import insert_journal
-from sigsci_iga.store.records import JournalEntry, TaskRecord
+from sigsci_iga.store.records import FinishResult, JournalEntry, TaskFinish, TaskRecord
 from sigsci_iga.store.tables import (
     FINAL_TASK_STATES,
     OPEN_TASK_STATES,
@@ -92,16 +93,41 @@ def task_row(conn: Connection, task_id: int, *, lock: bool = False) -> Row[Any]:
     return row
 
 
+def lease_problem(row: Row[Any], worker: str) -> str | None:
+    """Why `worker` may no longer work on this task, or None while it holds the lease."""
+    if row.state == "in_progress" and row.lease_owner == worker:
+        return None
+    holder = f"held by {row.lease_owner}" if row.lease_owner else "held by nobody"
+    return (
+        f"task {row.id} is {row.state} and {holder}: worker {worker} lost its lease; "
+        "stop working on it"
+    )
+
+
 def held_task(conn: Connection, task_id: int, worker: str) -> Row[Any]:
     """The locked task row, if `worker` still holds its lease; `LeaseLostError` otherwise."""
     row = task_row(conn, task_id, lock=True)
-    if row.state != "in_progress" or row.lease_owner != worker:
-        holder = f"held by {row.lease_owner}" if row.lease_owner else "held by nobody"
-        raise LeaseLostError(
-            f"task {task_id} is {row.state} and {holder}: worker {worker} lost its lease; "
-            "stop working on it"
-        )
+    problem = lease_problem(row, worker)
+    if problem is not None:
+        raise LeaseLostError(problem)
     return row
+
+
+def locked_tasks(conn: Connection, task_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """Several task rows in one statement, locked (PostgreSQL) in id order until commit."""
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            tasks_query()
+            .where(tasks.c.id.in_(sorted(set(task_ids))))
+            .order_by(tasks.c.id)
+            .with_for_update(of=tasks)
+        )
+    }
+    for task_id in task_ids:
+        if task_id not in rows:
+            raise RecordNotFoundError(f"task {task_id} does not exist")
+    return rows
 
 
 def for_task(entry: JournalEntry, row: Row[Any]) -> JournalEntry:
@@ -221,15 +247,34 @@ def claimable(
     return picked
 
 
+def history_owners(
+    changes: Mapping[str, AccountSnapshot | None], task_of: Mapping[str, int]
+) -> dict[str, int]:
+    """History object keys -> the task behind them: each account's own task, and for a site or
+    role first seen through several accounts, the oldest of their tasks."""
+    owners: dict[str, int] = {}
+    for email in sorted(changes, key=lambda e: task_of[e]):
+        task_id = owners[email] = task_of[email]
+        snapshot = changes[email]
+        if snapshot is not None:
+            for site in snapshot.sites:
+                owners.setdefault(f"{EntitlementType.SITE.value}:{site}", task_id)
+            owners.setdefault(f"{EntitlementType.CORP_ROLE.value}:{snapshot.role}", task_id)
+    return owners
+
+
 def apply_account_changes(
     conn: Connection,
     endpoint_id: int,
     changes: Mapping[str, AccountSnapshot | None],
     *,
-    task_id: int,
+    task_of: Mapping[str, int],
     now: datetime,
 ) -> None:
-    """Bring just these accounts up to date; None means the account is gone from the target."""
+    """Bring just these accounts up to date; None means the account is gone from the target.
+
+    `task_of` names, for each email, the task whose outcome this is (for the history).
+    """
     # Holding the endpoint row serialises this with imports and other tasks of the endpoint, so
     # the version read here is still current when `apply_diff` bumps it.
     conn.execute(
@@ -246,8 +291,40 @@ def apply_account_changes(
         run_id=None,
         expected_version=view.version,
         now=now,
-        task_id=task_id,
+        task_of=history_owners(changes, task_of),
     )
+
+
+def check_finishes(finishes: Sequence[TaskFinish]) -> list[int]:
+    """The task ids of a batch of finishes, once each state and id is known to be sound."""
+    ids = [f.task_id for f in finishes]
+    for finish in finishes:
+        if finish.state not in FINAL_TASK_STATES:
+            raise InvalidInputError(
+                f"a task finishes as one of {', '.join(FINAL_TASK_STATES)}, not {finish.state!r}"
+            )
+    if len(set(ids)) != len(ids):
+        raise InvalidInputError(f"a batch finishes each task once; got task ids {ids}")
+    return ids
+
+
+def changes_by_endpoint(
+    held: Sequence[tuple[TaskFinish, Row[Any]]],
+) -> tuple[dict[int, dict[str, AccountSnapshot | None]], dict[int, dict[str, int]]]:
+    """The batch's account changes per endpoint id, and which task made each."""
+    changes: dict[int, dict[str, AccountSnapshot | None]] = defaultdict(dict)
+    task_of: dict[int, dict[str, int]] = defaultdict(dict)
+    for finish, row in held:
+        for email, snapshot in (finish.account_changes or {}).items():
+            owner = task_of[row.endpoint_id].get(email)
+            if owner is not None:
+                raise InvalidInputError(
+                    f"account {email!r} is changed by tasks {owner} and {row.id} in one batch; "
+                    "finish them one after the other"
+                )
+            changes[row.endpoint_id][email] = snapshot
+            task_of[row.endpoint_id][email] = row.id
+    return changes, task_of
 
 
 def _now() -> datetime:
@@ -475,14 +552,44 @@ class Tasks:
         """
         if entry.kind != "intent":
             raise InvalidInputError(f"record_intent journals an intent, not {entry.kind!r}")
+        self.record_intents({task_id: [entry]}, worker=worker)
+        return self.get(task_id)
+
+    def record_intents(self, lines: Mapping[int, Sequence[JournalEntry]], *, worker: str) -> None:
+        """`record_intent` for several tasks that share one write, in one transaction.
+
+        Each task's lines are its intents, optionally after a `snapshot` of what the account
+        held. All or nothing: if `worker` lost the lease of any task, `LeaseLostError`.
+        """
+        for task_id, entries in lines.items():
+            kinds = {entry.kind for entry in entries}
+            other = sorted(kinds - {"intent", "snapshot"})
+            if other:
+                raise InvalidInputError(
+                    f"record_intents journals intents and snapshots, not {other[0]!r} "
+                    f"(task {task_id})"
+                )
+            if "intent" not in kinds:
+                raise InvalidInputError(f"record_intents got no intent for task {task_id}")
+        if not lines:
+            return
         with self._db.write() as conn:
-            row = held_task(conn, task_id, worker)
+            rows = locked_tasks(conn, list(lines))
+            for row in rows.values():
+                problem = lease_problem(row, worker)
+                if problem is not None:
+                    raise LeaseLostError(problem)
             now = _now()
-            insert_journal(conn, [for_task(entry, row)], now)
-            conn.execute(
-                tasks.update().where(tasks.c.id == task_id).values(write_sent=True, updated_at=now)
+            insert_journal(
+                conn,
+                [for_task(entry, rows[task_id]) for task_id, es in lines.items() for entry in es],
+                now,
             )
-            return task_record(task_row(conn, task_id))
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id.in_(list(rows)))
+                .values(write_sent=True, updated_at=now)
+            )
 
     def finish(
         self,
@@ -502,42 +609,89 @@ class Tasks:
         read and diffed; the change is recorded in the history with this task's id and bumps
         the endpoint version, so a held import diffed before cannot be approved after.
         """
-        if state not in FINAL_TASK_STATES:
-            raise InvalidInputError(
-                f"a task finishes as one of {', '.join(FINAL_TASK_STATES)}, not {state!r}"
-            )
+        finish = TaskFinish(
+            task_id=task_id,
+            state=state,
+            error=error,
+            journal=journal,
+            account_changes=account_changes,
+        )
+        result = self.finish_many([finish], worker=worker, now=now)
+        if result.lost:
+            raise LeaseLostError(result.lost[0])
+        return result.finished[0]
+
+    def finish_many(
+        self, finishes: Sequence[TaskFinish], *, worker: str, now: datetime | None = None
+    ) -> FinishResult:
+        """`finish` for a batch of tasks, in one transaction and a fixed number of statements.
+
+        A task `worker` no longer holds is left as it is and named in `lost`; the rest end
+        together or, on any error, none of them does. Two finishes changing the same account
+        in one batch are refused: their order would be lost.
+        """
+        ids = check_finishes(finishes)
+        if not finishes:
+            return FinishResult([], [])
         now = now or _now()
         with self._db.write() as conn:
-            row = held_task(conn, task_id, worker)
-            if account_changes:
-                # Take the endpoint row before the journal insert's foreign-key share lock does:
-                # two workers each holding that share lock and waiting to upgrade it deadlock.
+            rows = locked_tasks(conn, ids)
+            held: builtins.list[tuple[TaskFinish, Row[Any]]] = []
+            lost: builtins.list[str] = []
+            for finish in finishes:
+                row = rows[finish.task_id]
+                problem = lease_problem(row, worker)
+                if problem is None:
+                    held.append((finish, row))
+                else:
+                    lost.append(problem)
+            if not held:
+                return FinishResult([], lost)
+            changes, task_of = changes_by_endpoint(held)
+            if changes:
+                # Take the endpoint rows before the journal insert's foreign-key share lock
+                # does: two workers each holding that share lock and waiting to upgrade it
+                # deadlock.
                 conn.execute(
                     sa.select(endpoints.c.id)
-                    .where(endpoints.c.id == row.endpoint_id)
+                    .where(endpoints.c.id.in_(sorted(changes)))
+                    .order_by(endpoints.c.id)
                     .with_for_update()
-                ).scalar_one()
-            entries = [for_task(entry, row) for entry in journal]
-            entries.append(state_entry(row, state, error=error))
+                ).all()
+            entries: builtins.list[JournalEntry] = []
+            for finish, row in held:
+                entries.extend(for_task(entry, row) for entry in finish.journal)
+                entries.append(state_entry(row, finish.state, error=finish.error))
+            # One executemany for the batch. Bind names differ from column names: SQLAlchemy
+            # reserves those for the SET clause.
             conn.execute(
                 tasks.update()
-                .where(tasks.c.id == task_id)
+                .where(tasks.c.id == sa.bindparam("b_id"))
                 .values(
-                    state=state,
+                    state=sa.bindparam("b_state"),
+                    last_error=sa.bindparam("b_error"),
                     finished_at=now,
                     updated_at=now,
-                    last_error=error,
                     next_attempt_at=None,
                     lease_owner=None,
                     lease_until=None,
-                )
+                ),
+                [
+                    {"b_id": row.id, "b_state": str(finish.state), "b_error": finish.error}
+                    for finish, row in held
+                ],
             )
             insert_journal(conn, entries, now)
-            if account_changes:
+            for endpoint_id, accounts_changed in changes.items():
                 apply_account_changes(
-                    conn, row.endpoint_id, account_changes, task_id=task_id, now=now
+                    conn, endpoint_id, accounts_changed, task_of=task_of[endpoint_id], now=now
                 )
-            return task_record(task_row(conn, task_id))
+            finished = conn.execute(
+                tasks_query()
+                .where(tasks.c.id.in_([row.id for _, row in held]))
+                .order_by(tasks.c.id)
+            )
+            return FinishResult([task_record(row) for row in finished], lost)
 
     def reschedule(
         self,
