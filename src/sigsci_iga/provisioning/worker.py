@@ -8,7 +8,8 @@ sent when the re-read shows no such user, so a crash can never produce a second 
 Calls are coalesced where the API allows it: one users read checks a whole batch, and add-access
 tasks for the same site share one bulk members call. Each task still ends in its own state with
 its own journal entries. At most one write is in flight per account: a batch holds one task per
-account, and coalesced site calls run one after another.
+account, so its site calls and single-task steps (each a different account's) run side by side,
+`concurrency` at a time.
 """
 
 from __future__ import annotations
@@ -235,15 +236,15 @@ class Worker:
             async with slots:
                 return await self._guarded([(task, plan)], plan.steps, summary)
 
-        async def sites() -> list[_Done]:
-            done: list[_Done] = []
-            for site, group in sorted(by_site.items()):
-                emails = tuple(sorted(e for _, p in group for e in _site_step(p).emails))
-                done.extend(await self._guarded(group, (AddToSite(site, emails),), summary))
-            return done
+        async def site(name: str, group: list[tuple[TaskRecord, Plan]]) -> list[_Done]:
+            emails = tuple(sorted(e for _, p in group for e in _site_step(p).emails))
+            async with slots:
+                return await self._guarded(group, (AddToSite(name, emails),), summary)
 
         results = await asyncio.gather(
-            sites(), *(one(t, p) for t, p in single), return_exceptions=True
+            *(site(name, group) for name, group in sorted(by_site.items())),
+            *(one(t, p) for t, p in single),
+            return_exceptions=True,
         )
         succeeded: list[_Done] = []
         failure: BaseException | None = None
