@@ -230,20 +230,36 @@ class Worker:
                 by_site[plan.steps[0].site].append((task, plan))
             else:
                 single.append((task, plan))
+        sends: list[tuple[list[tuple[TaskRecord, Plan]], tuple[Step, ...]]] = [
+            (group, (_coalesced(name, group),)) for name, group in sorted(by_site.items())
+        ]
+        sends.extend(([(task, plan)], tuple(plan.steps)) for task, plan in single)
+        # The intents of every first write of the batch, in one transaction before any is sent:
+        # a write that then never goes out only costs its task a re-read, which it gets anyway.
+        lines: dict[int, list[JournalEntry]] = {}
+        recorded: list[bool] = []
+        for group, steps in sends:
+            try:
+                lines.update(self._intent_lines(group, steps[0]))
+            except Exception:  # noqa: BLE001  # `_guarded` finds and fails the task behind it
+                recorded.append(False)
+            else:
+                recorded.append(True)
+        try:
+            self.repo.tasks.record_intents(lines, worker=self.worker_id)
+        except LeaseLostError as exc:
+            summary.errors.append(str(exc))
+            return
         slots = asyncio.Semaphore(self.options.concurrency)
 
-        async def one(task: TaskRecord, plan: Plan) -> list[_Done]:
+        async def send(
+            group: list[tuple[TaskRecord, Plan]], steps: tuple[Step, ...], first_recorded: bool
+        ) -> list[_Done]:
             async with slots:
-                return await self._guarded([(task, plan)], plan.steps, summary)
-
-        async def site(name: str, group: list[tuple[TaskRecord, Plan]]) -> list[_Done]:
-            emails = tuple(sorted(e for _, p in group for e in _site_step(p).emails))
-            async with slots:
-                return await self._guarded(group, (AddToSite(name, emails),), summary)
+                return await self._guarded(group, steps, summary, first_recorded=first_recorded)
 
         results = await asyncio.gather(
-            *(site(name, group) for name, group in sorted(by_site.items())),
-            *(one(t, p) for t, p in single),
+            *(send(g, s, r) for (g, s), r in zip(sends, recorded, strict=True)),
             return_exceptions=True,
         )
         succeeded: list[_Done] = []
@@ -340,13 +356,15 @@ class Worker:
         group: Sequence[tuple[TaskRecord, Plan]],
         steps: Sequence[Step],
         summary: RunSummary,
+        *,
+        first_recorded: bool = False,
     ) -> list[_Done]:
         """`_run_steps`, where an unexpected exception fails the group's tasks, not the run.
 
         Errors a person must act on (credentials, the database) still end the run.
         """
         try:
-            return await self._run_steps(group, steps, summary)
+            return await self._run_steps(group, steps, summary, first_recorded=first_recorded)
         except DBAPIError:
             raise
         except SigsciIgaError as exc:
@@ -392,42 +410,55 @@ class Worker:
             summary,
         )
 
+    def _intent_lines(
+        self, group: Sequence[tuple[TaskRecord, Plan]], step: Step
+    ) -> dict[int, list[JournalEntry]]:
+        """What each task of the group journals before `step` goes out: snapshot and intents."""
+        planned_calls = self.connector.describe_all(step)
+        lines: dict[int, list[JournalEntry]] = {}
+        for task, plan in group:
+            lines[task.id] = (
+                [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
+                if plan.snapshot is not None
+                else []
+            )
+            lines[task.id].extend(
+                self._entry(
+                    task,
+                    "intent",
+                    method=planned.method,
+                    path=planned.path,
+                    detail={"body": planned.body} if planned.body is not None else None,
+                )
+                for planned in planned_calls
+            )
+        return lines
+
     async def _run_steps(
         self,
         group: Sequence[tuple[TaskRecord, Plan]],
         steps: Sequence[Step],
         summary: RunSummary,
+        *,
+        first_recorded: bool = False,
     ) -> list[_Done]:
         """Send `steps` in order for a group of tasks; returns the tasks whose steps all succeeded.
 
-        Tasks that fail are rescheduled or failed here, each in its own state.
+        Each step's intents are committed before it is sent (the first step's already were,
+        with `first_recorded`). Tasks that fail are rescheduled or failed here, each in its own
+        state.
         """
         journals: dict[int, list[JournalEntry]] = {task.id: [] for task, _ in group}
-        for step in steps:
-            planned_calls = self.connector.describe_all(step)
-            lines: dict[int, list[JournalEntry]] = {}
-            for task, plan in group:
-                lines[task.id] = (
-                    [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
-                    if plan.snapshot is not None
-                    else []
-                )
-                lines[task.id].extend(
-                    self._entry(
-                        task,
-                        "intent",
-                        method=planned.method,
-                        path=planned.path,
-                        detail={"body": planned.body} if planned.body is not None else None,
+        for index, step in enumerate(steps):
+            if index > 0 or not first_recorded:
+                try:
+                    # One transaction for the group, committed before the write goes out.
+                    self.repo.tasks.record_intents(
+                        self._intent_lines(group, step), worker=self.worker_id
                     )
-                    for planned in planned_calls
-                )
-            try:
-                # One transaction for the group, committed before the write goes out.
-                self.repo.tasks.record_intents(lines, worker=self.worker_id)
-            except LeaseLostError as exc:
-                summary.errors.append(str(exc))
-                return []
+                except LeaseLostError as exc:
+                    summary.errors.append(str(exc))
+                    return []
             error, calls = await self._send(step)
             for task, _ in group:
                 journals[task.id].extend(
@@ -710,6 +741,11 @@ class Worker:
                     )
                 )
         return result
+
+
+def _coalesced(site: str, group: Sequence[tuple[TaskRecord, Plan]]) -> AddToSite:
+    """One bulk members call for every task of the group that adds someone to `site`."""
+    return AddToSite(site, tuple(sorted(e for _, p in group for e in _site_step(p).emails)))
 
 
 def _site_step(plan: Plan) -> AddToSite:
