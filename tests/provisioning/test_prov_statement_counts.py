@@ -1,7 +1,7 @@
 """What the worker costs the database: SQL statements per finished task, counted, not timed.
 
-A batch is claimed, journaled, written and finished in a fixed number of transactions (one
-intent transaction per shared write), so a bigger batch of the same writes costs no more
+A batch is claimed, journaled, written and finished in a fixed number of transactions (plus one
+per later step of a multi-step task), so a bigger batch of the same writes costs no more
 statements and the count per task falls as batches grow. Before batching it was ~28 statements
 per task on PostgreSQL and ~36 on SQLite, whatever the batch.
 """
@@ -92,11 +92,11 @@ def test_a_bigger_batch_of_site_grants_costs_no_more_statements(
     # Three times the tasks, the same eight shared writes: the same statements, give or take
     # the odd grouping of account updates.
     assert large_count <= small_count + 4, (small_count, large_count)
-    assert large_count / large.completed <= 3, large_count
+    assert large_count / large.completed <= 1.5, large_count
     assert all(report.intact for report in imported.journal.verify())
 
 
-def test_a_mixed_queue_of_every_operation_stays_within_a_dozen_statements_per_task(
+def test_a_mixed_queue_of_every_operation_stays_within_five_statements_per_task(
     imported: Repository, corp: Corp
 ) -> None:
     mix = build_mix(corp, random.Random(3), new_users=8, per_kind=7)
@@ -107,5 +107,5 @@ def test_a_mixed_queue_of_every_operation_stays_within_a_dozen_statements_per_ta
     )
 
     assert ended(summary) == len(queued)
-    assert count / ended(summary) <= 12, (count, ended(summary))
+    assert count / ended(summary) <= 5, (count, ended(summary))
     assert all(report.intact for report in imported.journal.verify())
