@@ -2,8 +2,8 @@
 
 Run by hand (not part of the test suite):
 
-    .venv/bin/python bench/provision_bench.py                      # both scenarios (~12 min)
-    .venv/bin/python bench/provision_bench.py --scenario plain     # ~3 min
+    .venv/bin/python bench/provision_bench.py                      # both scenarios (~15 min)
+    .venv/bin/python bench/provision_bench.py --scenario plain     # ~4 min
     .venv/bin/python bench/provision_bench.py --db sqlite --scenario plain --tasks 200  # a smoke run
 
 Every measured run is a whole process started from here, against `sigsci-iga sim serve` in
