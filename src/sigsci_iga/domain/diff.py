@@ -89,6 +89,11 @@ class Diff:
     links_added: tuple[LinkRef, ...] = ()
     links_removed: tuple[LinkRef, ...] = ()
 
+    def __repr__(self) -> str:
+        # Counts, not contents: asyncio's SIGINT handling reprs the task holding an import's
+        # result, and half a million links took seconds to spell out (and nobody reads them).
+        return f"Diff(mode={self.mode!r}, {self.summary()})"
+
     @property
     def is_empty(self) -> bool:
         return not any(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from sigsci_iga.domain.diff import Diff
@@ -77,6 +78,10 @@ def evaluate_thresholds(
     return Verdict(held=bool(reasons), reasons=reasons)
 
 
+#: A bound this large is no saving: count exactly.
+_EXACT_ABOVE = 2**31
+
+
 def counts_needed(diff: Diff, thresholds: Thresholds | None = None) -> int | None:
     """How far the current counts must be read for `evaluate_thresholds` to decide `diff`.
 
@@ -96,8 +101,9 @@ def counts_needed(diff: Diff, thresholds: Thresholds | None = None) -> int | Non
     ):
         if removed == 0 or limit.percent is None:
             continue
-        if limit.percent == 0:
-            # Any removal is too many; the reason names the exact count.
+        bound = removed * 100.0 / limit.percent if limit.percent > 0 else math.inf
+        if bound >= _EXACT_ABOVE:
+            # Any removal is too many (or nearly): the reason names the exact count.
             return None
-        needed = max(needed, int(removed * 100.0 / limit.percent) + 1)
+        needed = max(needed, int(bound) + 1)
     return needed

@@ -231,6 +231,9 @@ class Importer:
         )
         view = self.repository.runs.load_view(self.endpoint)
         diff = compute_diff(view, snapshot, mode="full")
+        accounts_read, sites_read = len(snapshot.accounts), len(snapshot.sites)
+        # The diff holds what the apply needs; the corp as read (every account's sites) goes.
+        del snapshot
         verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
         learned = self.repository.endpoints.get(self.endpoint).checkpoint.membership_feed
         checkpoint = Checkpoint(
@@ -243,8 +246,8 @@ class Importer:
             diff=diff,
             verdict=verdict,
             fallback_reason=fallback,
-            accounts_read=len(snapshot.accounts),
-            sites_read=len(snapshot.sites),
+            accounts_read=accounts_read,
+            sites_read=sites_read,
         )
 
     async def _incremental(self, options: ImportOptions) -> ImportResult:

@@ -215,10 +215,17 @@ _NEW_ACCOUNT_COLUMNS = (
 
 def _bind_processors(
     conn: Connection, table: sa.Table, columns: tuple[str, ...]
-) -> list[Callable[[Any], Any] | None]:
+) -> list[Callable[[Any], Any]]:
     """Each column's conversion to what the driver takes, as Core would apply it."""
     dialect = conn.dialect
-    return [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns]
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
+    ]
+    return [_same if process is None else process for process in processors]
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 _HISTORY_COLUMNS = (
@@ -367,28 +374,21 @@ def _apply_accounts(conn: Connection, endpoint_id: int, diff: Diff, record: _His
     elif diff.accounts_added:
         # Driver-ready tuples through the columns' own bind processors: what Core's executemany
         # would send, without its per-row parameter handling (seconds for 50,000 accounts).
-        bind = _bind_processors(conn, accounts, _NEW_ACCOUNT_COLUMNS)
+        mfa, created, extra = _bind_processors(conn, accounts, ("mfa_enabled", "created", "extra"))
         _insert_tuples(
             conn,
             accounts,
             _NEW_ACCOUNT_COLUMNS,
             [
-                tuple(
-                    value if process is None else process(value)
-                    for process, value in zip(
-                        bind,
-                        (
-                            endpoint_id,
-                            a.email,
-                            a.name,
-                            a.role,
-                            str(a.status),
-                            a.mfa_enabled,
-                            a.created,
-                            dict(a.extra),
-                        ),
-                        strict=True,
-                    )
+                (
+                    endpoint_id,
+                    a.email,
+                    a.name,
+                    a.role,
+                    str(a.status),
+                    mfa(a.mfa_enabled),
+                    created(a.created),
+                    extra(dict(a.extra)),
                 )
                 for a in diff.accounts_added
             ],
