@@ -104,6 +104,20 @@ def _where(error: msgspec.ValidationError, prefix: str) -> tuple[str, str]:
 
 def decode_users(method: str, path: str, response: httpx.Response) -> list[UserRow]:
     """Every user of a users list; a broken body is transient, a wrong shape untrusted."""
+    try:
+        return _decode(method, path, response)
+    except RecursionError:
+        # msgspec refuses nesting deeper than the interpreter's limit this way, even in a key
+        # nobody reads: an answer built to exhaust the stack, not a corp.
+        raise UnexpectedResponseError(
+            method=method,
+            path=path,
+            status=response.status_code,
+            message="users list nested too deep to be a corp's users; not read",
+        ) from None
+
+
+def _decode(method: str, path: str, response: httpx.Response) -> list[UserRow]:
     envelope_decoder, user_decoder = _decoders()
     content = response.content
     try:
