@@ -362,7 +362,19 @@ class _AccountWork:
         old_sites: frozenset[str] = frozenset()
         old_roles: frozenset[str] = frozenset()
         if state is None:
-            self.added.append(replace(snapshot, sites=frozenset()))
+            # Built directly: `dataclasses.replace` costs several times more, 50,000 times.
+            self.added.append(
+                AccountSnapshot(
+                    snapshot.email,
+                    snapshot.name,
+                    snapshot.role,
+                    snapshot.status,
+                    snapshot.mfa_enabled,
+                    snapshot.created,
+                    frozenset(),
+                    snapshot.extra,
+                )
+            )
         else:
             changes = _field_changes(state.field_values(), snapshot.field_values())
             if state.status == _SUSPENDED:
