@@ -4,9 +4,10 @@ Run by hand (never in the test suite), for example:
 
     .venv/bin/python bench/import_bench.py                                  # 5k and 50k users
     .venv/bin/python bench/import_bench.py --sizes 2000 --incremental-sizes 2000   # smoke run
-    .venv/bin/python bench/import_bench.py --sizes 50000 --incremental-sizes 5000 50000 500000
+    .venv/bin/python bench/import_bench.py --sizes 500000 --listing-sizes --users-per-site 100
 
-What runs, for every corp size (users; sites = users / 50, at least 100; 10 sites per user):
+What runs, for every corp size (users; sites = users / 50 unless `--users-per-site` says
+otherwise, at least 100; 10 sites per user):
 
 * the simulator, `sigsci-iga sim serve`, in a process of its own on loopback, warmed up (it
   caches the serialized users list) before anything is timed;
@@ -290,7 +291,7 @@ def cli(*args: str) -> list[str]:
 def run_size(args: argparse.Namespace, users: int) -> list[dict[str, Any]]:
     """Full imports (and listings) into every database, then one set of changes, then the
     incremental imports: every database's incremental run sees the same changes."""
-    sites = max(100, users // 50)
+    sites = max(100, users // args.users_per_site)
     rows: list[dict[str, Any]] = []
     print(f"{users:,} users / {sites:,} sites: starting the simulator", file=sys.stderr)
     sim = Sim(users, sites, args.memberships, args.seed)
@@ -469,6 +470,9 @@ def main() -> None:
     parser.add_argument("--listing-sizes", type=int, nargs="*", default=[50_000])
     parser.add_argument("--dbs", nargs="+", default=["sqlite", "postgres"])
     parser.add_argument("--memberships", type=float, default=10.0, help="sites per user")
+    parser.add_argument(
+        "--users-per-site", type=int, default=50, help="sites = users / this, at least 100"
+    )
     parser.add_argument("--changes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
