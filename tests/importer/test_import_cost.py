@@ -121,3 +121,34 @@ def test_a_deleted_site_loads_its_holders_too_and_lands_where_a_full_import_woul
     corp.run(repo, full, options(mode="full")).ok()
     assert state_of(repo, inc) == state_of(repo, full)
     assert outcome.sim_calls.get(SITE, 0) == 1
+
+
+def _planner_rows(repo: Repository, table: str) -> int | None:
+    """How many rows the database's planner statistics say `table` has (None: no statistics)."""
+    with repo.db.read() as conn:
+        if conn.dialect.name == "postgresql":
+            found = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE relname = %s", (table,)
+            ).scalar_one()
+            return None if found < 0 else int(found)
+        rows = conn.exec_driver_sql(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = ? AND idx IS NOT NULL", (table,)
+        ).all()
+        return int(rows[0][0].split()[0]) if rows else None
+
+
+def test_a_bulk_import_leaves_planner_statistics_for_what_it_loaded(repo: Repository) -> None:
+    corp = SimCorp.create(users=700, sites=12, memberships_per_user=9.0, seed=3)
+    corp.register(repo)
+
+    corp.run(repo, opts=options(mode="full")).ok()
+
+    with repo.db.read() as conn:
+        links = conn.exec_driver_sql("SELECT count(*) FROM account_entitlements").scalar_one()
+        accounts = conn.exec_driver_sql("SELECT count(*) FROM accounts").scalar_one()
+    assert links + accounts >= 5_000
+    # PostgreSQL samples every row of a table this small; SQLite estimates from a sample.
+    for table, actual in (("account_entitlements", links), ("accounts", accounts)):
+        estimate = _planner_rows(repo, table)
+        assert estimate is not None, f"no statistics for {table}"
+        assert abs(estimate - actual) <= actual * 0.2, (table, estimate, actual)
