@@ -43,6 +43,16 @@ from sigsci_iga.domain.thresholds import (
     evaluate_thresholds,
 )
 from sigsci_iga.errors import ApiError, NotFoundError, SigsciIgaError, UnexpectedResponseError
+from sigsci_iga.importer.screening import (
+    CLOCK_SKEW,
+    Screening,
+    believable_events,
+    known_roles,
+    refuse_duplicate_emails,
+    screen_account,
+    screen_corp,
+    screen_site,
+)
 from sigsci_iga.store import Checkpoint, Repository, RunRecord
 from sigsci_iga.store.identities import correlation_rule
 
@@ -98,6 +108,8 @@ class ImportResult:
     events_read: int = 0
     #: Site activity feeds read besides the corp's (membership events may only be there).
     site_feeds_read: int = 0
+    #: What was read but not believed (see `importer.screening`), one line each.
+    warnings: tuple[str, ...] = ()
 
 
 class IncompleteReadError(UnexpectedResponseError):
@@ -169,6 +181,7 @@ async def read_corp(
     accounts: list[AccountSnapshot] = await _read_all(connector.accounts_page, "accounts", progress)
     sites: list[SiteSnapshot] = await _read_all(connector.sites_page, "sites", progress)
     require_caller({a.email for a in accounts}, required_account, path="users")
+    refuse_duplicate_emails(accounts, "accounts")
     return CorpSnapshot(accounts=tuple(accounts), sites=tuple(sites))
 
 
@@ -230,6 +243,18 @@ class Importer:
             self.connector, required_account=options.required_account, progress=self.progress
         )
         view = self.repository.runs.load_view(self.endpoint)
+        screening = Screening()
+        accounts, sites = screen_corp(
+            snapshot.accounts,
+            snapshot.sites,
+            view.accounts,
+            known_roles(self.connector),
+            screening,
+        )
+        # The screened corp replaces the one read, which is not kept alongside it.
+        del snapshot
+        snapshot = CorpSnapshot(accounts=tuple(accounts), sites=tuple(sites))
+        del accounts, sites
         diff = compute_diff(view, snapshot, mode="full")
         accounts_read, sites_read = len(snapshot.accounts), len(snapshot.sites)
         # The diff holds what the apply needs; the corp as read (every account's sites) goes.
@@ -240,7 +265,9 @@ class Importer:
             last_activity=started - options.overlap, event_ids=(), membership_feed=learned
         )
         run = self._conclude(run_id, diff, verdict, view.version, checkpoint, options)
+        run = self._noted(run, screening)
         return ImportResult(
+            warnings=tuple(screening.warnings),
             run=run,
             mode="full",
             diff=diff,
@@ -259,6 +286,8 @@ class Importer:
         except ApiError as exc:
             raise _FeedUnavailableError(str(exc)) from exc
         run_id = self._run_id(options, "incremental")
+        screening = Screening()
+        roles = known_roles(self.connector)
         try:
             known = set(checkpoint.event_ids)
             events = [e for e in feeds.events if e.id not in known]
@@ -269,14 +298,7 @@ class Importer:
             sites = sorted({e.site for e in events if e.site and (not e.email or e.removes_site)})
             removed_emails = {e.email for e in events if e.removes_account and e.email}
             removed_sites = {e.site for e in events if e.removes_site and e.site}
-            changed_sites: dict[str, SiteSnapshot | None] = {}
-            for done, name in enumerate(sites, 1):
-                site = await self.connector.read_site(name)
-                if site is not None:
-                    changed_sites[name] = site
-                elif name in removed_sites:
-                    changed_sites[name] = None
-                self.progress("sites", done, len(sites))
+            changed_sites = await self._reread_sites(sites, removed_sites, screening)
             emails = sorted(named | self._implied_rereads(changed_sites, removed_sites))
             # Only the accounts this run reads, and those holding a site confirmed deleted (its
             # links go with it), are loaded: the cost follows the changes, not the corp.
@@ -297,23 +319,24 @@ class Importer:
                 address = spelled.get(email) or (held.address if held is not None else email)
                 confirmed = email in spelled and (held is None or held.address == address)
                 account = await self.connector.read_account(address, confirmed=confirmed)
-                if account is not None:
-                    changed_accounts[email] = account
-                elif email in removed_emails:
-                    changed_accounts[email] = None  # the feed says removed and a re-read agrees
+                if account is None:
+                    if email in removed_emails:
+                        changed_accounts[email] = None  # the feed says removed, a re-read agrees
+                # One the screening skips (and reports) stays as the repository holds it.
+                elif (screened := screen_account(account, roles, screening)) is not None:
+                    changed_accounts[email] = screened
                 self.progress("accounts", done, len(emails))
             diff = compute_partial_diff(view, changed_accounts, changed_sites)
-            cap = counts_needed(diff, options.thresholds)
-            counts = (
-                view.counts()
-                if len(loaded) > PARTIAL_VIEW_LIMIT
-                else self.repository.runs.counts(self.endpoint, cap=cap)
-                if cap != 0
-                else CurrentCounts(0, 0, 0)
-            )
+            partial = len(loaded) <= PARTIAL_VIEW_LIMIT
+            counts = self._counts(diff, options.thresholds) if partial else view.counts()
             verdict = evaluate_thresholds(diff, counts, options.thresholds)
             new_checkpoint = replace(
-                _advance(checkpoint, feeds.events, options.overlap),
+                _advance(
+                    checkpoint,
+                    believable_events(feeds.events, self.clock(), screening),
+                    options.overlap,
+                    self.clock(),
+                ),
                 membership_feed=feeds.membership_feed,
             )
             run = self._conclude(
@@ -323,12 +346,14 @@ class Importer:
                 view.version,
                 new_checkpoint,
                 options,
-                correlate_only=None if len(loaded) > PARTIAL_VIEW_LIMIT else changed_accounts,
+                correlate_only=changed_accounts if partial else None,
             )
+            run = self._noted(run, screening)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
         return ImportResult(
+            warnings=tuple(screening.warnings),
             run=run,
             mode="incremental",
             diff=diff,
@@ -338,6 +363,29 @@ class Importer:
             events_read=len(events),
             site_feeds_read=feeds.site_feeds_read,
         )
+
+    async def _reread_sites(
+        self, sites: Sequence[str], removed_sites: set[str], screening: Screening
+    ) -> dict[str, SiteSnapshot | None]:
+        """The sites events name, as the target has them now; None: confirmed deleted."""
+        changed_sites: dict[str, SiteSnapshot | None] = {}
+        for done, name in enumerate(sites, 1):
+            site = await self.connector.read_site(name)
+            if site is None:
+                if name in removed_sites:
+                    changed_sites[name] = None
+            # One the screening skips (and reports) stays as the repository holds it.
+            elif (screened_site := screen_site(site, screening)) is not None:
+                changed_sites[name] = screened_site
+            self.progress("sites", done, len(sites))
+        return changed_sites
+
+    def _counts(self, diff: Diff, thresholds: Thresholds) -> CurrentCounts:
+        """What the thresholds compare `diff` with, read only as far as they need."""
+        cap = counts_needed(diff, thresholds)
+        if cap == 0:
+            return CurrentCounts(0, 0, 0)
+        return self.repository.runs.counts(self.endpoint, cap=cap)
 
     def _implied_rereads(
         self, changed_sites: Mapping[str, SiteSnapshot | None], removed_sites: set[str]
@@ -447,6 +495,12 @@ class Importer:
             correlate_only=correlate_only,
         )
 
+    def _noted(self, run: RunRecord, screening: Screening) -> RunRecord:
+        """The run with the screening's warnings kept in its counts (when there are any)."""
+        if not screening.warnings:
+            return run
+        return self.repository.runs.add_warnings(run.id, screening.warnings)
+
     def _fail(self, run_id: int, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, SigsciIgaError) else f"{type(exc).__name__}: {exc}"
         # If the run already ended (e.g. held), the original error is what matters.
@@ -477,6 +531,8 @@ def planned_mode(
     checkpoint = repository.endpoints.get(endpoint).checkpoint
     if checkpoint.last_activity is None:
         return "full", "no checkpoint yet; ran a full import"
+    if checkpoint.last_activity > now + CLOCK_SKEW:
+        return "full", "checkpoint dated in the future; ran a full import"
     if now - checkpoint.last_activity > FEED_RETENTION - RETENTION_MARGIN:
         return (
             "full",
@@ -492,14 +548,18 @@ class _FeedUnavailableError(Exception):
 
 
 def _advance(
-    checkpoint: Checkpoint, events: Sequence[ChangeEvent], overlap: timedelta
+    checkpoint: Checkpoint, events: Sequence[ChangeEvent], overlap: timedelta, now: datetime
 ) -> Checkpoint:
-    """Move the checkpoint to the newest event, remembering the ids the next overlap will re-read."""
+    """Move the checkpoint to the newest event, remembering the ids the next overlap will re-read.
+
+    Never past `now`: a checkpoint ahead of the clock would hide the events yet to come.
+    """
     if not events:
         return checkpoint
     newest = max(e.created for e in events)
     if checkpoint.last_activity is not None:
         newest = max(newest, checkpoint.last_activity)
+    newest = min(newest, now)
     window = newest - overlap
     # Every event the next read can return again was in this batch too (same feed, later start).
     keep = {e.id for e in events if e.created >= window}

@@ -9,12 +9,15 @@ one by one, so a shape error names the item it is in and nothing is decoded twic
 from __future__ import annotations
 
 import functools
+import sys
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import httpx
 import msgspec
 
+from sigsci_iga.connectors.http.responses import too_deep_error
 from sigsci_iga.connectors.signalsciences.models import UserStatus, normalize_status
 from sigsci_iga.domain.model import normalize_role
 from sigsci_iga.errors import TransientError, UnexpectedResponseError
@@ -105,16 +108,29 @@ def _where(error: msgspec.ValidationError, prefix: str) -> tuple[str, str]:
 def decode_users(method: str, path: str, response: httpx.Response) -> list[UserRow]:
     """Every user of a users list; a broken body is transient, a wrong shape untrusted."""
     try:
-        return _decode(method, path, response)
+        users = _decode(method, path, response)
     except RecursionError:
-        # msgspec refuses nesting deeper than the interpreter's limit this way, even in a key
-        # nobody reads: an answer built to exhaust the stack, not a corp.
-        raise UnexpectedResponseError(
-            method=method,
-            path=path,
-            status=response.status_code,
-            message="users list nested too deep to be a corp's users; not read",
-        ) from None
+        # msgspec refuses nesting deeper than the interpreter's recursion limit this way, even
+        # in a key nobody reads: an answer built to exhaust the stack, not a corp.
+        raise too_deep_error(method, path, response.status_code, sys.getrecursionlimit()) from None
+    _refuse_duplicate_emails(method, path, response.status_code, users)
+    return users
+
+
+def _refuse_duplicate_emails(method: str, path: str, status: int, users: Sequence[UserRow]) -> None:
+    """Two users with one email (in any letter case) cannot both be the account it keys."""
+    seen: dict[str, str] = {}
+    for user in users:
+        spelled = user.raw_email or user.email
+        if user.email in seen:
+            raise UnexpectedResponseError(
+                method=method,
+                path=path,
+                status=status,
+                message=f"users list names {user.email!r} twice ({seen[user.email]!r} and "
+                f"{spelled!r}); the answer cannot be trusted",
+            )
+        seen[user.email] = spelled
 
 
 def _decode(method: str, path: str, response: httpx.Response) -> list[UserRow]:
