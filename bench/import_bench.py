@@ -268,9 +268,14 @@ def database(kind: str, workdir: Path) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+#: A 500,000-user list is some 690 MB of JSON, above the client's default cap on a decoded body.
+MAX_BODY_BYTES = str(4 * 1024**3)
+
+
 def cli_env(base_url: str, database_url: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SIGSCI_")}
     env.update(
+        SIGSCI_IGA_MAX_BODY_BYTES=MAX_BODY_BYTES,
         SIGSCI_API_URL=base_url,
         SIGSCI_EMAIL=EMAIL,
         SIGSCI_TOKEN=TOKEN,
