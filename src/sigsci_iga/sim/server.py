@@ -34,9 +34,13 @@ def run_server(
     ).run()
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host:port`, for uvicorn to listen on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # asyncio sets TCP_NODELAY only on connections whose socket says IPPROTO_TCP, and accepted
+    # sockets inherit the listener's protocol number. Left at 0, every response waits on
+    # Nagle's algorithm and the peer's delayed ACK (~40 ms on Linux) before it leaves.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
@@ -53,7 +57,7 @@ def serve_in_thread(
     """Serve on loopback in a daemon thread; yields the base URL (port 0 picks a free port)."""
     app = app_or_config if isinstance(app_or_config, FastAPI) else create_app(app_or_config)
     # Binding here, not in uvicorn, is what lets port 0 report the port it got.
-    sock = _bound_socket(host, port)
+    sock = bound_socket(host, port)
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn_config(
