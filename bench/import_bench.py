@@ -1,364 +1,501 @@
-"""Import benchmark: full and incremental imports of a simulated corp into SQLite and PostgreSQL.
+"""Import benchmark: whole `sigsci-iga` processes against `sigsci-iga sim serve`, and a floor.
 
-Run by hand (not part of the test suite), for example:
+Run by hand (never in the test suite), for example:
 
-    .venv/bin/python bench/import_bench.py                           # 5,000 and 50,000 users
-    .venv/bin/python bench/import_bench.py --users 2000 --sites 100  # a quick smoke run
+    .venv/bin/python bench/import_bench.py                                  # 5k and 50k users
+    .venv/bin/python bench/import_bench.py --sizes 2000 --incremental-sizes 2000   # smoke run
+    .venv/bin/python bench/import_bench.py --sizes 500000 --listing-sizes --users-per-site 100
 
-Every scenario (size x transport x database) runs in a fresh child process, so the memory figures
-of one scenario do not include the leftovers of another. Within a scenario, in this order:
+What runs, for every corp size (users; sites = users / 50 unless `--users-per-site` says
+otherwise, at least 100; 10 sites per user):
 
-1. fetch-and-parse: `client.list_users(expand_memberships=True)` and `client.list_sites()` with no
-   repository involved (the floor a full import cannot beat);
-2. the initial full import into an empty repository (read, diff, apply, correlate);
-3. a repeat full import with nothing changed;
-4. `--changes` user-level changes in the simulator, then an incremental import.
+* the simulator, `sigsci-iga sim serve`, in a process of its own on loopback, warmed up (it
+  caches the serialized users list) before anything is timed;
+* the floor: `bench/fetch_floor.py` in its own process, fetching the same bytes a full import
+  reads (the users list with memberships, the site pages) and parsing them with `json.loads`;
+* per database (a new SQLite file, or a new PostgreSQL database): `sigsci-iga db upgrade`
+  (untimed), then `sigsci-iga import --full`, timed as a whole process from the outside;
+* listing sizes: `sigsci-iga accounts list --json` (time to its first byte and to its end) and
+  the `--site`, `--role` and `--status` filters;
+* incremental sizes: 10 changes through the simulator's API (roles, memberships added and
+  removed, invitations), then `sigsci-iga import --incremental`, a whole process again.
 
-Memory is the peak resident set size (VmHWM from /proc/self/status, reset before each phase by
-writing 5 to /proc/self/clear_refs), reported as the rise over the RSS at the start of the phase
-(the importer's own cost) and as the process peak (which also holds the simulator's corp and its
-cached response bodies, since the simulator runs in the same process: in-process, or as a uvicorn
-thread for loopback). Timings are wall-clock seconds. Thresholds are disabled so that the 10
-changes are applied rather than held; the client uses its default pacing (600 requests/minute).
+Time is wall-clock seconds of the child process, CLI start included, and its CPU seconds (user
+plus system). Peak memory is the child's own maximum resident set size, as `/usr/bin/time`
+reports it.
+API calls are counted by the simulator. Thresholds are off (`-1`) so the changes are applied.
+The machine's load (`/proc/loadavg`) is recorded before and after every size: other work on the
+machine slows every figure, the floor included.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import gc
 import json
-import math
-import re
+import os
+import platform
+import secrets
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_repository import repository
-from pydantic import SecretStr
-
-from sigsci_iga.connectors.signalsciences.client import DEFAULT_SITE_PAGE_SIZE, SigSciClient
-from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
-from sigsci_iga.domain.thresholds import Limit, Thresholds
-from sigsci_iga.importer.run import Importer, ImportOptions, ImportResult
-from sigsci_iga.sim import (
-    DEMO_EMAIL,
-    DEMO_TOKEN,
-    SimConfig,
-    SimRuntime,
-    SimState,
-    create_app,
-    inprocess_transport,
-    serve_in_thread,
-)
-from sigsci_iga.store import Repository
-
-NO_LIMIT = Limit(absolute=None, percent=None)
-NO_THRESHOLDS = Thresholds(NO_LIMIT, NO_LIMIT, NO_LIMIT)
+HERE = Path(__file__).resolve().parent
+EMAIL = "owner@testcorp.example"
+TOKEN = "sim-demo-token"  # noqa: S105  # the simulator's published demo token
+CORP = "testcorp"
+PAGE_SIZE = 100
+THRESHOLDS_OFF = [
+    "--max-suspend", "-1", "--max-suspend-percent", "-1",
+    "--max-links-removed", "-1", "--max-links-removed-percent", "-1",
+    "--max-sites-inactivated", "-1", "--max-sites-inactivated-percent", "-1",
+]  # fmt: skip
+PG_HOST = os.environ.get("SIGSCI_IGA_BENCH_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("SIGSCI_IGA_BENCH_PG_PORT", "5432"))
+PG_USER = os.environ.get("SIGSCI_IGA_BENCH_PG_USER", "postgres")
 
 
-# -- measuring ------------------------------------------------------------------------------------
-
-
-def _status_kb(field: str) -> int:
-    text = Path("/proc/self/status").read_text(encoding="ascii")
-    match = re.search(rf"^{field}:\s+(\d+) kB", text, re.MULTILINE)
-    return int(match.group(1)) if match else 0
+# -- measuring a child process -------------------------------------------------------------------
 
 
 @dataclass
-class Phase:
-    seconds: float = 0.0
-    rss_start_mb: float = 0.0
-    rss_peak_mb: float = 0.0
+class Measured:
+    """One child process: wall and CPU seconds, peak RSS, time to its first byte of output."""
 
-    @property
-    def rise_mb(self) -> float:
-        return self.rss_peak_mb - self.rss_start_mb
+    seconds: float
+    #: User plus system CPU seconds of the child itself.
+    cpu: float
+    rss_mb: float
+    first_byte: float | None
+    stdout: str = field(repr=False, default="")
+
+
+def measure(command: list[str], env: dict[str, str] | None = None) -> Measured:
+    """Run `command` to its end, reading its output as it comes; fail loudly if it fails.
+
+    The child runs under `/usr/bin/time`, which reports its peak RSS: `os.wait4` on a child of
+    this (large) process would report this process's size, which Linux carries across `exec`.
+    """
+    with tempfile.NamedTemporaryFile(mode="r", suffix=".time") as report:
+        started = time.perf_counter()
+        child = subprocess.Popen(  # noqa: S603  # our own interpreter and scripts
+            ["/usr/bin/time", "-o", report.name, "-f", "%M %U %S", *command],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert child.stdout is not None
+        assert child.stderr is not None
+        first: float | None = None
+        chunks: list[bytes] = []
+        while chunk := child.stdout.read1(1 << 16):
+            if first is None:
+                first = time.perf_counter() - started
+            chunks.append(chunk)
+        errors = child.stderr.read()
+        child.wait()
+        seconds = time.perf_counter() - started
+        if child.returncode != 0:
+            raise SystemExit(
+                f"{' '.join(command[1:4])} ... exited {child.returncode}\n{errors.decode()[-3000:]}"
+            )
+        # GNU time reports %M in KiB; the last line is ours even if the child wrote there.
+        rss_kb, user, system = report.read().split("\n")[-2].split()
+    cpu = float(user) + float(system)
+    return Measured(seconds, cpu, int(rss_kb) / 1024, first, b"".join(chunks).decode())
+
+
+def load() -> str:
+    return " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace").splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text(encoding="ascii").split()[1])
+    return (
+        f"{os.cpu_count()} cores ({model}), {mem_kb / 1024 / 1024:.0f} GiB, "
+        f"Python {platform.python_version()}"
+    )
+
+
+# -- the simulator -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Sim:
+    """`sigsci-iga sim serve` in its own process, and the calls the benchmark makes to it."""
+
+    def __init__(self, users: int, sites: int, memberships: float, seed: int) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(  # noqa: S603  # our own interpreter and module
+            [
+                sys.executable,
+                "-m",
+                "sigsci_iga",
+                "sim",
+                "serve",
+                "--port",
+                str(self.port),
+                "--users",
+                str(users),
+                "--sites",
+                str(sites),
+                "--memberships-per-user",
+                str(memberships),
+                "--seed",
+                str(seed),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 1800
+        while True:
+            with contextlib.suppress(OSError):
+                self.admin("GET", "/health")
+                break
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the simulator did not start")
+            time.sleep(0.5)
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+    def _call(self, method: str, url: str, body: Any = None, *, auth: bool = True) -> Any:
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        if auth:
+            headers.update({"x-api-user": EMAIL, "x-api-token": TOKEN})
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310  # loopback
+            raw = response.read()
+        return json.loads(raw) if raw else None
+
+    def admin(self, method: str, path: str) -> Any:
+        return self._call(method, f"{self.base_url}/_sim{path}", auth=False)
+
+    def api(self, method: str, path: str, body: Any = None) -> Any:
+        return self._call(method, f"{self.base_url}/api/v0/corps/{CORP}{path}", body)
+
+    def calls(self) -> int:
+        return int(self.admin("GET", "/calls")["total"])
+
+    def reset_calls(self) -> None:
+        self.admin("DELETE", "/calls")
+
+    def warm(self) -> None:
+        """Have the simulator build (and cache) the users list before anything is timed."""
+        request = urllib.request.Request(  # noqa: S310  # loopback
+            f"{self.base_url}/api/v0/corps/{CORP}/users?expand=memberships",
+            headers={"x-api-user": EMAIL, "x-api-token": TOKEN},
+        )
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310  # loopback
+            while response.read(1 << 20):
+                pass
+        self.reset_calls()
+
+    def make_changes(self, count: int, salt: str) -> int:
+        """`count` changes through the API, each to a different user; returns how many.
+
+        The users list is read without memberships (a 500,000-user list with them would cost
+        the benchmark gigabytes), then each chosen user with theirs.
+        """
+        listed = self.api("GET", "/users")["data"]
+        candidates = sorted(u["email"] for u in listed if u["role"] in ("user", "observer"))
+        del listed
+        sites = [s["name"] for s in self.api("GET", "/sites?page=1&limit=100")["data"]]
+        for index in range(count):
+            email = candidates[(index * 7919) % len(candidates)]
+            user = self.api("GET", f"/users/{email}?expand=memberships")
+            held = {m["site"]["name"] for m in user["memberships"]["data"]}
+            kind = index % 5
+            if kind in (0, 4) or (kind == 2 and not held):
+                role = "observer" if user["role"] != "observer" else "user"
+                self.api("PATCH", f"/users/{email}", {"role": role})
+            elif kind == 1:
+                site = next(s for s in sites if s not in held)
+                self.api("POST", f"/sites/{site}/members", {"members": [email]})
+            elif kind == 2:
+                self.api("DELETE", f"/sites/{sorted(held)[0]}/members/{email}")
+            else:
+                body = {"role": "user", "memberships": {"data": [{"site": {"name": sites[0]}}]}}
+                self.api("POST", f"/users/bench-{salt}-{index}@example.com/invite", body)
+        self.reset_calls()
+        return count
+
+
+# -- the repository ------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def measure() -> Iterator[Phase]:
-    """Wall time and peak RSS of the block (peak reset at the start)."""
-    gc.collect()
-    with contextlib.suppress(OSError):
-        Path("/proc/self/clear_refs").write_text("5", encoding="ascii")
-    phase = Phase(rss_start_mb=_status_kb("VmRSS") / 1024)
-    started = time.perf_counter()
+def database(kind: str, workdir: Path) -> Iterator[str]:
+    """A URL for a new SQLite file, or a new PostgreSQL database dropped afterwards."""
+    if kind == "sqlite":
+        path = workdir / f"bench-{secrets.token_hex(4)}.db"
+        try:
+            yield f"sqlite:///{path}"
+        finally:
+            for leftover in workdir.glob(path.name + "*"):
+                leftover.unlink()
+        return
+    import psycopg  # noqa: PLC0415  # only the PostgreSQL scenarios need the driver
+
+    name = f"sigsci_iga_import_bench_{secrets.token_hex(6)}"
+    admin = {"host": PG_HOST, "port": PG_PORT, "user": PG_USER, "dbname": "postgres"}
+    with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield phase
+        yield f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}"
     finally:
-        phase.seconds = time.perf_counter() - started
-        phase.rss_peak_mb = _status_kb("VmHWM") / 1024
+        with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-# -- the corp and the repository ------------------------------------------------------------------
+#: A 500,000-user list is some 690 MB of JSON, above the client's default cap on a decoded body.
+MAX_BODY_BYTES = str(4 * 1024**3)
 
 
-def make_changes(state: SimState, count: int) -> set[str]:
-    """`count` user-level changes, each to a different user: roles, memberships, invites."""
-    users = [u for u in state.users.values() if u.role != "owner"]
-    sites = sorted(state.sites)
-    touched: set[str] = set()
-    for index in range(count):
-        user = users[(index * 7919) % len(users)]
-        while user.email in touched:
-            user = users[(users.index(user) + 1) % len(users)]
-        kind = index % 5
-        if kind == 0:
-            state.change_role(user.email, "observer" if user.role != "observer" else "user")
-        elif kind == 1:
-            state.add_membership(user.email, next(s for s in sites if s not in user.sites))
-        elif kind == 2 and user.sites:
-            state.remove_membership(user.email, sorted(user.sites)[0])
-        elif kind == 3:
-            email = f"bench-invite-{index}@example.com"
-            state.invite_user(email, "user", sites[:2])
-            touched.add(email)
-            continue
-        else:
-            state.change_role(user.email, "admin" if user.role != "admin" else "user")
-        touched.add(user.email)
-    return touched
-
-
-# -- one scenario ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    users: int
-    sites: int
-    memberships: int
-    transport: str
-    db: str
-    page_size: int
-    fetch: Phase
-    fetch_calls: int
-    full: Phase
-    full_calls: int
-    full_sim_calls: int
-    repeat_full: Phase
-    repeat_calls: int
-    changes: int
-    incremental: Phase
-    incremental_calls: int
-    incremental_mode: str
-
-
-async def _fetch_and_parse(client: SigSciClient, page_size: int) -> tuple[int, int]:
-    users = await client.list_users(expand_memberships=True)
-    sites = await client.list_sites(limit=page_size)
-    return len(users), len(sites)
-
-
-async def _import(
-    repo: Repository, endpoint: str, client: SigSciClient, page_size: int, mode: str
-) -> ImportResult:
-    connector = SignalSciencesConnector(client, site_page_size=page_size)
-    return await Importer(repo, endpoint, connector).run(
-        ImportOptions(mode=mode, thresholds=NO_THRESHOLDS)  # type: ignore[arg-type]
+def cli_env(base_url: str, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGSCI_")}
+    env.update(
+        SIGSCI_IGA_MAX_BODY_BYTES=MAX_BODY_BYTES,
+        SIGSCI_API_URL=base_url,
+        SIGSCI_EMAIL=EMAIL,
+        SIGSCI_TOKEN=TOKEN,
+        SIGSCI_CORP=CORP,
+        SIGSCI_IGA_DATABASE_URL=database_url,
+        NO_COLOR="1",
     )
+    return env
 
 
-def run_scenario(args: argparse.Namespace) -> Result:
-    latency = args.latency_ms if args.transport == "loopback" else 0
-    config = SimConfig(
-        users=args.users,
-        sites=args.sites,
-        memberships_per_user=args.memberships,
-        latency_ms=latency,
-        seed=args.seed,
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sigsci_iga", *args]
+
+
+# -- one corp size -------------------------------------------------------------------------------
+
+
+def run_size(args: argparse.Namespace, users: int) -> list[dict[str, Any]]:
+    """Full imports (and listings) into every database, then one set of changes, then the
+    incremental imports: every database's incremental run sees the same changes."""
+    sites = max(100, users // args.users_per_site)
+    rows: list[dict[str, Any]] = []
+    print(f"{users:,} users / {sites:,} sites: starting the simulator", file=sys.stderr)
+    sim = Sim(users, sites, args.memberships, args.seed)
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="import-bench-") as tmp,
+            contextlib.ExitStack() as dbs,
+        ):
+            envs: list[dict[str, str]] = []
+            for db in args.dbs:
+                load_before = load()
+                sim.warm()
+                floor = measure(
+                    [
+                        sys.executable,
+                        str(HERE / "fetch_floor.py"),
+                        sim.base_url,
+                        CORP,
+                        EMAIL,
+                        TOKEN,
+                        str(PAGE_SIZE),
+                    ]
+                )
+                corp = json.loads(floor.stdout)
+                floor_calls = sim.calls()
+                env = cli_env(sim.base_url, dbs.enter_context(database(db, Path(tmp))))
+                envs.append(env)
+                start = measure(cli("--help"), env)
+                measure(cli("db", "upgrade"), env)
+                sim.warm()
+                full = measure(cli("import", "--full", "--json", *THRESHOLDS_OFF), env)
+                full_run = json.loads(full.stdout)
+                assert full_run["run"]["status"] == "succeeded", full_run
+                row: dict[str, Any] = {
+                    "users": corp["users"],
+                    "sites": corp["sites"],
+                    "memberships": corp["memberships"],
+                    "db": db,
+                    "cli_start": asdict(start),
+                    "floor": asdict(floor),
+                    "floor_calls": floor_calls,
+                    "full": asdict(full),
+                    "full_calls": sim.calls(),
+                    "load_before": load_before,
+                }
+                if users in args.listing_sizes:
+                    row["listing"] = listings(env)
+                row["load_after"] = load()
+                rows.append(row)
+                print(f"  {db}: {short(row)}", file=sys.stderr, flush=True)
+            if users in args.incremental_sizes:
+                changes = sim.make_changes(args.changes, secrets.token_hex(3))
+                for row, env in zip(rows, envs, strict=True):
+                    sim.reset_calls()
+                    inc = measure(cli("import", "--incremental", "--json", *THRESHOLDS_OFF), env)
+                    inc_run = json.loads(inc.stdout)
+                    assert inc_run["mode"] == "incremental", inc_run
+                    assert inc_run["run"]["status"] == "succeeded", inc_run
+                    row["incremental"] = asdict(inc)
+                    row["incremental_calls"] = sim.calls()
+                    row["changes"] = changes
+                    row["incremental_diff"] = inc_run["diff"]
+                    row["incremental_load"] = load()
+                    print(f"  {row['db']}: {short(row)}", file=sys.stderr, flush=True)
+    finally:
+        sim.close()
+    for row in rows:
+        for part in ("cli_start", "floor", "full", "incremental"):
+            if part in row:
+                row[part].pop("stdout", None)
+    return rows
+
+
+def listings(env: dict[str, str]) -> dict[str, Any]:
+    whole = measure(cli("accounts", "list", "--json"), env)
+    accounts = json.loads(whole.stdout)
+    site = next(a["sites"][0] for a in accounts if a["sites"])
+    out: dict[str, Any] = {
+        "accounts": len(accounts),
+        "first_byte": whole.first_byte,
+        "total": whole.seconds,
+        "cpu": whole.cpu,
+        "rss_mb": whole.rss_mb,
+    }
+    for label, extra in (
+        ("site", ["--site", site]),
+        ("role", ["--role", "admin"]),
+        ("status", ["--status", "pending"]),
+    ):
+        filtered = measure(cli("accounts", "list", "--json", *extra), env)
+        out[label] = {
+            "total": filtered.seconds,
+            "first_byte": filtered.first_byte,
+            "accounts": len(json.loads(filtered.stdout)),
+        }
+    return out
+
+
+def short(row: dict[str, Any]) -> str:
+    text = (
+        f"floor {row['floor']['seconds']:.1f} s, full {row['full']['seconds']:.1f} s "
+        f"{row['full']['rss_mb']:.0f} MB"
     )
-    app = create_app(config)
-    runtime: SimRuntime = app.state.sim
-    state = runtime.state
-    page_size = args.page_size
-    with contextlib.ExitStack() as stack:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="import-bench-")))
-        if args.transport == "loopback":
-            base_url = stack.enter_context(serve_in_thread(app))
-        else:
-            base_url = "http://sim"
-        repo = stack.enter_context(repository(args.db, workdir))
-        repo.endpoints.add(state.config.corp, corp=state.config.corp, api_url=base_url)
-
-        def client() -> SigSciClient:
-            transport = inprocess_transport(app) if args.transport == "inprocess" else None
-            return SigSciClient(
-                base_url=base_url,
-                corp=state.config.corp,
-                email=DEMO_EMAIL,
-                token=SecretStr(DEMO_TOKEN),
-                transport=transport,
-                timeout=600.0,
-            )
-
-        async def run(coro_factory: Any) -> tuple[Any, int]:
-            async with client() as c:
-                value = await coro_factory(c)
-                return value, c.total_calls
-
-        # The simulator caches the serialized users list; build it before anything is timed.
-        state.users_list_bytes(expand=True)
-        runtime.calls.reset()
-
-        with measure() as fetch:
-            (_, fetch_calls) = asyncio.run(run(lambda c: _fetch_and_parse(c, page_size)))
-        gc.collect()
-
-        endpoint = state.config.corp
-        runtime.calls.reset()
-        with measure() as full:
-            result, full_calls = asyncio.run(
-                run(lambda c: _import(repo, endpoint, c, page_size, "full"))
-            )
-        assert result.run.status == "succeeded", result.run
-        full_sim_calls = runtime.calls.total()
-        del result
-        gc.collect()
-
-        with measure() as repeat_full:
-            result, repeat_calls = asyncio.run(
-                run(lambda c: _import(repo, endpoint, c, page_size, "full"))
-            )
-        assert result.diff.is_empty, result.diff.summary()
-        del result
-
-        touched = make_changes(state, args.changes)
-        with measure() as incremental:
-            result, incremental_calls = asyncio.run(
-                run(lambda c: _import(repo, endpoint, c, page_size, "incremental"))
-            )
-        assert result.run.status == "succeeded", result.run
-        assert result.accounts_read == len(touched), (result.accounts_read, len(touched))
-        incremental_mode = result.mode
-
-    return Result(
-        users=args.users,
-        sites=args.sites,
-        memberships=state.membership_count(),
-        transport=args.transport,
-        db=args.db,
-        page_size=page_size,
-        fetch=fetch,
-        fetch_calls=fetch_calls,
-        full=full,
-        full_calls=full_calls,
-        full_sim_calls=full_sim_calls,
-        repeat_full=repeat_full,
-        repeat_calls=repeat_calls,
-        changes=len(touched),
-        incremental=incremental,
-        incremental_calls=incremental_calls,
-        incremental_mode=incremental_mode,
-    )
+    if "incremental" in row:
+        text += f", incremental {row['incremental']['seconds']:.2f} s"
+    return text
 
 
-# -- the parent: run every scenario in a child, print the table --------------------------------
+# -- tables --------------------------------------------------------------------------------------
 
 
-def child_command(
-    args: argparse.Namespace, users: int, sites: int, transport: str, db: str
-) -> list[str]:
-    return [
-        sys.executable,
-        __file__,
-        "--child",
-        "--users", str(users),
-        "--sites", str(sites),
-        "--transports", transport,
-        "--dbs", db,
-        "--memberships", str(args.memberships),
-        "--latency-ms", str(args.latency_ms),
-        "--page-size", str(args.page_size),
-        "--changes", str(args.changes),
-        "--seed", str(args.seed),
-    ]  # fmt: skip
-
-
-def table(results: list[dict[str, Any]]) -> str:
-    header = (
-        "| users | sites | memberships | transport | db | fetch+parse s | full import s | "
-        "full / fetch | repeat full s | full calls (target) | peak RSS rise MB (process MB) | "
-        "incremental calls | incremental s |"
-    )
-    rule = "|" + "---|" * (header.count("|") - 1)
-    lines = [header, rule]
-    for r in results:
-        # The simulator's default sites list has no totalCount: an empty page ends it.
-        target = 2 + math.ceil(r["sites"] / r["page_size"])
-        ratio = r["full"]["seconds"] / r["fetch"]["seconds"]
-        rise = r["full"]["rss_peak_mb"] - r["full"]["rss_start_mb"]
-        transport = r["transport"] + (" (20 ms)" if r["transport"] == "loopback" else "")
-        lines.append(
-            f"| {r['users']:,} | {r['sites']:,} | {r['memberships']:,} | {transport} | {r['db']} "
-            f"| {r['fetch']['seconds']:.2f} | {r['full']['seconds']:.2f} | {ratio:.2f}x "
-            f"| {r['repeat_full']['seconds']:.2f} | {r['full_calls']} ({target}) "
-            f"| {rise:,.0f} ({r['full']['rss_peak_mb']:,.0f}) "
-            f"| {r['incremental_calls']} ({r['changes']} changes) "
-            f"| {r['incremental']['seconds']:.2f} |"
+def tables(rows: list[dict[str, Any]]) -> str:
+    out = [
+        "Full import (`import --full`, whole process) against the floor (`fetch_floor.py`, "
+        "whole process):",
+        "",
+        "| users | sites | memberships | db | floor s (CPU) | import s (CPU) | import / floor "
+        "| CLI start s | import peak RSS MB | floor peak RSS MB | API calls (floor) "
+        "| load before → after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratio = r["full"]["seconds"] / r["floor"]["seconds"]
+        out.append(
+            f"| {r['users']:,} | {r['sites']:,} | {r['memberships']:,} | {r['db']} "
+            f"| {r['floor']['seconds']:.2f} ({r['floor']['cpu']:.2f}) "
+            f"| {r['full']['seconds']:.2f} ({r['full']['cpu']:.2f}) | {ratio:.2f}x "
+            f"| {r['cli_start']['seconds']:.2f} "
+            f"| {r['full']['rss_mb']:,.0f} | {r['floor']['rss_mb']:,.0f} "
+            f"| {r['full_calls']} ({r['floor_calls']}) | {r['load_before']} → {r['load_after']} |"
         )
-    return "\n".join(lines)
+    inc = [r for r in rows if "incremental" in r]
+    if inc:
+        out += [
+            "",
+            "Incremental import (`import --incremental`, whole process) after changes made "
+            "through the API:",
+            "",
+            "| users | db | changes | API calls | seconds (CPU) | CLI start s | peak RSS MB "
+            "| load after |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in inc:
+            out.append(
+                f"| {r['users']:,} | {r['db']} | {r['changes']} | {r['incremental_calls']} "
+                f"| {r['incremental']['seconds']:.2f} ({r['incremental']['cpu']:.2f}) "
+                f"| {r['cli_start']['seconds']:.2f} | {r['incremental']['rss_mb']:,.0f} "
+                f"| {r['incremental_load']} |"
+            )
+    listed = [r for r in rows if "listing" in r]
+    if listed:
+        out += [
+            "",
+            "`accounts list --json` (whole process; first byte and end of its output):",
+            "",
+            "| accounts | db | first byte s | total s (CPU) | CLI start s | peak RSS MB "
+            "| --site s (rows) | --role admin s (rows) | --status pending s (rows) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in listed:
+            li = r["listing"]
+            out.append(
+                f"| {li['accounts']:,} | {r['db']} | {li['first_byte']:.2f} "
+                f"| {li['total']:.2f} ({li['cpu']:.2f}) | {r['cli_start']['seconds']:.2f} "
+                f"| {li['rss_mb']:,.0f} | {li['site']['total']:.2f} ({li['site']['accounts']:,}) "
+                f"| {li['role']['total']:.2f} ({li['role']['accounts']:,}) "
+                f"| {li['status']['total']:.2f} ({li['status']['accounts']:,}) |"
+            )
+    return "\n".join(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, nargs="+", default=[5_000, 50_000])
-    parser.add_argument(
-        "--sites", type=int, nargs="+", default=None,
-        help="sites per size, paired with --users (default: users / 50, at least 100)",
-    )  # fmt: skip
-    parser.add_argument("--memberships", type=float, default=10.0, help="sites per user")
-    parser.add_argument("--transports", nargs="+", default=["inprocess", "loopback"])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[5_000, 50_000])
+    parser.add_argument("--incremental-sizes", type=int, nargs="*", default=None)
+    parser.add_argument("--listing-sizes", type=int, nargs="*", default=[50_000])
     parser.add_argument("--dbs", nargs="+", default=["sqlite", "postgres"])
-    parser.add_argument("--latency-ms", type=int, default=20, help="loopback latency per call")
-    parser.add_argument("--page-size", type=int, default=DEFAULT_SITE_PAGE_SIZE)
-    parser.add_argument("--changes", type=int, default=10, help="changes before incremental")
+    parser.add_argument("--memberships", type=float, default=10.0, help="sites per user")
+    parser.add_argument(
+        "--users-per-site", type=int, default=50, help="sites = users / this, at least 100"
+    )
+    parser.add_argument("--changes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the raw results here")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sites = args.sites or [max(100, u // 50) for u in args.users]
-    if len(sites) != len(args.users):
-        parser.error("give one --sites value per --users value")
-
-    if args.child:
-        args.users, args.sites = args.users[0], sites[0]
-        args.transport, args.db = args.transports[0], args.dbs[0]
-        result = run_scenario(args)
-        print(json.dumps(asdict(result)))
-        return
-
-    results: list[dict[str, Any]] = []
-    for users, n_sites in zip(args.users, sites, strict=True):
-        for transport in args.transports:
-            for db in args.dbs:
-                label = f"{users} users / {n_sites} sites, {transport}, {db}"
-                print(f"running {label} ...", file=sys.stderr, flush=True)
-                started = time.perf_counter()
-                done = subprocess.run(  # noqa: S603  # this script, our own interpreter
-                    child_command(args, users, n_sites, transport, db),
-                    capture_output=True,
-                    text=True,
-                    check=False,
-                )
-                if done.returncode != 0:
-                    print(done.stdout, done.stderr, file=sys.stderr)
-                    raise SystemExit(f"{label} failed")
-                results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-                print(
-                    f"  done in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True
-                )
+    if args.incremental_sizes is None:
+        args.incremental_sizes = args.sizes
+    sizes = sorted(set(args.sizes) | set(args.incremental_sizes) | set(args.listing_sizes))
+    sizes = [s for s in sizes if s in args.sizes or s in args.incremental_sizes]
+    print(f"machine: {machine()}; load {load()}", file=sys.stderr)
+    rows: list[dict[str, Any]] = []
+    for users in sizes:
+        rows.extend(run_size(args, users))
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(table(results))
+        args.json.write_text(json.dumps({"machine": machine(), "rows": rows}, indent=2))
+    print(f"Machine: {machine()}. Site page size {PAGE_SIZE}; target full-import calls "
+          f"1 + ceil(sites / {PAGE_SIZE}) + 1 (the empty last page).")  # fmt: skip
+    print()
+    print(tables(rows))
 
 
 if __name__ == "__main__":

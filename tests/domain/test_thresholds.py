@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sigsci_iga.domain import (
     AccountChange,
@@ -15,6 +17,7 @@ from sigsci_iga.domain import (
     Thresholds,
     evaluate_thresholds,
 )
+from sigsci_iga.domain.thresholds import counts_needed
 
 SUSPEND = FieldChange("status", "active", "suspended")
 
@@ -68,3 +71,50 @@ def test_an_initial_import_is_never_held() -> None:
 def test_a_limit_refuses_nonsense_values() -> None:
     with pytest.raises(ValueError, match="percent"):
         Limit(percent=150)
+
+
+def _capped(counts: CurrentCounts, cap: int | None) -> CurrentCounts:
+    if cap is None:
+        return counts
+    return CurrentCounts(*(min(n, cap) for n in (counts.accounts, counts.links, counts.sites)))
+
+
+@given(
+    suspended=st.integers(0, 30),
+    removed_links=st.integers(0, 30),
+    accounts=st.integers(0, 400),
+    links=st.integers(0, 4000),
+    absolute=st.one_of(st.none(), st.integers(0, 40)),
+    percent=st.one_of(st.none(), st.floats(0, 100, allow_nan=False)),
+)
+def test_counts_read_only_as_far_as_counts_needed_says_give_the_same_verdict_and_reasons(
+    suspended: int,
+    removed_links: int,
+    accounts: int,
+    links: int,
+    absolute: int | None,
+    percent: float | None,
+) -> None:
+    diff = Diff(
+        accounts_suspended=suspending(suspended).accounts_suspended,
+        links_removed=tuple(LinkRef(f"u{i}@x.io", "Site", "s") for i in range(removed_links)),
+    )
+    limit = Limit(absolute=absolute, percent=percent)
+    thresholds = Thresholds(limit, limit, limit)
+    exact = CurrentCounts(accounts, links, 5)
+    cap = counts_needed(diff, thresholds)
+
+    assert evaluate_thresholds(diff, _capped(exact, cap), thresholds) == evaluate_thresholds(
+        diff, exact, thresholds
+    )
+    if not suspended and not removed_links:
+        assert cap == 0
+
+
+def test_a_diff_that_removes_nothing_needs_no_counts_and_a_zero_percent_limit_needs_exact_ones() -> (
+    None
+):
+    assert counts_needed(Diff()) == 0
+    assert counts_needed(suspending(3)) == 31  # 3 of fewer than 30 is more than 10 %
+    zero = Limit(absolute=None, percent=0.0)
+    assert counts_needed(suspending(1), Thresholds(zero, zero, zero)) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from sigsci_iga.app.context import AppContext
@@ -40,6 +41,35 @@ def list_accounts(
     (a status, role or site it does not know) is refused with the values it does know, rather
     than answered with an empty list.
     """
+    name = _checked_filters(ctx, endpoint, site=site, role=role, status=status, limit=limit)
+    return ctx.repository.inventory.accounts(
+        name, site=site, role=role, status=status, email=email, after=after, limit=limit
+    )
+
+
+def iter_accounts(
+    ctx: AppContext,
+    endpoint: str | None,
+    *,
+    site: str | None = None,
+    role: str | None = None,
+    status: str | None = None,
+) -> Iterator[AccountRecord]:
+    """`list_accounts` as a stream, for listings of a whole corp; filters are checked first."""
+    name = _checked_filters(ctx, endpoint, site=site, role=role, status=status)
+    return ctx.repository.inventory.iter_accounts(name, site=site, role=role, status=status)
+
+
+def _checked_filters(
+    ctx: AppContext,
+    endpoint: str | None,
+    *,
+    site: str | None,
+    role: str | None,
+    status: str | None,
+    limit: int | None = None,
+) -> str:
+    """The endpoint's name, once every filter value is one the endpoint can have."""
     if status is not None:
         check_choice(status, (s.value for s in AccountStatus), "status")
     if limit is not None:
@@ -54,9 +84,7 @@ def list_accounts(
         sites = {e.value for e in inventory.entitlements(name, type=EntitlementType.SITE.value)}
         if site not in sites:
             check_choice(site, sites, f"site (of endpoint {name!r})")
-    return inventory.accounts(
-        name, site=site, role=role, status=status, email=email, after=after, limit=limit
-    )
+    return name
 
 
 @dataclass(frozen=True)

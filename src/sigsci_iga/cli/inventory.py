@@ -9,7 +9,7 @@ import typer
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import print_json, say, show_table
+from sigsci_iga.cli.output import print_json, print_json_array, say, show_table
 
 accounts_app = typer.Typer(no_args_is_help=True, help="Accounts (corp users) in the repository.")
 entitlements_app = typer.Typer(no_args_is_help=True, help="Entitlements: corp roles and sites.")
@@ -34,10 +34,11 @@ def accounts_list(
     """Accounts with their role, status, sites and correlated identity."""
     with context.session() as ctx:
         name = app.endpoint_name(ctx, endpoint)
-        records = app.list_accounts(ctx, name, site=site, role=role, status=status)
-    if json_output:
-        print_json([r.to_json() for r in records])
-        return
+        stream = app.iter_accounts(ctx, name, site=site, role=role, status=status)
+        if json_output:
+            print_json_array(r.to_json() for r in stream)
+            return
+        records = list(stream)
     rows = []
     for r in records:
         sites = (

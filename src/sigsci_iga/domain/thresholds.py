@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from sigsci_iga.domain.diff import Diff
@@ -75,3 +76,34 @@ def evaluate_thresholds(
         if why is not None:
             reasons.append(f"{label}: {why}")
     return Verdict(held=bool(reasons), reasons=reasons)
+
+
+#: A bound this large is no saving: count exactly.
+_EXACT_ABOVE = 2**31
+
+
+def counts_needed(diff: Diff, thresholds: Thresholds | None = None) -> int | None:
+    """How far the current counts must be read for `evaluate_thresholds` to decide `diff`.
+
+    A percent limit can only be exceeded while a count is below `removed * 100 / percent`, so a
+    count stopped at the returned bound gives the same verdict, and the same reasons, as the
+    exact one. 0: the diff removes nothing a percent limit checks; None: exact counts needed.
+    """
+    limits = thresholds or Thresholds()
+    sites_inactivated = sum(
+        1 for e in diff.entitlements_inactivated if e.type == EntitlementType.SITE
+    )
+    needed = 0
+    for limit, removed in (
+        (limits.accounts_suspended, len(diff.accounts_suspended)),
+        (limits.links_removed, len(diff.links_removed)),
+        (limits.sites_inactivated, sites_inactivated),
+    ):
+        if removed == 0 or limit.percent is None:
+            continue
+        bound = removed * 100.0 / limit.percent if limit.percent > 0 else math.inf
+        if bound >= _EXACT_ABOVE:
+            # Any removal is too many (or nearly): the reason names the exact count.
+            return None
+        needed = max(needed, int(bound) + 1)
+    return needed

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import gc
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
@@ -29,14 +30,18 @@ from sigsci_iga.connectors.base import (
 from sigsci_iga.domain.diff import Diff, compute_diff, compute_partial_diff
 from sigsci_iga.domain.model import (
     AccountSnapshot,
-    AccountStatus,
     CorpSnapshot,
+    CurrentCounts,
     EntitlementStatus,
     EntitlementType,
-    RepositoryView,
     SiteSnapshot,
 )
-from sigsci_iga.domain.thresholds import Thresholds, Verdict, evaluate_thresholds
+from sigsci_iga.domain.thresholds import (
+    Thresholds,
+    Verdict,
+    counts_needed,
+    evaluate_thresholds,
+)
 from sigsci_iga.errors import ApiError, NotFoundError, SigsciIgaError, UnexpectedResponseError
 from sigsci_iga.importer.screening import (
     CLOCK_SKEW,
@@ -66,6 +71,9 @@ SITE_FEED_CONCURRENCY = 8
 #: `Checkpoint.membership_feed` values.
 CORP_FEED = "corp"
 SITE_FEEDS = "sites"
+#: An incremental run that touches more accounts than this loads the whole endpoint instead
+#: (one scan is cheaper than that many lookups, and IN lists stay well within SQL limits).
+PARTIAL_VIEW_LIMIT = 5_000
 
 T = TypeVar("T")
 Progress = Callable[[str, int, int | None], None]
@@ -110,6 +118,26 @@ class IncompleteReadError(UnexpectedResponseError):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Keep the cyclic garbage collector out of a full import's bulk work.
+
+    Reading a corp allocates millions of objects that live until the run ends and hold no
+    cycles; with the collector on, Python walks them again and again (seconds at 50,000 users).
+    What existed before is frozen out of the collector's sight; both are undone afterwards, and
+    a caller that had turned collection off keeps it off.
+    """
+    was_enabled = gc.isenabled()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+        gc.unfreeze()
 
 
 async def _read_all(
@@ -201,31 +229,43 @@ class Importer:
     async def _full(self, options: ImportOptions, fallback: str | None) -> ImportResult:
         run_id = self._run_id(options, "full")
         try:
-            started = self.clock()
-            snapshot = await read_corp(
-                self.connector, required_account=options.required_account, progress=self.progress
-            )
-            view = self.repository.runs.load_view(self.endpoint)
-            screening = Screening()
-            accounts, sites = screen_corp(
-                snapshot.accounts,
-                snapshot.sites,
-                view.accounts,
-                known_roles(self.connector),
-                screening,
-            )
-            snapshot = CorpSnapshot(accounts=tuple(accounts), sites=tuple(sites))
-            diff = compute_diff(view, snapshot, mode="full")
-            verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
-            learned = self.repository.endpoints.get(self.endpoint).checkpoint.membership_feed
-            checkpoint = Checkpoint(
-                last_activity=started - options.overlap, event_ids=(), membership_feed=learned
-            )
-            run = self._conclude(run_id, diff, verdict, view.version, checkpoint, options)
-            run = self._noted(run, screening)
+            with _collector_paused():
+                return await self._full_run(options, fallback, run_id)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
+
+    async def _full_run(
+        self, options: ImportOptions, fallback: str | None, run_id: int
+    ) -> ImportResult:
+        started = self.clock()
+        snapshot = await read_corp(
+            self.connector, required_account=options.required_account, progress=self.progress
+        )
+        view = self.repository.runs.load_view(self.endpoint)
+        screening = Screening()
+        accounts, sites = screen_corp(
+            snapshot.accounts,
+            snapshot.sites,
+            view.accounts,
+            known_roles(self.connector),
+            screening,
+        )
+        # The screened corp replaces the one read, which is not kept alongside it.
+        del snapshot
+        snapshot = CorpSnapshot(accounts=tuple(accounts), sites=tuple(sites))
+        del accounts, sites
+        diff = compute_diff(view, snapshot, mode="full")
+        accounts_read, sites_read = len(snapshot.accounts), len(snapshot.sites)
+        # The diff holds what the apply needs; the corp as read (every account's sites) goes.
+        del snapshot
+        verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
+        learned = self.repository.endpoints.get(self.endpoint).checkpoint.membership_feed
+        checkpoint = Checkpoint(
+            last_activity=started - options.overlap, event_ids=(), membership_feed=learned
+        )
+        run = self._conclude(run_id, diff, verdict, view.version, checkpoint, options)
+        run = self._noted(run, screening)
         return ImportResult(
             warnings=tuple(screening.warnings),
             run=run,
@@ -233,8 +273,8 @@ class Importer:
             diff=diff,
             verdict=verdict,
             fallback_reason=fallback,
-            accounts_read=len(snapshot.accounts),
-            sites_read=len(snapshot.sites),
+            accounts_read=accounts_read,
+            sites_read=sites_read,
         )
 
     async def _incremental(self, options: ImportOptions) -> ImportResult:
@@ -258,19 +298,16 @@ class Importer:
             sites = sorted({e.site for e in events if e.site and (not e.email or e.removes_site)})
             removed_emails = {e.email for e in events if e.removes_account and e.email}
             removed_sites = {e.site for e in events if e.removes_site and e.site}
-            view = self.repository.runs.load_view(self.endpoint)
-            changed_sites: dict[str, SiteSnapshot | None] = {}
-            for done, name in enumerate(sites, 1):
-                site = await self.connector.read_site(name)
-                if site is None:
-                    if name in removed_sites:
-                        changed_sites[name] = None
-                # One the screening skips (and reports) stays as the repository holds it.
-                elif (screened_site := screen_site(site, screening)) is not None:
-                    changed_sites[name] = screened_site
-                self.progress("sites", done, len(sites))
-            emails = sorted(
-                named | _implied_rereads(view, changed_sites, removed_sites, self.connector)
+            changed_sites = await self._reread_sites(sites, removed_sites, screening)
+            emails = sorted(named | self._implied_rereads(changed_sites, removed_sites))
+            # Only the accounts this run reads, and those holding a site confirmed deleted (its
+            # links go with it), are loaded: the cost follows the changes, not the corp.
+            deleted = [name for name, site in changed_sites.items() if site is None]
+            loaded = set(emails) | self.repository.runs.account_emails(
+                self.endpoint, sites=deleted, include_suspended=True
+            )
+            view = self.repository.runs.load_view(
+                self.endpoint, None if len(loaded) > PARTIAL_VIEW_LIMIT else loaded
             )
             # A target that matches emails exactly knows a user by one spelling only: the one its
             # events write (the newest wins). It is taken as final unless the last import saw
@@ -290,7 +327,9 @@ class Importer:
                     changed_accounts[email] = screened
                 self.progress("accounts", done, len(emails))
             diff = compute_partial_diff(view, changed_accounts, changed_sites)
-            verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
+            partial = len(loaded) <= PARTIAL_VIEW_LIMIT
+            counts = self._counts(diff, options.thresholds) if partial else view.counts()
+            verdict = evaluate_thresholds(diff, counts, options.thresholds)
             new_checkpoint = replace(
                 _advance(
                     checkpoint,
@@ -300,7 +339,15 @@ class Importer:
                 ),
                 membership_feed=feeds.membership_feed,
             )
-            run = self._conclude(run_id, diff, verdict, view.version, new_checkpoint, options)
+            run = self._conclude(
+                run_id,
+                diff,
+                verdict,
+                view.version,
+                new_checkpoint,
+                options,
+                correlate_only=changed_accounts if partial else None,
+            )
             run = self._noted(run, screening)
         except BaseException as exc:
             self._fail(run_id, exc)
@@ -315,6 +362,48 @@ class Importer:
             sites_read=len(changed_sites),
             events_read=len(events),
             site_feeds_read=feeds.site_feeds_read,
+        )
+
+    async def _reread_sites(
+        self, sites: Sequence[str], removed_sites: set[str], screening: Screening
+    ) -> dict[str, SiteSnapshot | None]:
+        """The sites events name, as the target has them now; None: confirmed deleted."""
+        changed_sites: dict[str, SiteSnapshot | None] = {}
+        for done, name in enumerate(sites, 1):
+            site = await self.connector.read_site(name)
+            if site is None:
+                if name in removed_sites:
+                    changed_sites[name] = None
+            # One the screening skips (and reports) stays as the repository holds it.
+            elif (screened_site := screen_site(site, screening)) is not None:
+                changed_sites[name] = screened_site
+            self.progress("sites", done, len(sites))
+        return changed_sites
+
+    def _counts(self, diff: Diff, thresholds: Thresholds) -> CurrentCounts:
+        """What the thresholds compare `diff` with, read only as far as they need."""
+        cap = counts_needed(diff, thresholds)
+        if cap == 0:
+            return CurrentCounts(0, 0, 0)
+        return self.repository.runs.counts(self.endpoint, cap=cap)
+
+    def _implied_rereads(
+        self, changed_sites: Mapping[str, SiteSnapshot | None], removed_sites: set[str]
+    ) -> set[str]:
+        """Accounts whose sites changed although no event names them.
+
+        A site that exists now (new, or deleted and re-created) is implicitly held by the
+        accounts whose role reaches every site (the connector's `all_sites_roles`, e.g. owners).
+        A site deleted and re-created within the window lost every membership it had before the
+        deletion; members added since are named by their own events. Suspended accounts are
+        left alone.
+        """
+        present = {name for name, site in changed_sites.items() if site is not None}
+        if not present:
+            return set()
+        all_sites_roles: frozenset[str] = getattr(self.connector, "all_sites_roles", frozenset())
+        return self.repository.runs.account_emails(
+            self.endpoint, roles=all_sites_roles, sites=present & removed_sites
         )
 
     async def _read_feeds(self, since: datetime, learned: str | None) -> _Feeds:
@@ -385,6 +474,8 @@ class Importer:
         base_version: int,
         checkpoint: Checkpoint,
         options: ImportOptions,
+        *,
+        correlate_only: Collection[str] | None = None,
     ) -> RunRecord:
         if options.dry_run:
             counts = {**diff.summary(), "held": verdict.held, "reasons": verdict.reasons}
@@ -405,6 +496,7 @@ class Importer:
             base_version=base_version,
             checkpoint=checkpoint,
             correlation_rule=options.correlation_rule,
+            correlate_only=correlate_only,
         )
 
     def _noted(self, run: RunRecord, screening: Screening) -> RunRecord:
@@ -457,32 +549,6 @@ class _FeedUnavailableError(Exception):
     def __init__(self, cause: str) -> None:
         super().__init__(cause)
         self.cause = cause
-
-
-def _implied_rereads(
-    view: RepositoryView,
-    changed_sites: Mapping[str, SiteSnapshot | None],
-    removed_sites: set[str],
-    connector: Connector,
-) -> set[str]:
-    """Accounts whose sites changed although no event names them.
-
-    A site that exists now (new, or deleted and re-created) is implicitly held by the accounts
-    whose role reaches every site (the connector's `all_sites_roles`, e.g. owners). A site deleted
-    and re-created within the window lost every membership it had before the deletion; members
-    added since are named by their own events.
-    """
-    present = {name for name, site in changed_sites.items() if site is not None}
-    if not present:
-        return set()
-    all_sites_roles: frozenset[str] = getattr(connector, "all_sites_roles", frozenset())
-    recreated = present & removed_sites
-    return {
-        email
-        for email, state in view.accounts.items()
-        if state.status != AccountStatus.SUSPENDED
-        and (state.role in all_sites_roles or state.sites & recreated)
-    }
 
 
 def _advance(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +184,23 @@ def _classify(exc: DBAPIError, where: str, options: DatabaseOptions) -> SigsciIg
     return None
 
 
+def analyze(connection: Connection, tables: Sequence[str] = ()) -> None:
+    """Refresh the planner's statistics (all tables, or those named) inside the transaction.
+
+    Without them a freshly loaded repository is planned as if empty: listing 50,000 accounts
+    took 20 s on SQLite and 84 s on PostgreSQL before the first row, and 0.2-0.7 s after.
+    SQLite samples at most a thousand rows per index (`analysis_limit`), so this stays cheap
+    for millions of links; PostgreSQL samples on its own.
+    """
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+    if not tables:
+        connection.exec_driver_sql("ANALYZE")
+        return
+    for table in tables:
+        connection.exec_driver_sql(f"ANALYZE {table}")
+
+
 def _alembic_config(connection: Connection) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -217,7 +234,11 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
                 connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
+            before = MigrationContext.configure(connection).get_current_revision()
             command.upgrade(_alembic_config(connection), revision)
+            if MigrationContext.configure(connection).get_current_revision() != before:
+                # New tables or indexes: give the planner statistics for them at once.
+                analyze(connection)
     finally:
         if isinstance(engine_or_url, str):
             engine.dispose()

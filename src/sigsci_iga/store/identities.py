@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -283,8 +283,18 @@ def correlation_rule(name: str) -> CorrelationRule:
         ) from None
 
 
-def correlate(conn: Connection, endpoint_id: int, rule: CorrelationRule) -> CorrelationResult:
-    """Set every account's identity to the rule's match; a key two identities share links neither."""
+def correlate(
+    conn: Connection,
+    endpoint_id: int,
+    rule: CorrelationRule,
+    *,
+    emails: Collection[str] | None = None,
+) -> CorrelationResult:
+    """Set every account's identity to the rule's match; a key two identities share links neither.
+
+    With `emails`, only those accounts are (re)linked and counted: an incremental import
+    correlates the accounts it read, not the whole corp.
+    """
     by_key: dict[str, int | None] = {}
     usernames: dict[int | None, str | None] = {None: None}
     for id_, username, email in conn.execute(
@@ -299,10 +309,11 @@ def correlate(conn: Connection, endpoint_id: int, rule: CorrelationRule) -> Corr
     matched = 0
     ambiguous: list[str] = []
     now = datetime.now(UTC)
+    which = [accounts.c.endpoint_id == endpoint_id]
+    if emails is not None:
+        which.append(accounts.c.email.in_(sorted(emails)))
     for id_, email, current in conn.execute(
-        sa.select(accounts.c.id, accounts.c.email, accounts.c.identity_id).where(
-            accounts.c.endpoint_id == endpoint_id
-        )
+        sa.select(accounts.c.id, accounts.c.email, accounts.c.identity_id).where(*which)
     ):
         key = rule.account_key(email)
         wanted = by_key.get(key) if key is not None else None
@@ -332,9 +343,7 @@ def correlate(conn: Connection, endpoint_id: int, rule: CorrelationRule) -> Corr
         )
         conn.execute(history.insert(), changes)
     unmatched_count = conn.execute(
-        sa.select(sa.func.count()).where(
-            accounts.c.endpoint_id == endpoint_id, accounts.c.identity_id.is_(None)
-        )
+        sa.select(sa.func.count()).where(*which, accounts.c.identity_id.is_(None))
     ).scalar_one()
     return CorrelationResult(
         rule=rule.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -77,6 +78,41 @@ class Inventory:
                     accounts.c.id.in_(_holders(endpoint_id, EntitlementType.SITE.value, site))
                 )
             return account_records(conn, endpoint, endpoint_id, filters, limit=limit)
+
+    def iter_accounts(
+        self,
+        endpoint: str,
+        *,
+        site: str | None = None,
+        role: str | None = None,
+        status: str | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[AccountRecord]:
+        """`accounts` as a stream: pages of `page_size` by email, in one read snapshot.
+
+        The first accounts come after one page's queries, whatever the size of the endpoint,
+        and no more than a page is held at once.
+        """
+        filters: list[sa.ColumnElement[bool]] = []
+        if role is not None:
+            filters.append(accounts.c.role == role)
+        if status is not None:
+            filters.append(accounts.c.status == status)
+        with self._db.read(snapshot=True) as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            if site is not None:
+                filters.append(
+                    accounts.c.id.in_(_holders(endpoint_id, EntitlementType.SITE.value, site))
+                )
+            after: list[sa.ColumnElement[bool]] = []
+            while True:
+                page = account_records(
+                    conn, endpoint, endpoint_id, [*filters, *after], limit=page_size
+                )
+                yield from page
+                if len(page) < page_size:
+                    return
+                after = [accounts.c.email > page[-1].email]
 
     def roles(self, endpoint: str) -> list[str]:
         """The distinct roles the endpoint's accounts hold."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -13,9 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from sigsci_iga.domain.diff import Diff
-from sigsci_iga.domain.model import (
-    RepositoryView,
-)
+from sigsci_iga.domain.model import CurrentCounts, RepositoryView
 from sigsci_iga.errors import RecordNotFoundError, RunStateError
 from sigsci_iga.store import identities as identity_store
 from sigsci_iga.store.apply import apply_diff
@@ -29,7 +27,7 @@ from sigsci_iga.store.tables import (
     endpoints,
     import_runs,
 )
-from sigsci_iga.store.view import load_view
+from sigsci_iga.store.view import account_emails, load_counts, load_view
 
 RunMode = Literal["full", "incremental"]
 
@@ -49,10 +47,36 @@ class Runs:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def load_view(self, endpoint: str) -> RepositoryView:
-        """The endpoint's current state for `compute_diff`, read as one consistent snapshot."""
+    def load_view(self, endpoint: str, emails: Collection[str] | None = None) -> RepositoryView:
+        """The endpoint's current state for `compute_diff`, read as one consistent snapshot.
+
+        With `emails`, only those accounts (see `store.view.load_view`).
+        """
         with self._db.read(snapshot=True) as conn:
-            return load_view(conn, find_endpoint_id(conn, endpoint))
+            return load_view(conn, find_endpoint_id(conn, endpoint), emails)
+
+    def account_emails(
+        self,
+        endpoint: str,
+        *,
+        roles: Collection[str] = (),
+        sites: Collection[str] = (),
+        include_suspended: bool = False,
+    ) -> set[str]:
+        """Accounts with one of `roles` or holding one of `sites` (suspended ones if asked)."""
+        with self._db.read() as conn:
+            return account_emails(
+                conn,
+                find_endpoint_id(conn, endpoint),
+                roles=roles,
+                sites=sites,
+                include_suspended=include_suspended,
+            )
+
+    def counts(self, endpoint: str, *, cap: int | None = None) -> CurrentCounts:
+        """What thresholds compare removals with, each count stopping at `cap`."""
+        with self._db.read(snapshot=True) as conn:
+            return load_counts(conn, find_endpoint_id(conn, endpoint), cap)
 
     def start(
         self,
@@ -171,12 +195,13 @@ class Runs:
         base_version: int,
         checkpoint: Checkpoint | None = None,
         correlation_rule: str | None = None,
+        correlate_only: Collection[str] | None = None,
     ) -> RunRecord:
         """Apply `diff` and mark the run succeeded, atomically; the checkpoint moves with it.
 
-        With a `correlation_rule`, the endpoint's accounts are correlated in the same
-        transaction. Raises `RepositoryChangedError` if the endpoint is no longer at
-        `base_version`.
+        With a `correlation_rule`, the endpoint's accounts (or only those `correlate_only`
+        names) are correlated in the same transaction. Raises `RepositoryChangedError` if the
+        endpoint is no longer at `base_version`.
         """
         rule = identity_store.correlation_rule(correlation_rule) if correlation_rule else None
         with self._db.write() as conn:
@@ -188,7 +213,7 @@ class Runs:
             if checkpoint is not None:
                 write_checkpoint(conn, endpoint_id, checkpoint)
             if rule is not None:
-                identity_store.correlate(conn, endpoint_id, rule)
+                identity_store.correlate(conn, endpoint_id, rule, emails=correlate_only)
             conn.execute(
                 import_runs.update()
                 .where(import_runs.c.id == run_id)

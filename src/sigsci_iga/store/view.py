@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sigsci_iga.domain.model import (
     AccountState,
+    AccountStatus,
+    CurrentCounts,
     EntitlementState,
+    EntitlementStatus,
     EntitlementType,
     RepositoryView,
 )
@@ -99,3 +103,69 @@ def load_view(
         for id_, email, name, role, status, mfa, created, extra in account_rows
     }
     return RepositoryView(accounts=account_states, sites=sites, roles=roles, version=version)
+
+
+def account_emails(
+    conn: Connection,
+    endpoint_id: int,
+    *,
+    roles: Collection[str] = (),
+    sites: Collection[str] = (),
+    include_suspended: bool = False,
+) -> set[str]:
+    """Emails of the accounts with one of `roles` or holding one of `sites` (indexed lookups)."""
+    if not roles and not sites:
+        return set()
+    held = (
+        sa.select(account_entitlements.c.account_id)
+        .join(entitlement_values, entitlement_values.c.id == account_entitlements.c.value_id)
+        .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+        .where(
+            entitlement_types.c.endpoint_id == endpoint_id,
+            entitlement_types.c.name == EntitlementType.SITE.value,
+            entitlement_values.c.value.in_(sorted(sites)),
+        )
+    )
+    which = sa.or_(accounts.c.role.in_(sorted(roles)), accounts.c.id.in_(held))
+    query = sa.select(accounts.c.email).where(accounts.c.endpoint_id == endpoint_id, which)
+    if not include_suspended:
+        query = query.where(accounts.c.status != AccountStatus.SUSPENDED.value)
+    return {str(email) for (email,) in conn.execute(query)}
+
+
+def load_counts(conn: Connection, endpoint_id: int, cap: int | None = None) -> CurrentCounts:
+    """`RepositoryView.counts()` from SQL, each count stopping at `cap` (None: exact).
+
+    Thresholds only need to know whether a count is below a bound (see `counts_needed`), so an
+    incremental import counts a few rows instead of every link of the corp.
+    """
+
+    def count(query: sa.Select[Any]) -> int:
+        if cap is not None:
+            query = query.limit(cap)
+        return int(
+            conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        )
+
+    own = accounts.c.endpoint_id == endpoint_id
+    return CurrentCounts(
+        accounts=count(
+            sa.select(sa.literal(1)).where(own, accounts.c.status != AccountStatus.SUSPENDED.value)
+        ),
+        links=count(
+            sa.select(sa.literal(1))
+            .select_from(account_entitlements)
+            .join(accounts, accounts.c.id == account_entitlements.c.account_id)
+            .where(own)
+        ),
+        sites=count(
+            sa.select(sa.literal(1))
+            .select_from(entitlement_values)
+            .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+            .where(
+                entitlement_types.c.endpoint_id == endpoint_id,
+                entitlement_types.c.name == EntitlementType.SITE.value,
+                entitlement_values.c.status == EntitlementStatus.ACTIVE.value,
+            )
+        ),
+    )

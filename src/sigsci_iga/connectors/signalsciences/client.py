@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import random
 import time
 from collections import Counter
@@ -22,7 +21,7 @@ from typing import Any, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from sigsci_iga.connectors.http.bounded import DEFAULT_MAX_BODY_BYTES, send_bounded
 from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord, record_call
@@ -33,10 +32,10 @@ from sigsci_iga.connectors.http.responses import (
     error_for_transport,
     expect_shape,
     scrub,
-    too_deep_error,
 )
 from sigsci_iga.connectors.http.segments import check_segment, check_sent_path
 from sigsci_iga.connectors.signalsciences.backoff import ReadRetry
+from sigsci_iga.connectors.signalsciences.decode import UserRow, decode_users
 from sigsci_iga.connectors.signalsciences.models import (
     ActivityEvent,
     Corp,
@@ -55,7 +54,6 @@ from sigsci_iga.errors import (
     ConfigError,
     InvalidInputError,
     RateLimitedError,
-    TransientError,
     UnexpectedResponseError,
 )
 from sigsci_iga.settings import Settings
@@ -458,11 +456,11 @@ class SigSciClient:
 
     # -- users -------------------------------------------------------------------------------
 
-    async def list_users(self, *, expand_memberships: bool = True) -> list[User]:
-        """All corp users in one call (the endpoint is not paginated)."""
+    async def list_users(self, *, expand_memberships: bool = True) -> list[UserRow]:
+        """All corp users in one call (the endpoint is not paginated), decoded by `decode`."""
         path = self._corp_path("users")
         params = {"expand": "memberships"} if expand_memberships else None
-        users: list[User] = await self._read(path, params=params, parse=_parse_users)
+        users: list[UserRow] = await self._read(path, params=params, parse=decode_users)
         return users
 
     async def get_user(self, email: str, *, expand_memberships: bool = True) -> User:
@@ -742,67 +740,3 @@ def _checked_corp(corp: str) -> str:
 
 def _checked_site(site: str) -> str:
     return check_segment(site, "site name")
-
-
-#: How deep pydantic's JSON parser (jiter) nests before it stops; the users list's typed fields
-#: need a handful of levels, and what the model ignores is parsed no deeper than this.
-_USERS_PARSER_DEPTH = 200
-
-
-class _UsersEnvelope(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    data: list[User]
-
-
-@functools.cache
-def _users_adapter() -> TypeAdapter[_UsersEnvelope]:
-    return TypeAdapter(_UsersEnvelope)
-
-
-def _parse_users(method: str, path: str, response: httpx.Response) -> list[User]:
-    """Validate the users list straight from its JSON bytes.
-
-    At 50,000 users this skips ~400 MB of intermediate dicts and most of the parsing time; a
-    broken body is still transient and a wrong shape still untrusted, as with `decode_json`.
-    """
-    try:
-        users = _users_adapter().validate_json(response.content).data
-    except ValidationError as exc:
-        first = exc.errors(include_input=False, include_url=False)[0]
-        if first["type"] == "json_invalid" and "recursion" in first["msg"].lower():
-            raise too_deep_error(method, path, response.status_code, _USERS_PARSER_DEPTH) from None
-        if first["type"] in ("json_invalid", "json_type"):
-            content_type = response.headers.get("content-type", "").split(";")[0] or "no type"
-            raise TransientError(
-                method=method,
-                path=path,
-                status=response.status_code,
-                message=f"truncated or non-JSON body ({content_type}, "
-                f"{len(response.content)} bytes)",
-            ) from None
-        where = ".".join(str(p) for p in first["loc"])
-        raise UnexpectedResponseError(
-            method=method,
-            path=path,
-            status=response.status_code,
-            message=f"users list invalid at {where or 'top'}: {first['msg']}",
-        ) from None
-    _refuse_duplicate_emails(method, path, response.status_code, users)
-    return users
-
-
-def _refuse_duplicate_emails(method: str, path: str, status: int, users: Sequence[User]) -> None:
-    """Two users with one email (in any letter case) cannot both be the account it keys."""
-    seen: dict[str, str] = {}
-    for user in users:
-        spelled = user.raw_email or user.email
-        if user.email in seen:
-            raise UnexpectedResponseError(
-                method=method,
-                path=path,
-                status=status,
-                message=f"users list names {user.email!r} twice ({seen[user.email]!r} and "
-                f"{spelled!r}); the answer cannot be trusted",
-            )
-        seen[user.email] = spelled
