@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sigsci_iga.app import check_endpoint
+from sigsci_iga import app as use_cases
 from sigsci_iga.cli import context
 from sigsci_iga.cli.check import describe_token_policy
 from sigsci_iga.cli.imports import db_app, import_app, runs_app
@@ -36,8 +34,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        say(f"sigsci-iga {use_cases.version()}")
+        raise typer.Exit
+
+
 @app.callback()
 def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the installed version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -51,6 +64,8 @@ def _root(
     context.CliState.config_file = config
     # stamina logs each scheduled retry as a warning; with logging unconfigured, Python's
     # last-resort handler would print it to stderr and break the one-line error contract.
+    import logging  # noqa: PLC0415  (not needed to print help)
+
     retries = logging.getLogger("stamina")
     if not retries.handlers:
         retries.addHandler(logging.NullHandler())
@@ -68,8 +83,10 @@ def check_command(
     ] = None,
 ) -> None:
     """Verify the credentials against the corp and show role, sites and token policy."""
+    import asyncio  # noqa: PLC0415  (an event loop only for commands that talk to a corp)
+
     with context.session() as ctx:
-        result = asyncio.run(check_endpoint(ctx, endpoint))
+        result = asyncio.run(use_cases.check_endpoint(ctx, endpoint))
     report = result.report
     say(styled("corp      ", "bold"), f"{report.target} ({report.display_name})")
     say(styled("caller    ", "bold"), f"{report.caller} ({report.caller_role or 'unknown'})")

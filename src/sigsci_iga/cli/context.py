@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sigsci_iga.app import AppContext
+from sigsci_iga import app
 from sigsci_iga.cli.output import fail
 from sigsci_iga.errors import SigsciIgaError
-from sigsci_iga.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sigsci_iga.settings import Settings
 
 
 class CliState:
@@ -19,6 +22,9 @@ class CliState:
 
 
 def settings() -> Settings:
+    # pydantic is imported here, by the first command that needs settings, not by `--help`.
+    from sigsci_iga.settings import load_settings  # noqa: PLC0415
+
     try:
         return load_settings(CliState.config_file)
     except SigsciIgaError as exc:
@@ -26,9 +32,9 @@ def settings() -> Settings:
 
 
 @contextmanager
-def session() -> Iterator[AppContext]:
+def session() -> Iterator[app.AppContext]:
     """An application context for one command; an error from a use case ends the command."""
-    ctx = AppContext(settings())
+    ctx = app.AppContext(settings())
     try:
         yield ctx
     except SigsciIgaError as exc:

@@ -15,7 +15,6 @@ from sigsci_iga.sim.config import (
     SimConfig,
 )
 from sigsci_iga.sim.faults import parse_fault_spec
-from sigsci_iga.sim.server import run_server
 
 sim_app = typer.Typer(help="A local, fake Signal Sciences API for tests and demos.")
 
@@ -101,6 +100,9 @@ def serve(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+    # uvicorn and FastAPI load here, when a simulator starts, not for `--help`.
+    from sigsci_iga.sim.server import run_server  # noqa: PLC0415
+
     typer.echo(f"Signal Sciences simulator: http://{host}:{port}  (API under /api/v0)")
     typer.echo(f"  corp:        {corp}")
     typer.echo(f"  owner:       {DEMO_EMAIL}  token {DEMO_TOKEN}  password {DEMO_PASSWORD}")
