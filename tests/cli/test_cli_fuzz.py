@@ -344,7 +344,9 @@ def packages(scratch: Path) -> Iterator[Case]:
             ("endpoints", "add-rest", "pkg", "--package", str(path), "--corp", "acme"),
         ):  # fmt: skip
             yield Case("package", command, fresh=True)
-    shipped = Path(__file__).resolve().parents[2] / "packages" / "signalsciences.yaml"
+    shipped = (
+        Path(__file__).resolve().parents[2] / "src/sigsci_iga/packages_data/signalsciences.yaml"
+    )
     for args in (
         ("--operation", "teleport"),
         ("--operation", "remove-account", "--account", "a@x.example", "--param", "noequals"),

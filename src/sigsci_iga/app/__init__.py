@@ -61,9 +61,12 @@ if TYPE_CHECKING:
     )
     from sigsci_iga.app.packages import (
         PackageSummary,
+        ShippedPackage,
         convert_saviynt,
         package_schema,
         render_operation,
+        shipped_package,
+        shipped_packages,
         validate_package,
     )
     from sigsci_iga.app.provisioning import (
@@ -205,9 +208,12 @@ _HOMES: dict[str, tuple[str, ...]] = {
     ),
     "sigsci_iga.app.packages": (
         "PackageSummary",
+        "ShippedPackage",
         "convert_saviynt",
         "package_schema",
         "render_operation",
+        "shipped_package",
+        "shipped_packages",
         "validate_package",
     ),
     "sigsci_iga.app.provisioning": (
@@ -347,6 +353,7 @@ __all__ = [
     "SchedulePatch",
     "ScheduleRecord",
     "ScheduleView",
+    "ShippedPackage",
     "Statistics",
     "TaskDetail",
     "TaskRecord",
@@ -410,6 +417,8 @@ __all__ = [
     "run_queue",
     "run_schedule",
     "schedule_timing",
+    "shipped_package",
+    "shipped_packages",
     "statistics",
     "submit_request",
     "task_detail",

@@ -15,10 +15,12 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -77,14 +79,59 @@ def say_block(text: str) -> None:
         out.print(line(each))
 
 
-def show_table(
-    columns: Sequence[str], rows: Iterable[Sequence[object]], *, title: object = None
-) -> None:
-    """A table on standard output; every cell and the title are shown as text."""
-    table = Table(*columns, title=None if title is None else line(title))
+@dataclass(frozen=True)
+class Col:
+    """A table column and how it gives way when the terminal is narrow."""
+
+    header: str
+    #: Every cell on one line and never cut (an email, an id): other columns wrap first.
+    whole: bool = False
+    #: Left out when the table cannot fit even wrapped, the highest first; 0: always shown.
+    drop: int = 0
+
+
+def _table(columns: Sequence[Col], rows: Sequence[Sequence[Text]], title: object) -> Table:
+    table = Table(title=None if title is None else line(title))
+    for col in columns:
+        # fold, not ellipsis: a long word wraps onto the next line, so no value is ever cut.
+        table.add_column(col.header, no_wrap=col.whole, overflow="fold")
     for row in rows:
-        table.add_row(*(cell if isinstance(cell, Text) else Text(visible(cell)) for cell in row))
-    _console().print(table)
+        table.add_row(*row)
+    return table
+
+
+def show_table(
+    columns: Sequence[str | Col], rows: Iterable[Sequence[object]], *, title: object = None
+) -> None:
+    """A table on standard output; every cell and the title are shown as text.
+
+    It fits the terminal's width (`COLUMNS` off a terminal): columns wrap, then the columns
+    marked `drop` are left out (a note names them), and a whole-line column that still does not
+    fit makes the table wider than the terminal rather than cut.
+    """
+    cols = [c if isinstance(c, Col) else Col(c) for c in columns]
+    cells = [
+        [cell if isinstance(cell, Text) else Text(visible(cell)) for cell in row] for row in rows
+    ]
+    out = _console()
+    shown = list(range(len(cols)))
+    while True:
+        table = _table([cols[i] for i in shown], [[r[i] for i in shown] for r in cells], title)
+        needed = _minimum_width(out, table)
+        droppable = [i for i in shown if cols[i].drop]
+        if needed <= out.width or not droppable:
+            break
+        shown.remove(max(droppable, key=lambda i: (cols[i].drop, i)))
+    out.print(table, width=max(out.width, needed))
+    hidden = [cols[i].header for i in range(len(cols)) if i not in shown]
+    if hidden:
+        out.print(line(styled(f"(not shown at this width: {', '.join(hidden)})", "dim")))
+
+
+def _minimum_width(console: Console, table: Table) -> int:
+    """The narrowest the table can be drawn without cutting a whole-line column."""
+    options = console.options.update_width(1_000_000)
+    return Measurement.get(console, options, table).minimum
 
 
 def print_json(value: Any) -> None:

@@ -10,7 +10,7 @@ import typer
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, say, say_block, show_table
+from sigsci_iga.cli.output import Col, fail, print_json, say, say_block, show_table
 from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import InvalidInputError, SigsciIgaError
 
@@ -36,6 +36,51 @@ def _params(values: list[str] | None) -> dict[str, str]:
             fail(InvalidInputError(f"--param {item!r} is not NAME=VALUE"))
         params[name.strip()] = value
     return params
+
+
+@packages_app.command("list")
+def packages_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+) -> None:
+    """The packages that ship with sigsci-iga (no checkout needed)."""
+    try:
+        shipped = app.shipped_packages()
+    except SigsciIgaError as exc:
+        fail(exc)
+    if json_output:
+        print_json(
+            [{"name": p.name, "version": p.version, "description": p.description} for p in shipped]
+        )
+        return
+    show_table(
+        (Col("name", whole=True), "version", "description"),
+        [(p.name, p.version, p.description) for p in shipped],
+        title=f"{len(shipped)} shipped packages (sigsci-iga packages show NAME)",
+    )
+
+
+@packages_app.command("show")
+def packages_show(
+    name: Annotated[
+        str, typer.Argument(help="A name from `packages list` (`airtable` for `saviynt/airtable`).")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the package to a file.")
+    ] = None,
+) -> None:
+    """Print a shipped package's YAML, to read or to copy and edit."""
+    try:
+        package = app.shipped_package(name)
+    except SigsciIgaError as exc:
+        fail(exc)
+    text = package.path.read_text(encoding="utf-8")
+    if output is None:
+        say_block(text)
+        return
+    if output.exists() and not output.is_file():
+        fail(InvalidInputError(f"output {output} exists and is not a regular file"))
+    output.write_text(text, encoding="utf-8")
+    say(f"wrote {output}; then: sigsci-iga packages validate {output}")
 
 
 @packages_app.command("validate")
