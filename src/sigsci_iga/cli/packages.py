@@ -178,7 +178,15 @@ def endpoints_list(
         print_json([e.to_json() for e in endpoints])
         return
     show_table(
-        ("name", "connector", "corp", "api url", "email", "credentials", "checkpoint"),
+        (
+            "name",
+            Col("connector", drop=3),
+            "corp",
+            Col("api url", drop=2),
+            Col("email", drop=1),
+            Col("credentials", drop=4),
+            Col("checkpoint", drop=5),
+        ),
         [
             (
                 e.name + (" (removed)" if e.retired_at else ""),

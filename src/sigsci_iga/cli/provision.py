@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated
+from urllib.parse import unquote
 
 import typer
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_csv, print_json, say, show_table
+from sigsci_iga.cli.output import Col, Stages, fail, print_csv, print_json, say, show_table
 from sigsci_iga.domain.tasks import Operation, TaskState
 from sigsci_iga.errors import InvalidInputError
 
@@ -228,7 +230,23 @@ def provision_run(
         if dry_run:
             _print_dry_run(asyncio.run(app.preview_queue(ctx, endpoint, options)))
             return
-        summary = asyncio.run(app.run_queue(ctx, endpoint, options))
+        if not until_done:
+            summary = asyncio.run(app.run_queue(ctx, endpoint, options))
+        else:
+            # The tasks open now are the total; a task queued for retry is not done yet.
+            total = sum(
+                len(app.list_tasks(ctx, endpoint=endpoint, state=state))
+                for state in ("new", "in_progress")
+            )
+            with Stages(_describe_tasks) as stages:
+
+                def on_batch(running: app.RunSummary) -> None:
+                    finished = running.completed + running.no_action_required + running.failed
+                    # One line a batch off a terminal: a long queue shows it is moving.
+                    stages.report(f"batch {running.batches}", min(finished, total), total)
+
+                options = replace(options, on_batch=on_batch)
+                summary = asyncio.run(app.run_queue(ctx, endpoint, options))
     say(
         f"claimed {summary.claimed} tasks in {summary.batches} batches: "
         f"{summary.completed} completed, {summary.no_action_required} no action required, "
@@ -236,6 +254,10 @@ def provision_run(
     )
     for error in summary.errors:
         say(f"note: {error}")
+
+
+def _describe_tasks(_stage: str, done: int, total: int | None) -> str:
+    return f"provision: {done} of {total} tasks done"
 
 
 def _print_dry_run(planned: Sequence[app.PlannedTask]) -> None:
@@ -282,7 +304,16 @@ def tasks_list(
         print_json([t.to_json() for t in tasks])
         return
     show_table(
-        ("id", "operation", "email", "detail", "state", "attempts", "next attempt", "last error"),
+        (
+            "id",
+            "operation",
+            Col("email", whole=True),
+            Col("detail", drop=2),
+            "state",
+            Col("attempts", drop=3),
+            Col("next attempt", drop=4),
+            Col("last error", drop=1),
+        ),
         [
             (
                 t.id,
@@ -352,7 +383,40 @@ def _short_path(path: str | None) -> str:
     return "…/" + parts[5] if len(parts) > 5 and parts[3] == "corps" else path
 
 
-def _journal_table(entries: Sequence[app.JournalRecord], title: str) -> None:
+def _what(entry: app.JournalRecord) -> str:
+    """What one journal line records, in a few words: the call, the state change, the error."""
+    parts = []
+    if entry.method:
+        # The target has its own column: its segment and the query string only repeat it.
+        path = _short_path(entry.path).partition("?")[0]
+        target = (entry.target or "").lower()
+        segments = ["…" if unquote(seg).lower() == target else seg for seg in path.split("/")]
+        parts.append(f"{entry.method} {'/'.join(segments)} {entry.status or ''}".rstrip())
+    if entry.state_after:
+        parts.append(f"{entry.state_before or '-'} → {entry.state_after}")
+    if entry.error:
+        parts.append(entry.error)
+    return "; ".join(parts) or entry.operation or ""
+
+
+def _journal_table(entries: Sequence[app.JournalRecord], title: str, *, wide: bool = False) -> None:
+    if not wide:
+        show_table(
+            (
+                "id",
+                "time",
+                Col("task", drop=1),
+                "kind",
+                Col("target", whole=True),
+                "what",
+            ),
+            [
+                (e.id, e.at.strftime("%H:%M:%S"), e.task_id or "", e.kind, e.target, _what(e))
+                for e in entries
+            ],
+            title=title,
+        )
+        return
     rows = []
     for e in entries:
         call = f"{e.method} {_short_path(e.path)}" if e.method else ""
@@ -398,6 +462,12 @@ def journal_list(
     limit: Annotated[int | None, typer.Option("--limit")] = None,
     endpoint: EndpointOption = None,
     json_output: Annotated[bool, typer.Option("--json")] = False,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", help="Every column: attempt, operation, call, status, state and error."
+        ),
+    ] = False,
 ) -> None:
     """Journal entries, oldest first."""
     with context.session() as ctx:
@@ -405,7 +475,7 @@ def journal_list(
     if json_output:
         print_json([e.to_json() for e in entries])
         return
-    _journal_table(entries, title="journal")
+    _journal_table(entries, title="journal", wide=wide)
 
 
 @journal_app.command("verify")

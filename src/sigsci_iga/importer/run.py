@@ -349,6 +349,7 @@ class Importer:
         checkpoint: Checkpoint,
         options: ImportOptions,
     ) -> RunRecord:
+        self.progress("diff", 1, 1)
         if options.dry_run:
             counts = {**diff.summary(), "held": verdict.held, "reasons": verdict.reasons}
             return self.repository.runs.finish(
@@ -358,13 +359,16 @@ class Importer:
             return self.repository.runs.hold(
                 run_id, diff=diff, base_version=base_version, reasons=verdict.reasons
             )
-        return self.repository.runs.apply(
+        self.progress("apply", 0, 1)
+        run = self.repository.runs.apply(
             run_id,
             diff,
             base_version=base_version,
             checkpoint=checkpoint,
             correlation_rule=options.correlation_rule,
         )
+        self.progress("apply", 1, 1)
+        return run
 
     def _fail(self, run_id: int, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, SigsciIgaError) else f"{type(exc).__name__}: {exc}"
