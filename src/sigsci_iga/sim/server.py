@@ -27,14 +27,17 @@ def run_server(
     port: int = 8765,
     *,
     log_level: str = "info",
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve a fresh simulator until interrupted."""
-    uvicorn.Server(
+    """Serve a fresh simulator until interrupted (on `sock` when given: see `bound_socket`)."""
+    server = uvicorn.Server(
         uvicorn_config(create_app(config), host=host, port=port, log_level=log_level)
-    ).run()
+    )
+    server.run(sockets=[sock] if sock is not None else None)
 
 
-def _bound_socket(host: str, port: int) -> socket.socket:
+def bound_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` (0: a free port); OSError when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -53,7 +56,7 @@ def serve_in_thread(
     """Serve on loopback in a daemon thread; yields the base URL (port 0 picks a free port)."""
     app = app_or_config if isinstance(app_or_config, FastAPI) else create_app(app_or_config)
     # Binding here, not in uvicorn, is what lets port 0 report the port it got.
-    sock = _bound_socket(host, port)
+    sock = bound_socket(host, port)
     bound_port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn_config(
