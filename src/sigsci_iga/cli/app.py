@@ -30,7 +30,7 @@ app = typer.Typer(
     help="Identity governance for Signal Sciences (Fastly Next-Gen WAF).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
 )
 
 

@@ -187,7 +187,9 @@ def _print_result(result: app.ImportResult) -> None:
 
 
 @import_app.command("approve")
-def approve_command(run_id: int) -> None:
+def approve_command(
+    run_id: Annotated[int, typer.Argument(help="The run's id (runs list).")],
+) -> None:
     """Apply exactly the diff of a held run, if the repository has not changed since."""
     with context.session() as ctx:
         run = app.approve_run(ctx, run_id)
@@ -195,7 +197,10 @@ def approve_command(run_id: int) -> None:
 
 
 @import_app.command("refuse")
-def refuse_command(run_id: int, reason: Annotated[str | None, typer.Option()] = None) -> None:
+def refuse_command(
+    run_id: Annotated[int, typer.Argument(help="The run's id (runs list).")],
+    reason: Annotated[str | None, typer.Option(help="Why, kept with the run.")] = None,
+) -> None:
     """Discard a held run."""
     with context.session() as ctx:
         run = app.refuse_run(ctx, run_id, reason)
@@ -223,7 +228,9 @@ def _run_row(run: app.RunRecord) -> list[str]:
 def runs_list(
     endpoint: EndpointOption = None,
     limit: Annotated[int, typer.Option(help="How many runs, newest first.")] = 20,
-    json_output: Annotated[bool, typer.Option("--json")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text.")
+    ] = False,
 ) -> None:
     """Import runs, newest first."""
     with context.session() as ctx:
@@ -247,7 +254,12 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(run_id: int, json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+def runs_show(
+    run_id: Annotated[int, typer.Argument(help="The run's id (runs list).")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text.")
+    ] = False,
+) -> None:
     """One run: counts, reason, and its recorded changes."""
     with context.session() as ctx:
         detail = app.run_detail(ctx, run_id)

@@ -82,7 +82,9 @@ def accounts_list(
 
 @accounts_app.command("show")
 def accounts_show(
-    email: str, endpoint: EndpointOption = None, json_output: JsonOption = False
+    email: Annotated[str, typer.Argument(help="The account's email.")],
+    endpoint: EndpointOption = None,
+    json_output: JsonOption = False,
 ) -> None:
     """One account, all its sites, and its recorded changes."""
     with context.session() as ctx:

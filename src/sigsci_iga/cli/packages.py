@@ -84,7 +84,9 @@ def packages_show(
 
 
 @packages_app.command("validate")
-def packages_validate(file: Path) -> None:
+def packages_validate(
+    file: Annotated[Path, typer.Argument(help="The package file (YAML or JSON).")],
+) -> None:
     """Check a package: schema (unknown keys refused), templates and expressions."""
     try:
         summary = app.validate_package(file)
@@ -132,7 +134,7 @@ def packages_schema(
 
 @packages_app.command("render")
 def packages_render(
-    file: Path,
+    file: Annotated[Path, typer.Argument(help="The package file (YAML or JSON).")],
     operation: Annotated[str, typer.Option("--operation", help=", ".join(OPERATIONS))],
     account: Annotated[str, typer.Option("--account", help="The account's email.")],
     entitlement: Annotated[
@@ -169,7 +171,9 @@ def endpoints_list(
     include_retired: Annotated[
         bool, typer.Option("--all", help="Also list removed endpoints kept for their journal.")
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text.")
+    ] = False,
 ) -> None:
     """Registered endpoints."""
     with context.session() as ctx:
@@ -206,7 +210,7 @@ def endpoints_list(
 
 @endpoints_app.command("add")
 def endpoints_add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="A name for the endpoint (--endpoint NAME).")],
     corp: Annotated[str, typer.Option("--corp", help="The corp's short name.")],
     email: Annotated[str, typer.Option("--email", help="The API token owner's email.")],
     api_url: Annotated[
@@ -250,7 +254,7 @@ def _ref(env: str | None, file: Path | None, env_flag: str, file_flag: str) -> s
 
 @endpoints_app.command("add-rest")
 def endpoints_add_rest(
-    name: str,
+    name: Annotated[str, typer.Argument(help="A name for the endpoint (--endpoint NAME).")],
     package: Annotated[Path, typer.Option("--package", help="The package file (YAML or JSON).")],
     corp: Annotated[
         str, typer.Option("--corp", help="The corp (or tenant) this endpoint governs.")
@@ -298,7 +302,7 @@ def _absolute_ref(ref: str) -> str:
 
 @endpoints_app.command("remove")
 def endpoints_remove(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The endpoint's name (endpoints list).")],
     force: Annotated[
         bool, typer.Option("--force", help="Discontinue the endpoint's open tasks first.")
     ] = False,

@@ -293,9 +293,13 @@ def tasks_list(
             help="new, in_progress, completed, failed, discontinued, no_action_required.",
         ),
     ] = None,
-    email: Annotated[str | None, typer.Option("--email")] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Only this account's (its email).")
+    ] = None,
     endpoint: EndpointOption = None,
-    json_output: Annotated[bool, typer.Option("--json")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text.")
+    ] = False,
 ) -> None:
     """Tasks, oldest first."""
     with context.session() as ctx:
@@ -344,7 +348,12 @@ def _detail(task: app.TaskRecord) -> str:
 
 
 @tasks_app.command("show")
-def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")] = False) -> None:
+def tasks_show(
+    task_id: Annotated[int, typer.Argument(help="The task's id (tasks list).")],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text.")
+    ] = False,
+) -> None:
     """One task and its journal."""
     with context.session() as ctx:
         detail = app.task_detail(ctx, task_id)
@@ -358,7 +367,9 @@ def tasks_show(task_id: int, json_output: Annotated[bool, typer.Option("--json")
 
 
 @tasks_app.command("retry")
-def tasks_retry(task_id: int) -> None:
+def tasks_retry(
+    task_id: Annotated[int, typer.Argument(help="The task's id (tasks list).")],
+) -> None:
     """Queue a failed or discontinued task again (attempts start over)."""
     with context.session() as ctx:
         task = app.retry_task(ctx, task_id)
@@ -367,7 +378,8 @@ def tasks_retry(task_id: int) -> None:
 
 @tasks_app.command("discontinue")
 def tasks_discontinue(
-    task_id: int, reason: Annotated[str | None, typer.Option("--reason")] = None
+    task_id: Annotated[int, typer.Argument(help="The task's id (tasks list).")],
+    reason: Annotated[str | None, typer.Option("--reason", help="Why, kept with the task.")] = None,
 ) -> None:
     """Stop a task that should not run."""
     with context.session() as ctx:
@@ -457,11 +469,15 @@ def _journal_table(entries: Sequence[app.JournalRecord], title: str, *, wide: bo
 
 @journal_app.command("list")
 def journal_list(
-    task: Annotated[int | None, typer.Option("--task")] = None,
-    email: Annotated[str | None, typer.Option("--email")] = None,
-    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    task: Annotated[int | None, typer.Option("--task", help="Only this task's entries.")] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Only this account's (its email).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the newest N entries.")] = None,
     endpoint: EndpointOption = None,
-    json_output: Annotated[bool, typer.Option("--json")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text.")
+    ] = False,
     wide: Annotated[
         bool,
         typer.Option(
