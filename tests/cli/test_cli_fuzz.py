@@ -153,6 +153,9 @@ def numbers() -> Iterator[Case]:
         ("import", "--dry-run", "--max-sites-inactivated"): ("-7",),
         ("import", "--dry-run", "--max-sites-inactivated-percent"): ("inf", "101"),
         ("journal", "list", "--limit"): ("0", "-1", BEYOND_64_BITS),
+        ("accounts", "list", "--limit"): ("0", "-1", BEYOND_64_BITS),
+        ("accounts", "list", "--offset"): ("-1", BEYOND_64_BITS),
+        ("accounts", "list", "--limit=5", "--offset"): ("-3",),
         ("runs", "list", "--limit"): ("0", "-3", BEYOND_64_BITS),
     }  # fmt: skip
     for (*command, option), values in table.items():
@@ -360,6 +363,24 @@ def packages(scratch: Path) -> Iterator[Case]:
         )  # fmt: skip
 
 
+def shipped_packages(scratch: Path) -> Iterator[Case]:
+    for name in (
+        "",
+        " ",
+        "nosuch",
+        "signalscience",
+        "saviynt/",
+        "../signalsciences",
+        "/etc/passwd",
+        "signalsciences.yaml",
+        "esc\x1b[2J",
+        "bidi\u202e",
+    ):
+        yield Case("package", ("packages", "show", name), fresh=True)
+    directory = scratch / "a-directory"
+    yield Case("package", ("packages", "show", "signalsciences", "-o", str(directory)), fresh=True)
+
+
 def usage() -> Iterator[Case]:
     for args in (
         ("accounts", "list", "--bogus"),
@@ -386,6 +407,7 @@ def all_cases(scratch: Path, site: str) -> list[Case]:
         *missing_settings(),
         *endpoints(),
         *packages(scratch),
+        *shipped_packages(scratch),
         *usage(),
     ]
     return [

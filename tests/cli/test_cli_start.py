@@ -29,6 +29,9 @@ HEAVY = (
     "re2",
     "prometheus_client",
     "stamina",
+    # Help is plain text, and an event loop is started only by the commands that need one.
+    "rich",
+    "asyncio",
 )
 #: Typer itself converts option values with pydantic, so only the top level, which converts
 #: nothing before it prints, goes without it.

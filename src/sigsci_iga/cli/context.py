@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sigsci_iga import app
 from sigsci_iga.cli.output import fail
@@ -13,6 +13,17 @@ from sigsci_iga.errors import SigsciIgaError
 
 if TYPE_CHECKING:
     from sigsci_iga.settings import Settings
+
+
+T = TypeVar("T")
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a use case that talks to a corp to its end, on an event loop of its own."""
+    # asyncio loads here, for the commands that need a loop, not for `--help`.
+    import asyncio  # noqa: PLC0415
+
+    return asyncio.run(work)
 
 
 class CliState:

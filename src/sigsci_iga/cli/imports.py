@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 import typer
@@ -89,7 +88,7 @@ def import_command(
         max_sites_inactivated_percent=max_sites_inactivated_percent,
     )
     with context.session() as app_ctx:
-        result = asyncio.run(
+        result = context.run(
             _run(
                 app_ctx,
                 endpoint,

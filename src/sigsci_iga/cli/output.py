@@ -19,16 +19,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.cells import cell_len
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from sigsci_iga.domain.text import HIDDEN
 from sigsci_iga.errors import SigsciIgaError
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress, TaskID
+    from rich.table import Table
+    from rich.text import Text
+
+# Rich is imported by the functions that draw, not with this module: `--help` and `--version`
+# print through Typer alone, and start faster without it.
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 #: A spreadsheet runs a cell that starts with one of these as a formula.
@@ -52,6 +54,8 @@ def visible(value: object) -> str:
 
 
 def _console(*, err: bool = False, width: int | None = None) -> Console:
+    from rich.console import Console  # noqa: PLC0415
+
     return Console(
         stderr=err, highlight=False, soft_wrap=True, markup=False, emoji=False, width=width
     )
@@ -125,16 +129,22 @@ class Stages:
 
 def styled(value: object, style: str) -> Text:
     """A piece of a line in a style; the text itself is shown as it is."""
+    from rich.text import Text  # noqa: PLC0415
+
     return Text(visible(value), style=style)
 
 
 def line(*parts: object) -> Text:
     """One line from pieces: `styled(...)` pieces keep their style, the rest is plain text."""
+    from rich.text import Text  # noqa: PLC0415
+
     return Text.assemble(*(p if isinstance(p, Text) else visible(p) for p in parts))
 
 
 def stacked(values: Iterable[object]) -> Text:
     """A table cell with one value a line (each shown as text, its own newlines spelled out)."""
+    from rich.text import Text  # noqa: PLC0415
+
     return Text("\n").join(Text(visible(value)) for value in values)
 
 
@@ -162,6 +172,10 @@ def change(old: object, new: object) -> str:
 
 def say(*parts: object) -> None:
     """Print one line on standard output."""
+    if not any(hasattr(part, "__rich_console__") for part in parts):
+        # Unstyled: the same characters Rich would print, without loading Rich for them.
+        sys.stdout.write("".join(visible(part) for part in parts) + "\n")
+        return
     _console().print(line(*parts))
 
 
@@ -195,6 +209,8 @@ def _lines(cell: Text) -> list[str]:
 
 
 def _is_whole(col: Col, cells: Sequence[Text]) -> bool:
+    from rich.cells import cell_len  # noqa: PLC0415
+
     if col.whole is not None:
         return col.whole
     lines = [piece for cell in cells for piece in _lines(cell)]
@@ -203,6 +219,9 @@ def _is_whole(col: Col, cells: Sequence[Text]) -> bool:
 
 def _narrowest(header: str, cells: Sequence[Text], whole: bool) -> int:
     """The fewest characters a column's content needs: its widest line, or a short wrap."""
+    from rich.cells import cell_len  # noqa: PLC0415
+    from rich.text import Text  # noqa: PLC0415
+
     if whole:
         return max(cell_len(piece) for cell in [Text(header), *cells] for piece in _lines(cell))
     words = [w for cell in [Text(header), *cells] for w in cell.plain.split()]
@@ -216,6 +235,8 @@ def _table(
     whole: Sequence[bool],
     narrowest: Sequence[int],
 ) -> Table:
+    from rich.table import Table  # noqa: PLC0415
+
     table = Table(title=None if title is None else line(title))
     for col, keep, least in zip(columns, whole, narrowest, strict=True):
         # fold, not ellipsis: a long word wraps onto the next line, so no value is ever cut.
@@ -234,6 +255,8 @@ def show_table(
     marked `drop` are left out (a note names them), and a whole-line column that still does not
     fit makes the table wider than the terminal rather than cut.
     """
+    from rich.text import Text  # noqa: PLC0415
+
     cols = [c if isinstance(c, Col) else Col(c) for c in columns]
     cells = [
         [cell if isinstance(cell, Text) else Text(visible(cell)) for cell in row] for row in rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -39,7 +38,7 @@ Requester = Annotated[
 
 def _request(endpoint: str | None, request: app.AccessRequest) -> None:
     with context.session() as ctx:
-        outcome = asyncio.run(app.request_access(ctx, endpoint, request))
+        outcome = context.run(app.request_access(ctx, endpoint, request))
     _print_outcomes(outcome, instant=outcome.executed)
 
 
@@ -228,10 +227,10 @@ def provision_run(
     )
     with context.session() as ctx:
         if dry_run:
-            _print_dry_run(asyncio.run(app.preview_queue(ctx, endpoint, options)))
+            _print_dry_run(context.run(app.preview_queue(ctx, endpoint, options)))
             return
         if not until_done:
-            summary = asyncio.run(app.run_queue(ctx, endpoint, options))
+            summary = context.run(app.run_queue(ctx, endpoint, options))
         else:
             # The tasks open now are the total; a task queued for retry is not done yet.
             total = sum(
@@ -246,7 +245,7 @@ def provision_run(
                     stages.report(f"batch {running.batches}", min(finished, total), total)
 
                 options = replace(options, on_batch=on_batch)
-                summary = asyncio.run(app.run_queue(ctx, endpoint, options))
+                summary = context.run(app.run_queue(ctx, endpoint, options))
     say(
         f"claimed {summary.claimed} tasks in {summary.batches} batches: "
         f"{summary.completed} completed, {summary.no_action_required} no action required, "
@@ -575,7 +574,7 @@ def restore_command(
 ) -> None:
     """Re-invite a removed account with the role and sites journaled when it was removed."""
     with context.session() as ctx:
-        outcome = asyncio.run(
+        outcome = context.run(
             app.restore_account(
                 ctx, endpoint, email, requester=requester, justification=justification
             )

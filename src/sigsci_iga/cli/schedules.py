@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -271,7 +270,7 @@ def resume_command(name: Name) -> None:
 def run_command(name: Name, json_output: JsonOption = False) -> None:
     """Run the schedule's job now, here, and record it as a manual fire."""
     with context.session() as ctx:
-        result = asyncio.run(app.run_schedule(ctx, name))
+        result = context.run(app.run_schedule(ctx, name))
     fire = result.fire
     if json_output:
         print_json(result.to_json())
