@@ -442,7 +442,8 @@ def problems_with(case: Case, outcome: Outcome) -> list[str]:
         found.append(f"printed on stdout: {outcome.stdout[:200]!r}")
     lines = outcome.stderr.splitlines()
     if case.usage:
-        if "Usage:" not in outcome.stderr and "─ Error ─" not in outcome.stderr:
+        # Typer's plain usage error: one `Error: ...` line, after the usage when it helps.
+        if not any(each.startswith("Error: ") for each in lines):
             found.append(f"no usage error: {outcome.stderr[:300]!r}")
     elif (
         not lines
