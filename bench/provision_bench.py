@@ -1,289 +1,397 @@
-"""Provisioning benchmark: 1,000 add-access tasks, the worker against one-task-at-a-time.
+"""Provisioning benchmark: the `provision run` process against a plain one-at-a-time httpx loop.
 
-Run by hand (not part of the test suite), for example:
+Run by hand (not part of the test suite):
 
-    .venv/bin/python bench/provision_bench.py                   # SQLite, 1,000 tasks
-    .venv/bin/python bench/provision_bench.py --db postgres     # PostgreSQL
-    .venv/bin/python bench/provision_bench.py --db sqlite postgres --tasks 200   # quicker
+    .venv/bin/python bench/provision_bench.py                      # both scenarios (~15 min)
+    .venv/bin/python bench/provision_bench.py --scenario plain     # ~4 min
+    .venv/bin/python bench/provision_bench.py --db sqlite --scenario plain --tasks 200  # a smoke run
 
-The simulator serves over loopback in this process (`serve_in_thread`) with `--latency-ms` (50)
-per call and a server-side limit of `--server-limit` (3,000) requests per minute; the client paces
-itself at `--client-limit` (2,900) so it stays under it. The corp has `--users` users (at least
-200 non-owners) and `--sites` sites; the tasks are `--tasks` distinct (user, site) pairs the users
-do not hold yet, spread over `--task-users` users.
+Every measured run is a whole process started from here, against `sigsci-iga sim serve` in
+another process on loopback, freshly started from the same seed for each run (so every run
+starts from the same corp and an empty rate-limit window):
 
-Each approach gets a fresh simulator built from the same seed, so both start from the same corp:
+* worker: `sigsci-iga provision run --until-done` on a repository (SQLite file or a throwaway
+  PostgreSQL database) that was registered, fully imported and given the queued add-access
+  tasks beforehand (setup, not timed);
+* baseline: this file's `baseline` subcommand, a plain synchronous `httpx.Client` loop that,
+  for each task in turn, reads the user (GET) and adds it to the site (the bulk members POST
+  with that one email): the same two calls a careful one-at-a-time script makes, and no
+  database at all. It paces itself at the client limit and waits out a 429, like the worker.
 
-* worker: the tasks are queued in the repository and `Worker.run(until_done=True)` works them:
-  one users-list read per batch, one bulk members POST per site per batch, every task journaled
-  and finished in its own transaction (the account is updated in the repository);
-* baseline: for each task, in order, GET the user, then POST the site's members with that one
-  email. Same client settings; no repository (so the baseline's time is API time only).
+Time is the wall clock around each child; peak memory is the child's own maximum resident set
+size from `os.wait4` (the kernel's `ru_maxrss`, the figure `getrusage(RUSAGE_CHILDREN)` reports,
+but for that child alone). Calls are the simulator's counter.
 
-Reported: wall-clock seconds, the API calls of each (the client's own counter and the simulator's
-`/_sim/calls`), responses the server throttled (429), tasks completed, tasks whose last error
-mentions a rate limit, and the speed-up.
+Scenarios:
+
+* plain: 1,000 tasks for 200 users over 20 sites, 50 ms per call, a server limit of 3,000
+  requests/minute that neither side comes near;
+* ratelimit: 2,000 tasks for 1,000 users over 400 sites, 50 ms per call, a server limit of 600
+  requests/minute that both sides run into (the client limit is 600 too). The worker must
+  surface no 429 to a task and finish every task.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
+import os
 import random
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import httpx
 from bench_repository import repository
-from fastapi import FastAPI
-from pydantic import SecretStr
 
-from sigsci_iga.connectors.http.calls import CallRecord
-from sigsci_iga.connectors.signalsciences.client import SigSciClient
-from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
-from sigsci_iga.domain.thresholds import Limit, Thresholds
-from sigsci_iga.importer.run import Importer, ImportOptions
-from sigsci_iga.provisioning.worker import Worker, WorkerOptions
-from sigsci_iga.sim import (
-    DEMO_EMAIL,
-    DEMO_TOKEN,
-    SimConfig,
-    SimRuntime,
-    create_app,
-    serve_in_thread,
-)
+from sigsci_iga.sim import DEMO_EMAIL, DEMO_TOKEN
+from sigsci_iga.store import Repository
 
-NO_LIMIT = Limit(absolute=None, percent=None)
-NO_THRESHOLDS = Thresholds(NO_LIMIT, NO_LIMIT, NO_LIMIT)
+CORP = "testcorp"
 RATE_WORDS = ("rate limit", "429", "throttl")
 
 
-def make_app(args: argparse.Namespace) -> FastAPI:
-    return create_app(
-        SimConfig(
-            users=args.users,
-            sites=args.sites,
-            seed=args.seed,
-            latency_ms=args.latency_ms,
-            rate_limit_per_minute=args.server_limit,
-        )
-    )
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    tasks: int
+    task_users: int
+    users: int
+    sites: int
+    latency_ms: int
+    server_limit: int
+    client_limit: int
+    batch_size: int
+    goal: float
 
 
-def runtime_of(app: FastAPI) -> SimRuntime:
-    runtime: SimRuntime = app.state.sim
-    return runtime
-
-
-def choose_pairs(app: FastAPI, args: argparse.Namespace) -> list[tuple[str, str]]:
-    """`--tasks` distinct (user, site) pairs, over `--task-users` non-owners, not held yet."""
-    state = runtime_of(app).state
-    rng = random.Random(args.seed)
-    with state.lock:
-        people = sorted(
-            u.email
-            for u in state.users.values()
-            if u.role != "owner" and not u.email.endswith("@testcorp.example")
-        )
-        if len(people) < args.task_users:
-            raise SystemExit(f"the corp has {len(people)} non-owners; need {args.task_users}")
-        chosen = rng.sample(people, args.task_users)
-        per_user = -(-args.tasks // args.task_users)
-        pairs: list[tuple[str, str]] = []
-        for email in chosen:
-            missing = sorted(set(state.sites) - state.users[email].sites)
-            pairs.extend((email, site) for site in rng.sample(missing, min(per_user, len(missing))))
-    if len(pairs) < args.tasks:
-        raise SystemExit("not enough missing (user, site) pairs; use more sites or task users")
-    rng.shuffle(pairs)
-    return pairs[: args.tasks]
-
-
-def client_for(base_url: str, args: argparse.Namespace, statuses: Counter[int]) -> SigSciClient:
-    def observe(record: CallRecord) -> None:
-        statuses[record.status or 0] += 1
-
-    return SigSciClient(
-        base_url=base_url,
-        corp="testcorp",
-        email=DEMO_EMAIL,
-        token=SecretStr(DEMO_TOKEN),
-        rate_limit_per_minute=args.client_limit,
-        max_concurrency=args.concurrency,
-        observers=[observe],
-    )
-
-
-def applied(app: FastAPI, pairs: list[tuple[str, str]]) -> int:
-    state = runtime_of(app).state
-    with state.lock:
-        return sum(1 for email, site in pairs if site in state.users[email].sites)
+SCENARIOS = {
+    "plain": Scenario("plain", 1_000, 200, 260, 20, 50, 3_000, 2_900, 200, 8.0),
+    "ratelimit": Scenario("ratelimit", 2_000, 1_000, 1_100, 400, 50, 600, 600, 1_000, 5.0),
+}
 
 
 @dataclass
 class Outcome:
+    scenario: str
     approach: str
     db: str
     seconds: float
-    client_calls: int
+    peak_mib: float
     sim_calls: int
     writes: int
-    throttled: int
     completed: int
-    applied: int
+    throttled: int
     rate_errors: int
 
 
-async def run_worker(
-    args: argparse.Namespace, db: str, workdir: Path, pairs: list[tuple[str, str]]
-) -> Outcome:
-    app = make_app(args)
-    runtime = runtime_of(app)
-    statuses: Counter[int] = Counter()
+# -- processes -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def sim_serve(scenario: Scenario, seed: int) -> Iterator[str]:
+    """`sigsci-iga sim serve` in its own process until the block ends; yields its base URL."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "sigsci_iga", "sim", "serve", "--port", str(port),
+        "--seed", str(seed), "--users", str(scenario.users), "--sites", str(scenario.sites),
+        "--latency-ms", str(scenario.latency_ms), "--rate-limit", str(scenario.server_limit),
+    ]  # fmt: skip
+    server = subprocess.Popen(  # noqa: S603  # our own CLI
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/_sim/health", timeout=2).raise_for_status()
+                break
+            except httpx.HTTPError:
+                if server.poll() is not None:
+                    raise SystemExit(f"sim serve exited with {server.returncode}") from None
+                if time.monotonic() > deadline:
+                    raise SystemExit("sim serve did not start within 60 s") from None
+                time.sleep(0.1)
+        yield base
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """Run one child to its end: (wall seconds, its own peak RSS in MiB, its stdout)."""
+    with tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603  # our own commands
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - started
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    if child.returncode != 0:
+        raise SystemExit(f"{' '.join(command[:6])} ... exited {child.returncode}:\n{text}")
+    return seconds, usage.ru_maxrss / 1024, text  # ru_maxrss is in KiB on Linux
+
+
+def child_env(api_url: str, database_url: str, scenario: Scenario) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGSCI")}
+    env.update(
+        SIGSCI_API_URL=api_url,
+        SIGSCI_EMAIL=DEMO_EMAIL,
+        SIGSCI_TOKEN=DEMO_TOKEN,
+        SIGSCI_CORP=CORP,
+        SIGSCI_IGA_DATABASE_URL=database_url,
+        SIGSCI_IGA_RATE_LIMIT=str(scenario.client_limit),
+    )
+    return env
+
+
+def sim_calls(base: str) -> dict[str, int]:
+    calls: dict[str, int] = httpx.get(f"{base}/_sim/calls", timeout=10).json()["calls"]
+    return calls
+
+
+# -- the tasks -------------------------------------------------------------------------------
+
+
+def choose_pairs(repo: Repository, scenario: Scenario, seed: int) -> list[tuple[str, str]]:
+    """`tasks` distinct (user, site) pairs over `task_users` non-owners, none held yet."""
+    rng = random.Random(seed)
+    sites = sorted(e.value for e in repo.inventory.entitlements(CORP, type="Site"))
+    people = {
+        a.email: set(a.sites)
+        for a in repo.inventory.accounts(CORP)
+        if a.role != "owner" and a.status == "active" and not a.email.endswith(f"@{CORP}.example")
+    }
+    if len(people) < scenario.task_users:
+        raise SystemExit(
+            f"the corp has {len(people)} active non-owners; need {scenario.task_users}"
+        )
+    chosen = rng.sample(sorted(people), scenario.task_users)
+    per_user = -(-scenario.tasks // scenario.task_users)
+    pairs = [
+        (email, site)
+        for email in chosen
+        for site in rng.sample(sorted(set(sites) - people[email]), per_user)
+    ]
+    rng.shuffle(pairs)
+    return pairs[: scenario.tasks]
+
+
+def run_worker(
+    scenario: Scenario, db: str, workdir: Path, seed: int, pairs: list[tuple[str, str]] | None
+) -> tuple[Outcome, list[tuple[str, str]]]:
     with (
-        serve_in_thread(app) as base_url,
-        repository(db, workdir, prefix="sigsci_iga_prov_bench") as repo,
+        sim_serve(scenario, seed) as base,
+        repository(db, workdir, "sigsci_iga_prov_bench") as repo,
     ):
-        repo.endpoints.add("testcorp", corp="testcorp", api_url=base_url, email=DEMO_EMAIL)
-        async with client_for(base_url, args, Counter()) as reader:
-            importer = Importer(repo, "testcorp", SignalSciencesConnector(reader))
-            await importer.run(ImportOptions(mode="full", thresholds=NO_THRESHOLDS))
+        url = repo.engine.url.render_as_string(hide_password=False)
+        env = child_env(base, url, scenario)
+        repo.endpoints.add(CORP, corp=CORP, api_url=base, email=DEMO_EMAIL)
+        measured([sys.executable, "-m", "sigsci_iga", "import", "--full"], env)
+        pairs = pairs or choose_pairs(repo, scenario, seed)
         for email, site in pairs:
             repo.tasks.create(
-                "testcorp", "add_access", email, {"entitlement_type": "Site", "value": site}
+                CORP, "add_access", email, {"entitlement_type": "Site", "value": site}
             )
-        runtime.calls.reset()
-        assert runtime.limiter is not None
-        runtime.limiter.reset()
-        async with client_for(base_url, args, statuses) as client:
-            worker = Worker(
-                repo,
-                "testcorp",
-                SignalSciencesConnector(client),
-                options=WorkerOptions(batch_size=args.batch_size, concurrency=args.concurrency),
-            )
-            started = time.perf_counter()
-            summary = await worker.run(until_done=True, max_wait_seconds=600)
-            seconds = time.perf_counter() - started
-            client_calls = client.total_calls
-        sim_calls = runtime.calls.snapshot()
-        tasks = repo.tasks.list(endpoint="testcorp")
-        completed = sum(1 for t in tasks if t.state == "completed")
-        rate_errors = sum(
-            1 for t in tasks if t.last_error and any(w in t.last_error.lower() for w in RATE_WORDS)
+        httpx.delete(f"{base}/_sim/calls", timeout=10)
+        command = [
+            sys.executable, "-m", "sigsci_iga", "provision", "run", "--until-done",
+            "--max-wait", "900", "--batch-size", str(scenario.batch_size),
+        ]  # fmt: skip
+        seconds, peak, _ = measured(command, env)
+        calls = sim_calls(base)
+        tasks = repo.tasks.list(endpoint=CORP)
+        throttled = sum(
+            1 for line in repo.journal.list(endpoint=CORP, kind="call") if line.status == 429
         )
-        if summary.errors:
-            print("worker notes:", *summary.errors[:5], sep="\n  ", file=sys.stderr)
-    return Outcome(
-        "worker (batched, coalesced)",
-        db,
-        seconds,
-        client_calls,
-        sum(sim_calls.values()),
-        sum(v for k, v in sim_calls.items() if not k.startswith("GET ")),
-        statuses[429],
-        completed,
-        applied(app, pairs),
-        rate_errors,
-    )
+        rate_errors = sum(
+            1
+            for line in repo.journal.list(endpoint=CORP, kind="state")
+            if line.error and any(w in line.error.lower() for w in RATE_WORDS)
+        )
+        outcome = Outcome(
+            scenario.name,
+            "worker: `provision run --until-done`",
+            db,
+            seconds,
+            peak,
+            sum(calls.values()),
+            sum(v for k, v in calls.items() if not k.startswith("GET ")),
+            sum(1 for t in tasks if t.state == "completed"),
+            throttled,
+            rate_errors,
+        )
+    return outcome, pairs
 
 
-async def run_baseline(args: argparse.Namespace, pairs: list[tuple[str, str]]) -> Outcome:
-    app = make_app(args)
-    runtime = runtime_of(app)
-    statuses: Counter[int] = Counter()
-    completed = rate_errors = 0
-    with serve_in_thread(app) as base_url:
-        async with client_for(base_url, args, statuses) as client:
-            started = time.perf_counter()
-            for email, site in pairs:
-                try:
-                    await client.get_user(email, expand_memberships=True)
-                    await client.add_site_members(site, [email])
-                except Exception as exc:  # noqa: BLE001  # a failed task is counted, not fatal
-                    rate_errors += any(w in str(exc).lower() for w in RATE_WORDS)
-                else:
-                    completed += 1
-            seconds = time.perf_counter() - started
-            client_calls = client.total_calls
-        sim_calls = runtime.calls.snapshot()
+def run_baseline(scenario: Scenario, seed: int, pairs: list[tuple[str, str]]) -> Outcome:
+    with sim_serve(scenario, seed) as base, tempfile.TemporaryDirectory() as tmp:
+        plan = Path(tmp) / "pairs.json"
+        result = Path(tmp) / "result.json"
+        plan.write_text(json.dumps(pairs))
+        command = [
+            sys.executable, __file__, "baseline", base, str(plan), str(result),
+            "--client-limit", str(scenario.client_limit),
+        ]  # fmt: skip
+        seconds, peak, _ = measured(command, dict(os.environ))
+        calls = sim_calls(base)
+        report = json.loads(result.read_text())
     return Outcome(
-        "baseline (one task at a time)",
+        scenario.name,
+        "baseline: one task at a time (httpx loop)",
         "-",
         seconds,
-        client_calls,
-        sum(sim_calls.values()),
-        sum(v for k, v in sim_calls.items() if not k.startswith("GET ")),
-        statuses[429],
-        completed,
-        applied(app, pairs),
-        rate_errors,
+        peak,
+        sum(calls.values()),
+        sum(v for k, v in calls.items() if not k.startswith("GET ")),
+        report["completed"],
+        report["throttled"],
+        0,
     )
 
 
-def table(outcomes: list[Outcome], baseline: Outcome, tasks: int) -> str:
+def baseline_main(base: str, plan: Path, result: Path, client_limit: float) -> None:
+    """The one-at-a-time loop: GET the user, then POST the site's members, task after task."""
+    pairs = json.loads(plan.read_text())
+    interval = 60.0 / client_limit
+    completed = throttled = 0
+    headers = {"x-api-user": DEMO_EMAIL, "x-api-token": DEMO_TOKEN}
+    last = 0.0
+    with httpx.Client(
+        base_url=f"{base}/api/v0/corps/{CORP}", headers=headers, timeout=30
+    ) as client:
+
+        def send(method: str, path: str, body: Any = None) -> None:
+            nonlocal last, throttled
+            while True:
+                wait = last + interval - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)
+                last = time.monotonic()
+                response = client.request(method, path, json=body)
+                if response.status_code != 429:
+                    response.raise_for_status()
+                    return
+                throttled += 1
+                time.sleep(float(response.headers.get("retry-after", 1)))
+
+        for email, site in pairs:
+            send("GET", f"/users/{email}?expand=memberships")
+            send("POST", f"/sites/{site}/members", {"members": [email]})
+            completed += 1
+    result.write_text(json.dumps({"completed": completed, "throttled": throttled}))
+
+
+# -- reporting -------------------------------------------------------------------------------
+
+
+def table(outcomes: list[Outcome], baseline: Outcome, scenario: Scenario) -> str:
     lines = [
-        "| approach | repository | tasks | wall time (s) | speed-up | API calls (client) "
-        "| API calls (simulator) | writes | 429 responses | completed | applied in sim "
-        "| tasks with a rate-limit error |",
-        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| approach | repository | tasks | wall s | speed-up | peak RSS MiB | API calls "
+        "| writes | 429s seen | tasks with a rate-limit error | completed |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for o in [baseline, *outcomes]:
-        speedup = baseline.seconds / o.seconds if o.seconds else float("inf")
+        speedup = baseline.seconds / o.seconds
         lines.append(
-            f"| {o.approach} | {o.db} | {tasks:,} | {o.seconds:.1f} | {speedup:.1f}x "
-            f"| {o.client_calls:,} | {o.sim_calls:,} | {o.writes:,} | {o.throttled} "
-            f"| {o.completed:,} | {o.applied:,} | {o.rate_errors} |"
+            f"| {o.approach} | {o.db} | {scenario.tasks:,} | {o.seconds:.1f} | {speedup:.1f}x "
+            f"| {o.peak_mib:.0f} | {o.sim_calls:,} | {o.writes:,} | {o.throttled} "
+            f"| {o.rate_errors} | {o.completed:,} |"
         )
     return "\n".join(lines)
 
 
-async def main_async(args: argparse.Namespace) -> int:
-    pairs = choose_pairs(make_app(args), args)
-    print(
-        f"{len(pairs):,} add-access tasks for {len({e for e, _ in pairs}):,} users over "
-        f"{len({s for _, s in pairs})} sites; simulator over loopback, {args.latency_ms} ms per "
-        f"call, server limit {args.server_limit}/min, client limit {args.client_limit}/min, "
-        f"client concurrency {args.concurrency}",
-        file=sys.stderr,
+def describe(scenario: Scenario) -> str:
+    return (
+        f"{scenario.tasks:,} add-access tasks for {scenario.task_users:,} users over "
+        f"{scenario.sites} sites (corp of {scenario.users:,} users); {scenario.latency_ms} ms per "
+        f"call; server limit {scenario.server_limit:,}/min, client limit "
+        f"{scenario.client_limit:,}/min; worker batch size {scenario.batch_size:,}"
     )
-    outcomes = []
-    with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
-        for db in args.db:
-            workdir = Path(tmp) / db
-            workdir.mkdir()
-            print(f"worker on {db} ...", file=sys.stderr)
-            outcomes.append(await run_worker(args, db, workdir, pairs))
-            print(f"  {outcomes[-1].seconds:.1f} s", file=sys.stderr)
-    print("baseline ...", file=sys.stderr)
-    baseline = await run_baseline(args, pairs)
-    print(f"  {baseline.seconds:.1f} s", file=sys.stderr)
-    print(table(outcomes, baseline, len(pairs)))
-    ok = all(
-        o.completed == len(pairs) and o.applied == len(pairs) and o.rate_errors == 0
-        for o in outcomes
-    )
-    return 0 if ok else 1
 
 
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "baseline":
+        parser = argparse.ArgumentParser(prog="provision_bench.py baseline")
+        parser.add_argument("base")
+        parser.add_argument("plan", type=Path)
+        parser.add_argument("result", type=Path)
+        parser.add_argument("--client-limit", type=float, required=True)
+        args = parser.parse_args(sys.argv[2:])
+        baseline_main(args.base, args.plan, args.result, args.client_limit)
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite"])
-    parser.add_argument("--tasks", type=int, default=1_000)
-    parser.add_argument("--task-users", type=int, default=200)
-    parser.add_argument("--users", type=int, default=260, help="corp size (owners included)")
-    parser.add_argument("--sites", type=int, default=20)
-    parser.add_argument("--latency-ms", type=int, default=50)
-    parser.add_argument("--server-limit", type=int, default=3_000, help="requests per minute")
-    parser.add_argument("--client-limit", type=float, default=2_900, help="requests per minute")
-    parser.add_argument("--concurrency", type=int, default=4, help="client requests in flight")
-    parser.add_argument("--batch-size", type=int, default=200, help="worker tasks per claim")
+    parser.add_argument(
+        "--db", nargs="+", choices=["sqlite", "postgres"], default=["sqlite", "postgres"]
+    )
+    parser.add_argument(
+        "--scenario", nargs="+", choices=sorted(SCENARIOS), default=["plain", "ratelimit"]
+    )
+    parser.add_argument("--tasks", type=int, help="override the scenario's task count")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    sys.exit(asyncio.run(main_async(args)))
+    load = os.getloadavg()
+    print(
+        f"machine: {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / "
+        f"{load[2]:.1f} at the start",
+        file=sys.stderr,
+    )
+    failed = False
+    for name in args.scenario:
+        scenario = SCENARIOS[name]
+        if args.tasks:
+            scenario = replace(
+                scenario, tasks=args.tasks, task_users=min(scenario.task_users, args.tasks)
+            )
+        print(f"\n## {name}: {describe(scenario)}", file=sys.stderr)
+        outcomes: list[Outcome] = []
+        pairs: list[tuple[str, str]] | None = None
+        with tempfile.TemporaryDirectory(prefix="provision-bench-") as tmp:
+            for db in args.db:
+                workdir = Path(tmp) / db
+                workdir.mkdir()
+                print(f"worker on {db} ...", file=sys.stderr)
+                outcome, pairs = run_worker(scenario, db, workdir, args.seed, pairs)
+                outcomes.append(outcome)
+                print(f"  {outcome.seconds:.1f} s", file=sys.stderr)
+        assert pairs is not None
+        print("baseline ...", file=sys.stderr)
+        baseline = run_baseline(scenario, args.seed, pairs)
+        print(f"  {baseline.seconds:.1f} s", file=sys.stderr)
+        load = os.getloadavg()
+        print(f"\n### {name}\n\n{describe(scenario)}\n")
+        print(table(outcomes, baseline, scenario))
+        print(f"\nload average at the end: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+        for o in outcomes:
+            speedup = baseline.seconds / o.seconds
+            if o.completed != scenario.tasks or o.rate_errors or speedup < scenario.goal:
+                failed = True
+                print(
+                    f"goal missed on {o.db}: {speedup:.1f}x (goal {scenario.goal:g}x), "
+                    f"{o.completed:,}/{scenario.tasks:,} completed, {o.rate_errors} rate errors"
+                )
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -88,6 +88,21 @@ class Settings(BaseSettings):
     read_attempts: int = Field(
         default=5, ge=1, le=20, validation_alias=_env("SIGSCI_IGA_READ_ATTEMPTS", "read_attempts")
     )
+    # A body is counted as it is decoded; 256 MiB holds a 50,000-user corp's users list.
+    max_body_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        # 16 GiB: more is a typo, not a corp.
+        le=16 * 1024**3,
+        validation_alias=_env("SIGSCI_IGA_MAX_BODY_BYTES", "max_body_bytes"),
+    )
+    # A server that invents sites page after page is refused once it passes this many.
+    max_sites: int = Field(
+        default=100_000,
+        ge=1,
+        le=10_000_000,
+        validation_alias=_env("SIGSCI_IGA_MAX_SITES", "max_sites"),
+    )
 
     instant_provisioning: bool = Field(
         default=True,

@@ -322,6 +322,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
         drop_pg_database(url)
 
 
+# About 40 whole CLI processes in a row, some waiting out retries: slow on a loaded machine.
+@pytest.mark.timeout(900)
 def test_canary_secrets_echoed_by_a_server_reach_no_output_and_no_repository(
     backend: tuple[str, str], tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ from sigsci_iga.sim import (
     serve_in_thread,
 )
 from sigsci_iga.sim.cli import sim_app
+from sigsci_iga.sim.server import bound_socket
 
 
 def test_serve_in_thread_picks_a_free_port_and_stops_cleanly() -> None:
@@ -42,6 +43,42 @@ def test_two_servers_run_side_by_side_with_separate_state() -> None:
         assert first != second
         assert httpx.get(f"{first}/_sim/health").json()["users"] == 5
         assert httpx.get(f"{second}/_sim/health").json()["users"] == 7
+
+
+def _nodelay_on_accepted_connection(listener: socket.socket) -> int:
+    """TCP_NODELAY of the server side of one connection an asyncio server accepts on `listener`."""
+
+    async def accept_one() -> int:
+        seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_connect(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted: socket.socket = writer.get_extra_info("socket")
+            seen.set_result(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(on_connect, sock=listener)
+        async with server:
+            host, port = listener.getsockname()[:2]
+            _, client = await asyncio.open_connection(host, port)
+            try:
+                return await asyncio.wait_for(seen, timeout=5)
+            finally:
+                client.close()
+
+    return asyncio.run(accept_one())
+
+
+def test_the_served_socket_turns_nagle_off_on_every_connection_it_accepts() -> None:
+    listener = bound_socket("127.0.0.1", 0)
+    assert listener.proto == socket.IPPROTO_TCP
+    assert _nodelay_on_accepted_connection(listener) != 0
+
+
+def test_a_socket_made_without_its_protocol_number_keeps_nagle_on() -> None:
+    # The control: this is how the simulator's socket used to be made, and the probe sees it.
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    plain.bind(("127.0.0.1", 0))
+    assert _nodelay_on_accepted_connection(plain) == 0
 
 
 def test_fault_specs_read_kind_and_optional_probability() -> None:

@@ -18,6 +18,7 @@ from sigsci_iga.store import (
     RecordNotFoundError,
     Repository,
     RepositoryChangedError,
+    TaskFinish,
     TaskRecord,
     TaskStateError,
     open_repository,
@@ -429,6 +430,136 @@ def test_a_finish_whose_account_change_is_refused_leaves_the_task_running(
 
     assert prod.tasks.get(task.id).state == "in_progress"
     assert prod.journal.list(task_id=task.id, kind="state") == []
+
+
+# -- a batch at a time -----------------------------------------------------------------------
+
+
+def test_finishing_a_batch_ends_each_task_with_its_own_journal_and_history(
+    prod: Repository,
+) -> None:
+    import_full(prod, corp(account("alice@x.io", "www"), account("bob@x.io", "www")))
+    alice, bob, carol = (queue(prod, e) for e in ("alice@x.io", "bob@x.io", "carol@x.io"))
+    claim(prod)
+    note = JournalEntry(endpoint="prod", kind="note", detail={"reason": "already there"})
+
+    result = prod.tasks.finish_many(
+        [
+            TaskFinish(
+                task_id=alice.id,
+                state="completed",
+                account_changes={"alice@x.io": account("alice@x.io", "www", "api")},
+            ),
+            TaskFinish(
+                task_id=bob.id,
+                state="no_action_required",
+                journal=[note],
+                account_changes={"bob@x.io": account("bob@x.io", "www")},
+            ),
+            TaskFinish(
+                task_id=carol.id,
+                state="completed",
+                account_changes={"carol@x.io": account("carol@x.io", "api", role="admin")},
+            ),
+        ],
+        worker="w1",
+        now=T0,
+    )
+
+    assert result.lost == []
+    assert [(t.id, t.state) for t in result.finished] == [
+        (alice.id, "completed"),
+        (bob.id, "no_action_required"),
+        (carol.id, "completed"),
+    ]
+    assert all(t.lease_owner is None and t.finished_at == T0 for t in result.finished)
+    assert [(h.object_type, h.new_value) for h in prod.inventory.history(task_id=alice.id)] == [
+        ("link", "api")
+    ]
+    assert prod.inventory.history(task_id=bob.id) == []
+    # carol's account and the CorpRole value first seen through her are her task's doing.
+    assert {(h.object_type, h.object_key) for h in prod.inventory.history(task_id=carol.id)} == {
+        ("account", "carol@x.io"),
+        ("entitlement", "CorpRole:admin"),
+    }
+    assert prod.inventory.account("prod", "carol@x.io").sites == ["api"]
+    assert [e.kind for e in prod.journal.list(task_id=bob.id)][-2:] == ["note", "state"]
+    assert prod.endpoints.get("prod").version == 2
+    assert all(report.intact for report in prod.journal.verify())
+
+
+def test_a_batch_finish_leaves_a_task_whose_lease_was_lost_alone_and_names_it(
+    prod: Repository,
+) -> None:
+    kept, taken = queue(prod, "a@x.io"), queue(prod, "b@x.io")
+    claim(prod, "w1")
+    prod.tasks.discontinue(taken.id)
+
+    result = prod.tasks.finish_many(
+        [
+            TaskFinish(task_id=kept.id, state="completed"),
+            TaskFinish(task_id=taken.id, state="completed"),
+        ],
+        worker="w1",
+    )
+
+    assert [t.id for t in result.finished] == [kept.id]
+    assert len(result.lost) == 1
+    assert f"task {taken.id} is discontinued" in result.lost[0]
+    assert prod.tasks.get(taken.id).state == "discontinued"
+    assert prod.journal.list(task_id=taken.id, kind="state")[-1].state_after == "discontinued"
+
+
+def test_a_batch_finish_that_changes_one_account_twice_is_refused_whole(
+    prod: Repository,
+) -> None:
+    first, second = queue(prod, "a@x.io"), queue(prod, "b@x.io")
+    claim(prod)
+    same = {"a@x.io": account("a@x.io", "www")}
+
+    with pytest.raises(InvalidInputError, match="changed by tasks"):
+        prod.tasks.finish_many(
+            [
+                TaskFinish(task_id=first.id, state="completed", account_changes=same),
+                TaskFinish(task_id=second.id, state="completed", account_changes=same),
+            ],
+            worker="w1",
+        )
+    with pytest.raises(InvalidInputError, match="each task once"):
+        prod.tasks.finish_many(
+            [
+                TaskFinish(task_id=first.id, state="completed"),
+                TaskFinish(task_id=first.id, state="failed"),
+            ],
+            worker="w1",
+        )
+
+    assert {prod.tasks.get(t.id).state for t in (first, second)} == {"in_progress"}
+    assert prod.journal.list(kind="state") == []
+
+
+def test_intents_for_a_shared_write_are_recorded_for_all_its_tasks_or_for_none(
+    prod: Repository,
+) -> None:
+    a, b, c = (queue(prod, e) for e in ("a@x.io", "b@x.io", "c@x.io"))
+    claim(prod)
+
+    def intent() -> JournalEntry:
+        return JournalEntry(endpoint="prod", kind="intent", method="POST", path="/members")
+
+    prod.tasks.record_intents({a.id: [intent()], b.id: [intent()]}, worker="w1")
+    prod.tasks.discontinue(c.id)
+    with pytest.raises(LeaseLostError):
+        prod.tasks.record_intents({a.id: [intent()], c.id: [intent()]}, worker="w1")
+    with pytest.raises(InvalidInputError, match="no intent"):
+        prod.tasks.record_intents(
+            {a.id: [JournalEntry(endpoint="prod", kind="snapshot", detail={"role": "user"})]},
+            worker="w1",
+        )
+
+    assert [prod.tasks.get(t.id).write_sent for t in (a, b, c)] == [True, True, False]
+    assert [len(prod.journal.list(task_id=t.id, kind="intent")) for t in (a, b, c)] == [1, 1, 0]
+    assert all(report.intact for report in prod.journal.verify())
 
 
 # -- concurrency and migration ---------------------------------------------------------------

@@ -153,7 +153,21 @@ NUMBERS = {
     "SIGSCI_IGA_RETRY_BASE_SECONDS": ["nan", "inf", "0", "-2", "1e9"],
     "SIGSCI_IGA_DB_BUSY_TIMEOUT": ["nan", "inf", "0", "1e9"],
     "SIGSCI_IGA_DB_STATEMENT_TIMEOUT": ["nan", "inf", "0", "-1"],
+    "SIGSCI_IGA_MAX_BODY_BYTES": ["nan", "inf", "0", "-1", "1.5", "100", "1e30"],
+    "SIGSCI_IGA_MAX_SITES": ["nan", "inf", "0", "-1", "2.5", "99999999999"],
 }
+
+
+def test_the_read_bounds_default_to_a_50000_user_corp_and_can_be_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    defaults = load_settings()
+    assert defaults.max_body_bytes == 256 * 1024 * 1024
+    assert defaults.max_sites == 100_000
+    monkeypatch.setenv("SIGSCI_IGA_MAX_BODY_BYTES", "1048576")
+    monkeypatch.setenv("SIGSCI_IGA_MAX_SITES", "50")
+    chosen = load_settings()
+    assert (chosen.max_body_bytes, chosen.max_sites) == (1_048_576, 50)
 
 
 @pytest.mark.parametrize(

@@ -86,7 +86,9 @@ class Connectors:
             env=self.environ,
             secrets={name: value.get_secret_value() for name, value in secrets.items()},
         )
-        return RestConnector(bound, transport=self.transport)
+        return RestConnector(
+            bound, transport=self.transport, max_body_bytes=self.settings.max_body_bytes
+        )
 
     def _client(self, endpoint: EndpointInfo, *, quick: bool) -> SigSciClient:
         token: SecretStr | None
@@ -114,6 +116,8 @@ class Connectors:
             "rate_limit_per_minute": self.settings.rate_limit_per_minute,
             "max_concurrency": self.settings.max_concurrency,
             "read_attempts": self.settings.read_attempts,
+            "max_body_bytes": self.settings.max_body_bytes,
+            "max_sites": self.settings.max_sites,
         }
         if quick:
             # A check should answer quickly: two tries, short waits.

@@ -107,6 +107,7 @@ def import_command(
                 "held": result.verdict.held,
                 "reasons": result.verdict.reasons,
                 "fallback": result.fallback_reason,
+                "warnings": list(result.warnings),
             }
         )
     else:
@@ -151,6 +152,8 @@ def _print_result(result: app.ImportResult) -> None:
     run = result.run
     if result.fallback_reason:
         say(f"note: {result.fallback_reason}")
+    for warning in result.warnings:
+        say(styled("warning:", "yellow"), " ", warning)
     say(
         f"run {run.id}: {result.mode} import of {run.endpoint} "
         f"{'(dry run) ' if run.dry_run else ''}-> {run.status}"

@@ -38,6 +38,16 @@ from sigsci_iga.domain.model import (
 )
 from sigsci_iga.domain.thresholds import Thresholds, Verdict, evaluate_thresholds
 from sigsci_iga.errors import ApiError, NotFoundError, SigsciIgaError, UnexpectedResponseError
+from sigsci_iga.importer.screening import (
+    CLOCK_SKEW,
+    Screening,
+    believable_events,
+    known_roles,
+    refuse_duplicate_emails,
+    screen_account,
+    screen_corp,
+    screen_site,
+)
 from sigsci_iga.store import Checkpoint, Repository, RunRecord
 from sigsci_iga.store.identities import correlation_rule
 
@@ -90,6 +100,8 @@ class ImportResult:
     events_read: int = 0
     #: Site activity feeds read besides the corp's (membership events may only be there).
     site_feeds_read: int = 0
+    #: What was read but not believed (see `importer.screening`), one line each.
+    warnings: tuple[str, ...] = ()
 
 
 class IncompleteReadError(UnexpectedResponseError):
@@ -141,6 +153,7 @@ async def read_corp(
     accounts: list[AccountSnapshot] = await _read_all(connector.accounts_page, "accounts", progress)
     sites: list[SiteSnapshot] = await _read_all(connector.sites_page, "sites", progress)
     require_caller({a.email for a in accounts}, required_account, path="users")
+    refuse_duplicate_emails(accounts, "accounts")
     return CorpSnapshot(accounts=tuple(accounts), sites=tuple(sites))
 
 
@@ -193,6 +206,15 @@ class Importer:
                 self.connector, required_account=options.required_account, progress=self.progress
             )
             view = self.repository.runs.load_view(self.endpoint)
+            screening = Screening()
+            accounts, sites = screen_corp(
+                snapshot.accounts,
+                snapshot.sites,
+                view.accounts,
+                known_roles(self.connector),
+                screening,
+            )
+            snapshot = CorpSnapshot(accounts=tuple(accounts), sites=tuple(sites))
             diff = compute_diff(view, snapshot, mode="full")
             verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
             learned = self.repository.endpoints.get(self.endpoint).checkpoint.membership_feed
@@ -200,10 +222,12 @@ class Importer:
                 last_activity=started - options.overlap, event_ids=(), membership_feed=learned
             )
             run = self._conclude(run_id, diff, verdict, view.version, checkpoint, options)
+            run = self._noted(run, screening)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
         return ImportResult(
+            warnings=tuple(screening.warnings),
             run=run,
             mode="full",
             diff=diff,
@@ -222,6 +246,8 @@ class Importer:
         except ApiError as exc:
             raise _FeedUnavailableError(str(exc)) from exc
         run_id = self._run_id(options, "incremental")
+        screening = Screening()
+        roles = known_roles(self.connector)
         try:
             known = set(checkpoint.event_ids)
             events = [e for e in feeds.events if e.id not in known]
@@ -236,10 +262,12 @@ class Importer:
             changed_sites: dict[str, SiteSnapshot | None] = {}
             for done, name in enumerate(sites, 1):
                 site = await self.connector.read_site(name)
-                if site is not None:
-                    changed_sites[name] = site
-                elif name in removed_sites:
-                    changed_sites[name] = None
+                if site is None:
+                    if name in removed_sites:
+                        changed_sites[name] = None
+                # One the screening skips (and reports) stays as the repository holds it.
+                elif (screened_site := screen_site(site, screening)) is not None:
+                    changed_sites[name] = screened_site
                 self.progress("sites", done, len(sites))
             emails = sorted(
                 named | _implied_rereads(view, changed_sites, removed_sites, self.connector)
@@ -254,22 +282,31 @@ class Importer:
                 address = spelled.get(email) or (held.address if held is not None else email)
                 confirmed = email in spelled and (held is None or held.address == address)
                 account = await self.connector.read_account(address, confirmed=confirmed)
-                if account is not None:
-                    changed_accounts[email] = account
-                elif email in removed_emails:
-                    changed_accounts[email] = None  # the feed says removed and a re-read agrees
+                if account is None:
+                    if email in removed_emails:
+                        changed_accounts[email] = None  # the feed says removed, a re-read agrees
+                # One the screening skips (and reports) stays as the repository holds it.
+                elif (screened := screen_account(account, roles, screening)) is not None:
+                    changed_accounts[email] = screened
                 self.progress("accounts", done, len(emails))
             diff = compute_partial_diff(view, changed_accounts, changed_sites)
             verdict = evaluate_thresholds(diff, view.counts(), options.thresholds)
             new_checkpoint = replace(
-                _advance(checkpoint, feeds.events, options.overlap),
+                _advance(
+                    checkpoint,
+                    believable_events(feeds.events, self.clock(), screening),
+                    options.overlap,
+                    self.clock(),
+                ),
                 membership_feed=feeds.membership_feed,
             )
             run = self._conclude(run_id, diff, verdict, view.version, new_checkpoint, options)
+            run = self._noted(run, screening)
         except BaseException as exc:
             self._fail(run_id, exc)
             raise
         return ImportResult(
+            warnings=tuple(screening.warnings),
             run=run,
             mode="incremental",
             diff=diff,
@@ -370,6 +407,12 @@ class Importer:
         self.progress("apply", 1, 1)
         return run
 
+    def _noted(self, run: RunRecord, screening: Screening) -> RunRecord:
+        """The run with the screening's warnings kept in its counts (when there are any)."""
+        if not screening.warnings:
+            return run
+        return self.repository.runs.add_warnings(run.id, screening.warnings)
+
     def _fail(self, run_id: int, exc: BaseException) -> None:
         reason = str(exc) if isinstance(exc, SigsciIgaError) else f"{type(exc).__name__}: {exc}"
         # If the run already ended (e.g. held), the original error is what matters.
@@ -400,6 +443,8 @@ def planned_mode(
     checkpoint = repository.endpoints.get(endpoint).checkpoint
     if checkpoint.last_activity is None:
         return "full", "no checkpoint yet; ran a full import"
+    if checkpoint.last_activity > now + CLOCK_SKEW:
+        return "full", "checkpoint dated in the future; ran a full import"
     if now - checkpoint.last_activity > FEED_RETENTION - RETENTION_MARGIN:
         return (
             "full",
@@ -441,14 +486,18 @@ def _implied_rereads(
 
 
 def _advance(
-    checkpoint: Checkpoint, events: Sequence[ChangeEvent], overlap: timedelta
+    checkpoint: Checkpoint, events: Sequence[ChangeEvent], overlap: timedelta, now: datetime
 ) -> Checkpoint:
-    """Move the checkpoint to the newest event, remembering the ids the next overlap will re-read."""
+    """Move the checkpoint to the newest event, remembering the ids the next overlap will re-read.
+
+    Never past `now`: a checkpoint ahead of the clock would hide the events yet to come.
+    """
     if not events:
         return checkpoint
     newest = max(e.created for e in events)
     if checkpoint.last_activity is not None:
         newest = max(newest, checkpoint.last_activity)
+    newest = min(newest, now)
     window = newest - overlap
     # Every event the next read can return again was in this batch too (same feed, later start).
     keep = {e.id for e in events if e.created >= window}

@@ -8,7 +8,8 @@ sent when the re-read shows no such user, so a crash can never produce a second 
 Calls are coalesced where the API allows it: one users read checks a whole batch, and add-access
 tasks for the same site share one bulk members call. Each task still ends in its own state with
 its own journal entries. At most one write is in flight per account: a batch holds one task per
-account, and coalesced site calls run one after another.
+account, so its site calls and single-task steps (each a different account's) run side by side,
+`concurrency` at a time.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from sigsci_iga.domain.model import AccountSnapshot, address_of
 from sigsci_iga.domain.tasks import TaskState
 from sigsci_iga.errors import ApiError, ProcessingError, Recovery, SigsciIgaError, StoreError
 from sigsci_iga.provisioning.planner import Plan, plan_task
-from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskRecord
+from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskFinish, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -226,32 +227,7 @@ class Worker:
         reads, current = await self._read_targets(tasks, summary)
         if current is None:
             return
-        work: list[tuple[TaskRecord, Plan]] = []
-        for task in tasks:
-            journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
-            try:
-                plan = plan_task(task.operation, task.email, task.params, current.get(task.email))
-            except Exception as exc:  # noqa: BLE001  # a poisoned task fails alone
-                self._poisoned([task], summary, exc, "planning", journal)
-                continue
-            if plan.outcome == "act":
-                self.repo.journal.append(journal)
-                work.append((task, plan))
-                continue
-            if plan.outcome == "no_action":
-                # An earlier attempt's write evidently landed before that worker stopped.
-                state = TaskState.COMPLETED if task.write_sent else TaskState.NO_ACTION_REQUIRED
-            else:
-                state = TaskState.FAILED
-            note = self._entry(task, "note", detail={"reason": plan.reason})
-            self._finish(
-                task,
-                state,
-                summary,
-                error=plan.reason if state == TaskState.FAILED else None,
-                journal=[*journal, note],
-                changes={task.email: current.get(task.email)},
-            )
+        work = self._decide(tasks, reads, current, summary)
         by_site: dict[str, list[tuple[TaskRecord, Plan]]] = defaultdict(list)
         single: list[tuple[TaskRecord, Plan]] = []
         for task, plan in work:
@@ -259,21 +235,37 @@ class Worker:
                 by_site[plan.steps[0].site].append((task, plan))
             else:
                 single.append((task, plan))
+        sends: list[tuple[list[tuple[TaskRecord, Plan]], tuple[Step, ...]]] = [
+            (group, (_coalesced(name, group),)) for name, group in sorted(by_site.items())
+        ]
+        sends.extend(([(task, plan)], tuple(plan.steps)) for task, plan in single)
+        # The intents of every first write of the batch, in one transaction before any is sent:
+        # a write that then never goes out only costs its task a re-read, which it gets anyway.
+        lines: dict[int, list[JournalEntry]] = {}
+        recorded: list[bool] = []
+        for group, steps in sends:
+            try:
+                lines.update(self._intent_lines(group, steps[0]))
+            except Exception:  # noqa: BLE001  # `_guarded` finds and fails the task behind it
+                recorded.append(False)
+            else:
+                recorded.append(True)
+        try:
+            self.repo.tasks.record_intents(lines, worker=self.worker_id)
+        except LeaseLostError as exc:
+            summary.errors.append(str(exc))
+            return
         slots = asyncio.Semaphore(self.options.concurrency)
 
-        async def one(task: TaskRecord, plan: Plan) -> list[_Done]:
+        async def send(
+            group: list[tuple[TaskRecord, Plan]], steps: tuple[Step, ...], first_recorded: bool
+        ) -> list[_Done]:
             async with slots:
-                return await self._guarded([(task, plan)], plan.steps, summary)
-
-        async def sites() -> list[_Done]:
-            done: list[_Done] = []
-            for site, group in sorted(by_site.items()):
-                emails = tuple(sorted(e for _, p in group for e in _site_step(p).emails))
-                done.extend(await self._guarded(group, (AddToSite(site, emails),), summary))
-            return done
+                return await self._guarded(group, steps, summary, first_recorded=first_recorded)
 
         results = await asyncio.gather(
-            sites(), *(one(t, p) for t, p in single), return_exceptions=True
+            *(send(g, s, r) for (g, s), r in zip(sends, recorded, strict=True)),
+            return_exceptions=True,
         )
         succeeded: list[_Done] = []
         failure: BaseException | None = None
@@ -283,16 +275,70 @@ class Worker:
             else:
                 succeeded.extend(result)
         if succeeded:
-            with capture_calls() as reads:
-                verified = await self._verify([task for task, _, _ in succeeded])
-            for task, plan, journal in succeeded:
-                checks = [self._call_entry(task, r, shared=len(succeeded) > 1) for r in reads]
-                changes = {task.email: verified.get(task.email, plan.expected)}
-                self._finish(
-                    task, TaskState.COMPLETED, summary, journal=[*journal, *checks], changes=changes
-                )
+            await self._complete(succeeded, summary)
         if failure is not None:
             raise failure
+
+    def _decide(
+        self,
+        tasks: Sequence[TaskRecord],
+        reads: Sequence[CallRecord],
+        current: Mapping[str, AccountSnapshot | None],
+        summary: RunSummary,
+    ) -> list[tuple[TaskRecord, Plan]]:
+        """Plan every task of the batch; end those with nothing to send; return the others.
+
+        The batch's bookkeeping goes into two transactions, not a few per task.
+        """
+        work: list[tuple[TaskRecord, Plan]] = []
+        acting: list[JournalEntry] = []
+        decided: list[TaskFinish] = []
+        for task in tasks:
+            journal = [self._call_entry(task, r, shared=len(tasks) > 1) for r in reads]
+            try:
+                plan = plan_task(task.operation, task.email, task.params, current.get(task.email))
+            except Exception as exc:  # noqa: BLE001  # a poisoned task fails alone
+                self._poisoned([task], summary, exc, "planning", journal)
+                continue
+            if plan.outcome == "act":
+                acting.extend(journal)
+                work.append((task, plan))
+                continue
+            if plan.outcome == "no_action":
+                # An earlier attempt's write evidently landed before that worker stopped.
+                state = TaskState.COMPLETED if task.write_sent else TaskState.NO_ACTION_REQUIRED
+            else:
+                state = TaskState.FAILED
+            note = self._entry(task, "note", detail={"reason": plan.reason})
+            decided.append(
+                TaskFinish(
+                    task_id=task.id,
+                    state=state,
+                    error=plan.reason if state == TaskState.FAILED else None,
+                    journal=[*journal, note],
+                    account_changes={task.email: current.get(task.email)},
+                )
+            )
+        self.repo.journal.append(acting)
+        self._finish(decided, summary)
+        return work
+
+    async def _complete(self, succeeded: Sequence[_Done], summary: RunSummary) -> None:
+        """Read back what the writes did and end the tasks that sent them, in one transaction."""
+        with capture_calls() as reads:
+            verified = await self._verify([task for task, _, _ in succeeded])
+        finishes = []
+        for task, plan, journal in succeeded:
+            checks = [self._call_entry(task, r, shared=len(succeeded) > 1) for r in reads]
+            finishes.append(
+                TaskFinish(
+                    task_id=task.id,
+                    state=TaskState.COMPLETED,
+                    journal=[*journal, *checks],
+                    account_changes={task.email: verified.get(task.email, plan.expected)},
+                )
+            )
+        self._finish(finishes, summary)
 
     async def _read_targets(
         self, tasks: Sequence[TaskRecord], summary: RunSummary
@@ -315,13 +361,15 @@ class Worker:
         group: Sequence[tuple[TaskRecord, Plan]],
         steps: Sequence[Step],
         summary: RunSummary,
+        *,
+        first_recorded: bool = False,
     ) -> list[_Done]:
         """`_run_steps`, where an unexpected exception fails the group's tasks, not the run.
 
         Errors a person must act on (credentials, the database) still end the run.
         """
         try:
-            return await self._run_steps(group, steps, summary)
+            return await self._run_steps(group, steps, summary, first_recorded=first_recorded)
         except DBAPIError:
             raise
         except SigsciIgaError as exc:
@@ -354,44 +402,68 @@ class Worker:
         # The type and a short message only: the text may hold anything the data held.
         reason = f"the task could not be processed ({stage}): {type(exc).__name__}: {exc}"
         error = str(ProcessingError(reason[:300]))
-        for task in tasks:
-            note = self._entry(task, "note", detail={"reason": error})
-            self._finish(task, TaskState.FAILED, summary, error=error, journal=[*journal, note])
+        self._finish(
+            [
+                TaskFinish(
+                    task_id=task.id,
+                    state=TaskState.FAILED,
+                    error=error,
+                    journal=[*journal, self._entry(task, "note", detail={"reason": error})],
+                )
+                for task in tasks
+            ],
+            summary,
+        )
+
+    def _intent_lines(
+        self, group: Sequence[tuple[TaskRecord, Plan]], step: Step
+    ) -> dict[int, list[JournalEntry]]:
+        """What each task of the group journals before `step` goes out: snapshot and intents."""
+        planned_calls = self.connector.describe_all(step)
+        lines: dict[int, list[JournalEntry]] = {}
+        for task, plan in group:
+            lines[task.id] = (
+                [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
+                if plan.snapshot is not None
+                else []
+            )
+            lines[task.id].extend(
+                self._entry(
+                    task,
+                    "intent",
+                    method=planned.method,
+                    path=planned.path,
+                    detail={"body": planned.body} if planned.body is not None else None,
+                )
+                for planned in planned_calls
+            )
+        return lines
 
     async def _run_steps(
         self,
         group: Sequence[tuple[TaskRecord, Plan]],
         steps: Sequence[Step],
         summary: RunSummary,
+        *,
+        first_recorded: bool = False,
     ) -> list[_Done]:
         """Send `steps` in order for a group of tasks; returns the tasks whose steps all succeeded.
 
-        Tasks that fail are rescheduled or failed here, each in its own state.
+        Each step's intents are committed before it is sent (the first step's already were,
+        with `first_recorded`). Tasks that fail are rescheduled or failed here, each in its own
+        state.
         """
         journals: dict[int, list[JournalEntry]] = {task.id: [] for task, _ in group}
-        for step in steps:
-            planned_calls = self.connector.describe_all(step)
-            try:
-                for task, plan in group:
-                    if plan.snapshot is not None:
-                        self.repo.journal.append(
-                            [self._entry(task, "snapshot", detail=dict(plan.snapshot))]
-                        )
-                    for planned in planned_calls:
-                        self.repo.tasks.record_intent(
-                            task.id,
-                            worker=self.worker_id,
-                            entry=self._entry(
-                                task,
-                                "intent",
-                                method=planned.method,
-                                path=planned.path,
-                                detail={"body": planned.body} if planned.body is not None else None,
-                            ),
-                        )
-            except LeaseLostError as exc:
-                summary.errors.append(str(exc))
-                return []
+        for index, step in enumerate(steps):
+            if index > 0 or not first_recorded:
+                try:
+                    # One transaction for the group, committed before the write goes out.
+                    self.repo.tasks.record_intents(
+                        self._intent_lines(group, step), worker=self.worker_id
+                    )
+                except LeaseLostError as exc:
+                    summary.errors.append(str(exc))
+                    return []
             error, calls = await self._send(step)
             for task, _ in group:
                 journals[task.id].extend(
@@ -407,12 +479,21 @@ class Worker:
                     self.repo.journal.append(journals[task.id])
                     done.extend(await self._run_steps([(task, plan)], plan.steps, summary))
                 return done
+            if recovery is Recovery.PERMANENT:
+                self._finish(
+                    [
+                        TaskFinish(
+                            task_id=task.id,
+                            state=TaskState.FAILED,
+                            error=str(error),
+                            journal=journals[task.id],
+                        )
+                        for task, _ in group
+                    ],
+                    summary,
+                )
             for task, _ in group:
-                if recovery is Recovery.PERMANENT:
-                    self._finish(
-                        task, TaskState.FAILED, summary, error=str(error), journal=journals[task.id]
-                    )
-                else:
+                if recovery is not Recovery.PERMANENT:
                     # The next attempt re-reads the account before it decides anything; after
                     # a conflict or an untrustworthy answer that re-read is due at once.
                     now = recovery is Recovery.REREAD_THEN_DECIDE
@@ -495,30 +576,15 @@ class Worker:
 
     # -- bookkeeping -----------------------------------------------------------------------
 
-    def _finish(
-        self,
-        task: TaskRecord,
-        state: TaskState,
-        summary: RunSummary,
-        *,
-        error: str | None = None,
-        journal: Sequence[JournalEntry] = (),
-        changes: Mapping[str, AccountSnapshot | None] | None = None,
-    ) -> None:
+    def _finish(self, finishes: Sequence[TaskFinish], summary: RunSummary) -> None:
+        """End these tasks in one transaction; a task whose lease was lost is only noted."""
+        if not finishes:
+            return
         for attempt in range(_FINISH_ATTEMPTS):
             try:
-                self.repo.tasks.finish(
-                    task.id,
-                    worker=self.worker_id,
-                    state=state,
-                    error=error,
-                    journal=journal,
-                    account_changes=changes,
-                    now=self.clock(),
+                result = self.repo.tasks.finish_many(
+                    finishes, worker=self.worker_id, now=self.clock()
                 )
-            except LeaseLostError as exc:
-                summary.errors.append(str(exc))
-                return
             except DBAPIError as exc:
                 # Two workers finishing at once on PostgreSQL can deadlock on the endpoint row;
                 # the server rolled this transaction back whole, so running it again is safe.
@@ -527,11 +593,17 @@ class Worker:
                     raise
                 time.sleep(0.01 * 2**attempt * self.rng.uniform(0.5, 1.5))
                 continue
-            summary.count(state)
-            log.info(
-                "task finished",
-                extra={"task_id": task.id, "request_id": task.request_id, "state": str(state)},
-            )
+            summary.errors.extend(result.lost)
+            for record in result.finished:
+                summary.count(record.state)
+                log.info(
+                    "task finished",
+                    extra={
+                        "task_id": record.id,
+                        "request_id": record.request_id,
+                        "state": str(record.state),
+                    },
+                )
             return
 
     def _reschedule(
@@ -674,6 +746,11 @@ class Worker:
                     )
                 )
         return result
+
+
+def _coalesced(site: str, group: Sequence[tuple[TaskRecord, Plan]]) -> AddToSite:
+    """One bulk members call for every task of the group that adds someone to `site`."""
+    return AddToSite(site, tuple(sorted(e for _, p in group for e in _site_step(p).emails)))
 
 
 def _site_step(plan: Plan) -> AddToSite:

@@ -210,11 +210,13 @@ class _History:
         run_id: int | None,
         now: datetime,
         task_id: int | None = None,
+        task_of: Mapping[str, int] | None = None,
     ):
         self.rows: list[tuple[Any, ...]] = []
         self._endpoint_id = endpoint_id
         self._run_id = run_id
         self._task_id = task_id
+        self._task_of = task_of or {}
         # Convert the shared timestamp once, the way the column type would for this dialect.
         processor = history.c.changed_at.type.dialect_impl(conn.dialect).bind_processor(
             conn.dialect
@@ -233,7 +235,7 @@ class _History:
                 old,
                 new,
                 self._now,
-                self._task_id,
+                self._task_of.get(key, self._task_id),
             )
         )
 
@@ -250,14 +252,17 @@ def apply_diff(
     expected_version: int,
     now: datetime,
     task_id: int | None = None,
+    task_of: Mapping[str, int] | None = None,
 ) -> int:
     """Apply `diff` inside the caller's transaction; returns the endpoint's new version.
 
-    History rows carry `run_id` for imports and `task_id` for a provisioning task's outcome.
+    History rows carry `run_id` for imports and `task_id` for a provisioning task's outcome;
+    several tasks' outcomes applied at once name theirs in `task_of`, by history object key
+    (the email, or `Type:value` for an entitlement).
     """
     version = bump_version(conn, endpoint_id, expected_version)
     types = ensure_types(conn, endpoint_id)
-    record = _History(conn, endpoint_id, run_id, now, task_id)
+    record = _History(conn, endpoint_id, run_id, now, task_id, task_of)
     _apply_entitlements(conn, diff, types, record)
     _apply_accounts(conn, endpoint_id, diff, record)
     _apply_links(conn, endpoint_id, diff, types, record)

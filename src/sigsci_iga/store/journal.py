@@ -103,6 +103,7 @@ def insert_journal(conn: Connection, entries: Sequence[JournalEntry], now: datet
             }
         )
     heads = _lock_heads(conn, sorted(set(endpoint_ids.values())))
+    first = {endpoint_id: seq + 1 for endpoint_id, (seq, _) in heads.items()}
     for row in rows:
         seq, prev = heads[row["endpoint_id"]]
         seq += 1
@@ -110,10 +111,7 @@ def insert_journal(conn: Connection, entries: Sequence[JournalEntry], now: datet
         row["prev_hash"] = prev
         row["chain_hash"] = line_hash(prev, seq, row)
         heads[row["endpoint_id"]] = (seq, row["chain_hash"])
-    result = conn.execute(
-        journal.insert().returning(journal.c.id, sort_by_parameter_order=True), rows
-    )
-    ids = [int(id_) for id_ in result.scalars()]
+    ids = _insert_then_find(conn, rows, first, heads)
     for endpoint_id, (seq, head) in heads.items():
         conn.execute(
             endpoints.update()
@@ -121,6 +119,49 @@ def insert_journal(conn: Connection, entries: Sequence[JournalEntry], now: datet
             .values(journal_seq=seq, journal_head=head)
         )
     return ids
+
+
+_STORED = (*_CONTENT, "seq", "prev_hash", "chain_hash")
+
+
+def _copy(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY the lines in (PostgreSQL): a batch of a thousand tasks journals several thousand."""
+    from psycopg.types.json import Jsonb  # noqa: PLC0415  # the driver is there only on PostgreSQL
+
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    names = ", ".join(_STORED)
+    with driver.cursor() as cursor, cursor.copy(f"COPY journal ({names}) FROM STDIN") as copy:
+        for row in rows:
+            values = [row[name] for name in _STORED]
+            if row["detail"] is not None:
+                values[_STORED.index("detail")] = Jsonb(row["detail"])
+            copy.write_row(values)
+
+
+def _insert_then_find(
+    conn: Connection,
+    rows: Sequence[dict[str, Any]],
+    first: Mapping[int, int],
+    heads: Mapping[int, tuple[int, str]],
+) -> list[int]:
+    """Insert in one operation, then read the new ids back by their place in each chain.
+
+    Neither SQLite nor COPY returns ids in row order from a batched insert (SQLAlchemy would
+    send one INSERT per line to SQLite); the endpoint rows are locked, so the sequence numbers
+    just written are these lines' and no one else's.
+    """
+    if conn.dialect.name == "postgresql":
+        _copy(conn, rows)
+    else:
+        conn.execute(journal.insert(), rows)
+    found: dict[tuple[int, int], int] = {}
+    for endpoint_id, (last, _) in heads.items():
+        query = sa.select(journal.c.seq, journal.c.id).where(
+            journal.c.endpoint_id == endpoint_id, journal.c.seq.between(first[endpoint_id], last)
+        )
+        found.update(((endpoint_id, int(seq)), int(id_)) for seq, id_ in conn.execute(query))
+    return [found[(row["endpoint_id"], row["seq"])] for row in rows]
 
 
 def _lock_heads(conn: Connection, endpoint_ids: Iterable[int]) -> dict[int, tuple[int, str]]:

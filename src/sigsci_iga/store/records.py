@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sigsci_iga.domain.access import Role
-from sigsci_iga.domain.model import iso
+from sigsci_iga.domain.model import AccountSnapshot, iso
 from sigsci_iga.domain.tasks import Operation, TaskState
 
 
@@ -222,6 +223,27 @@ class JournalEntry:
     error: str | None = None
     detail: dict[str, Any] | None = None
     at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFinish:
+    """One leased task to end: its final state, its journal lines and the accounts it changed."""
+
+    task_id: int
+    state: str
+    error: str | None = None
+    journal: Sequence[JournalEntry] = ()
+    #: Email -> what the target now holds (None: the account is gone).
+    account_changes: Mapping[str, AccountSnapshot | None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishResult:
+    """What `Tasks.finish_many` ended, and why it left the others alone."""
+
+    finished: list[TaskRecord]
+    #: One line per task this worker no longer held (its lease ran out or it was discontinued).
+    lost: list[str]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -234,6 +234,16 @@ class Runs:
             if reason:
                 values["reason"] = f"{row.reason}; refused: {reason}" if row.reason else reason
             conn.execute(import_runs.update().where(import_runs.c.id == run_id).values(values))
+        return self.get(run_id)
+
+    def add_warnings(self, run_id: int, warnings: Sequence[str]) -> RunRecord:
+        """Keep what an ended run read but did not believe, under its counts' `warnings`."""
+        with self._db.write() as conn:
+            row = self._run_row(conn, run_id)
+            counts = {**(row.counts or {}), "warnings": list(warnings)}
+            conn.execute(
+                import_runs.update().where(import_runs.c.id == run_id).values(counts=counts)
+            )
         return self.get(run_id)
 
     def get(self, run_id: int) -> RunRecord:

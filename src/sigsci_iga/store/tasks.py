@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -17,14 +18,14 @@ from sqlalchemy.engine import Connection, Row
 
 from sigsci_iga.domain.diff import compute_partial_diff
 from sigsci_iga.domain.emails import email_key, normalize_email
-from sigsci_iga.domain.model import AccountSnapshot, iso
+from sigsci_iga.domain.model import AccountSnapshot, EntitlementType, iso
 from sigsci_iga.domain.tasks import Operation, TaskState
 from sigsci_iga.errors import InvalidInputError, LeaseLostError, RecordNotFoundError, TaskStateError
 from sigsci_iga.store.apply import apply_diff
 from sigsci_iga.store.db import Database
 from sigsci_iga.store.endpoints import find_endpoint_id
 from sigsci_iga.store.journal import insert_journal
-from sigsci_iga.store.records import JournalEntry, TaskRecord
+from sigsci_iga.store.records import FinishResult, JournalEntry, TaskFinish, TaskRecord
 from sigsci_iga.store.tables import (
     FINAL_TASK_STATES,
     OPEN_TASK_STATES,
@@ -92,16 +93,41 @@ def task_row(conn: Connection, task_id: int, *, lock: bool = False) -> Row[Any]:
     return row
 
 
+def lease_problem(row: Row[Any], worker: str) -> str | None:
+    """Why `worker` may no longer work on this task, or None while it holds the lease."""
+    if row.state == "in_progress" and row.lease_owner == worker:
+        return None
+    holder = f"held by {row.lease_owner}" if row.lease_owner else "held by nobody"
+    return (
+        f"task {row.id} is {row.state} and {holder}: worker {worker} lost its lease; "
+        "stop working on it"
+    )
+
+
 def held_task(conn: Connection, task_id: int, worker: str) -> Row[Any]:
     """The locked task row, if `worker` still holds its lease; `LeaseLostError` otherwise."""
     row = task_row(conn, task_id, lock=True)
-    if row.state != "in_progress" or row.lease_owner != worker:
-        holder = f"held by {row.lease_owner}" if row.lease_owner else "held by nobody"
-        raise LeaseLostError(
-            f"task {task_id} is {row.state} and {holder}: worker {worker} lost its lease; "
-            "stop working on it"
-        )
+    problem = lease_problem(row, worker)
+    if problem is not None:
+        raise LeaseLostError(problem)
     return row
+
+
+def locked_tasks(conn: Connection, task_ids: Sequence[int]) -> dict[int, Row[Any]]:
+    """Several task rows in one statement, locked (PostgreSQL) in id order until commit."""
+    rows = {
+        row.id: row
+        for row in conn.execute(
+            tasks_query()
+            .where(tasks.c.id.in_(sorted(set(task_ids))))
+            .order_by(tasks.c.id)
+            .with_for_update(of=tasks)
+        )
+    }
+    for task_id in task_ids:
+        if task_id not in rows:
+            raise RecordNotFoundError(f"task {task_id} does not exist")
+    return rows
 
 
 def for_task(entry: JournalEntry, row: Row[Any]) -> JournalEntry:
@@ -148,6 +174,11 @@ def state_entry(
     )
 
 
+#: Spare candidates read per task to claim, and at most (SQLite takes 32,766 parameters).
+_SPARE_CANDIDATES = 3
+_MAX_SPARE = 10_000
+
+
 def claimable(
     conn: Connection,
     endpoint_id: int,
@@ -162,63 +193,102 @@ def claimable(
     On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent claimers split the work
     instead of waiting for or duplicating each other.
     """
-    other = tasks.alias("other")
-    # An account's tasks run in order, one at a time: wait for any older open task, and for
-    # any task of the account another worker is running under a live lease.
-    waits = (
-        sa.exists()
-        .where(
-            other.c.endpoint_id == tasks.c.endpoint_id,
-            other.c.email == tasks.c.email,
-            other.c.id != tasks.c.id,
-            sa.or_(
-                sa.and_(other.c.id < tasks.c.id, other.c.state.in_(OPEN_TASK_STATES)),
-                sa.and_(other.c.state == "in_progress", other.c.lease_until >= now),
-            ),
-        )
-        .correlate(tasks)
-    )
     # Abandoned: in progress, but the lease ran out (the worker died or hung).
     due = sa.or_(
         sa.and_(tasks.c.state == "new", tasks.c.next_attempt_at <= now),
         sa.and_(tasks.c.state == "in_progress", tasks.c.lease_until < now),
     )
-    where: list[sa.ColumnElement[bool]] = [tasks.c.endpoint_id == endpoint_id, due]
-    if task_ids is not None:
-        where.append(tasks.c.id.in_(list(task_ids)))
-    query = sa.select(tasks).where(*where, ~waits)
-    if per_operation_limits:
-        ranked = (
-            sa.select(
-                tasks.c.id,
-                tasks.c.operation,
-                sa.func.row_number()
-                .over(partition_by=tasks.c.operation, order_by=tasks.c.id)
-                .label("rank"),
-            )
-            .where(*where, ~waits)
-            .subquery()
-        )
-        within = sa.or_(
-            ranked.c.operation.not_in(list(per_operation_limits)),
-            *(
-                sa.and_(ranked.c.operation == operation, ranked.c.rank <= maximum)
-                for operation, maximum in per_operation_limits.items()
-            ),
-        )
-        # `where` is repeated outside: PostgreSQL re-checks only the outer conditions against a
-        # row another worker changed after this statement's snapshot.
-        query = sa.select(tasks).where(*where, tasks.c.id.in_(sa.select(ranked.c.id).where(within)))
+    # Spare candidates, so that a claimer racing another one still fills its batch with the
+    # rows the other did not lock.
+    spare = min(limit * _SPARE_CANDIDATES, _MAX_SPARE)
+    candidates = _first_in_line(
+        conn, endpoint_id, now, due, limit + spare, per_operation_limits, task_ids
+    )
+    if not candidates:
+        return []
+    # `due` is checked again as the rows are locked: a task another claimer took or finished
+    # since the first read is skipped (still locked) or no longer due (committed).
     rows = conn.execute(
-        query.order_by(tasks.c.id).limit(limit).with_for_update(skip_locked=True)
+        sa.select(tasks)
+        .where(tasks.c.id.in_(candidates), tasks.c.endpoint_id == endpoint_id, due)
+        .order_by(tasks.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
     ).all()
-    picked: list[Row[Any]] = []
-    seen: set[str] = set()
-    for row in rows:
-        if row.email not in seen:
-            seen.add(row.email)
-            picked.append(row)
+    return list(rows)
+
+
+def _first_in_line(
+    conn: Connection,
+    endpoint_id: int,
+    now: datetime,
+    due: sa.ColumnElement[bool],
+    limit: int,
+    per_operation_limits: Mapping[str, int] | None,
+    task_ids: Sequence[int] | None,
+) -> list[int]:
+    """Ids of due tasks that head their account's queue, oldest first, within the limits.
+
+    An account's tasks run in order, one at a time: a task may go only if it is its account's
+    oldest open task and no task of the account runs under a live lease. Ranked with window
+    functions in one pass rather than a correlated NOT EXISTS: without fresh statistics (a
+    thousand tasks just queued) PostgreSQL ran that as a nested loop over every pair of tasks.
+    """
+    account = (tasks.c.email,)
+    ranked = (
+        sa.select(
+            tasks.c.id,
+            tasks.c.operation,
+            sa.case((due, 1), else_=0).label("due"),
+            sa.func.row_number().over(partition_by=account, order_by=tasks.c.id).label("place"),
+            sa.func.max(
+                sa.case(
+                    (sa.and_(tasks.c.state == "in_progress", tasks.c.lease_until >= now), 1),
+                    else_=0,
+                )
+            )
+            .over(partition_by=account)
+            .label("busy"),
+        )
+        .where(tasks.c.endpoint_id == endpoint_id, tasks.c.state.in_(OPEN_TASK_STATES))
+        .subquery("ranked")
+    )
+    # `busy`: a task of the account runs under a live lease (a retried older task waits too).
+    heads = conn.execute(
+        sa.select(ranked.c.id, ranked.c.operation)
+        .where(ranked.c.place == 1, ranked.c.due == 1, ranked.c.busy == 0)
+        .order_by(ranked.c.id)
+    ).all()
+    wanted = None if task_ids is None else set(task_ids)
+    limits = dict(per_operation_limits or {})
+    taken: dict[str, int] = defaultdict(int)
+    picked: list[int] = []
+    for task_id, operation in heads:
+        if wanted is not None and task_id not in wanted:
+            continue
+        if operation in limits and taken[operation] >= limits[operation]:
+            continue
+        taken[operation] += 1
+        picked.append(int(task_id))
+        if len(picked) >= limit:
+            break
     return picked
+
+
+def history_owners(
+    changes: Mapping[str, AccountSnapshot | None], task_of: Mapping[str, int]
+) -> dict[str, int]:
+    """History object keys -> the task behind them: each account's own task, and for a site or
+    role first seen through several accounts, the oldest of their tasks."""
+    owners: dict[str, int] = {}
+    for email in sorted(changes, key=lambda e: task_of[e]):
+        task_id = owners[email] = task_of[email]
+        snapshot = changes[email]
+        if snapshot is not None:
+            for site in snapshot.sites:
+                owners.setdefault(f"{EntitlementType.SITE.value}:{site}", task_id)
+            owners.setdefault(f"{EntitlementType.CORP_ROLE.value}:{snapshot.role}", task_id)
+    return owners
 
 
 def apply_account_changes(
@@ -226,10 +296,13 @@ def apply_account_changes(
     endpoint_id: int,
     changes: Mapping[str, AccountSnapshot | None],
     *,
-    task_id: int,
+    task_of: Mapping[str, int],
     now: datetime,
 ) -> None:
-    """Bring just these accounts up to date; None means the account is gone from the target."""
+    """Bring just these accounts up to date; None means the account is gone from the target.
+
+    `task_of` names, for each email, the task whose outcome this is (for the history).
+    """
     # Holding the endpoint row serialises this with imports and other tasks of the endpoint, so
     # the version read here is still current when `apply_diff` bumps it.
     conn.execute(
@@ -246,8 +319,40 @@ def apply_account_changes(
         run_id=None,
         expected_version=view.version,
         now=now,
-        task_id=task_id,
+        task_of=history_owners(changes, task_of),
     )
+
+
+def check_finishes(finishes: Sequence[TaskFinish]) -> list[int]:
+    """The task ids of a batch of finishes, once each state and id is known to be sound."""
+    ids = [f.task_id for f in finishes]
+    for finish in finishes:
+        if finish.state not in FINAL_TASK_STATES:
+            raise InvalidInputError(
+                f"a task finishes as one of {', '.join(FINAL_TASK_STATES)}, not {finish.state!r}"
+            )
+    if len(set(ids)) != len(ids):
+        raise InvalidInputError(f"a batch finishes each task once; got task ids {ids}")
+    return ids
+
+
+def changes_by_endpoint(
+    held: Sequence[tuple[TaskFinish, Row[Any]]],
+) -> tuple[dict[int, dict[str, AccountSnapshot | None]], dict[int, dict[str, int]]]:
+    """The batch's account changes per endpoint id, and which task made each."""
+    changes: dict[int, dict[str, AccountSnapshot | None]] = defaultdict(dict)
+    task_of: dict[int, dict[str, int]] = defaultdict(dict)
+    for finish, row in held:
+        for email, snapshot in (finish.account_changes or {}).items():
+            owner = task_of[row.endpoint_id].get(email)
+            if owner is not None:
+                raise InvalidInputError(
+                    f"account {email!r} is changed by tasks {owner} and {row.id} in one batch; "
+                    "finish them one after the other"
+                )
+            changes[row.endpoint_id][email] = snapshot
+            task_of[row.endpoint_id][email] = row.id
+    return changes, task_of
 
 
 def _now() -> datetime:
@@ -475,14 +580,44 @@ class Tasks:
         """
         if entry.kind != "intent":
             raise InvalidInputError(f"record_intent journals an intent, not {entry.kind!r}")
+        self.record_intents({task_id: [entry]}, worker=worker)
+        return self.get(task_id)
+
+    def record_intents(self, lines: Mapping[int, Sequence[JournalEntry]], *, worker: str) -> None:
+        """`record_intent` for several tasks that share one write, in one transaction.
+
+        Each task's lines are its intents, optionally after a `snapshot` of what the account
+        held. All or nothing: if `worker` lost the lease of any task, `LeaseLostError`.
+        """
+        for task_id, entries in lines.items():
+            kinds = {entry.kind for entry in entries}
+            other = sorted(kinds - {"intent", "snapshot"})
+            if other:
+                raise InvalidInputError(
+                    f"record_intents journals intents and snapshots, not {other[0]!r} "
+                    f"(task {task_id})"
+                )
+            if "intent" not in kinds:
+                raise InvalidInputError(f"record_intents got no intent for task {task_id}")
+        if not lines:
+            return
         with self._db.write() as conn:
-            row = held_task(conn, task_id, worker)
+            rows = locked_tasks(conn, list(lines))
+            for row in rows.values():
+                problem = lease_problem(row, worker)
+                if problem is not None:
+                    raise LeaseLostError(problem)
             now = _now()
-            insert_journal(conn, [for_task(entry, row)], now)
-            conn.execute(
-                tasks.update().where(tasks.c.id == task_id).values(write_sent=True, updated_at=now)
+            insert_journal(
+                conn,
+                [for_task(entry, rows[task_id]) for task_id, es in lines.items() for entry in es],
+                now,
             )
-            return task_record(task_row(conn, task_id))
+            conn.execute(
+                tasks.update()
+                .where(tasks.c.id.in_(list(rows)))
+                .values(write_sent=True, updated_at=now)
+            )
 
     def finish(
         self,
@@ -502,42 +637,88 @@ class Tasks:
         read and diffed; the change is recorded in the history with this task's id and bumps
         the endpoint version, so a held import diffed before cannot be approved after.
         """
-        if state not in FINAL_TASK_STATES:
-            raise InvalidInputError(
-                f"a task finishes as one of {', '.join(FINAL_TASK_STATES)}, not {state!r}"
-            )
+        finish = TaskFinish(
+            task_id=task_id,
+            state=state,
+            error=error,
+            journal=journal,
+            account_changes=account_changes,
+        )
+        result = self.finish_many([finish], worker=worker, now=now)
+        if result.lost:
+            raise LeaseLostError(result.lost[0])
+        return result.finished[0]
+
+    def finish_many(
+        self, finishes: Sequence[TaskFinish], *, worker: str, now: datetime | None = None
+    ) -> FinishResult:
+        """`finish` for a batch of tasks, in one transaction and a fixed number of statements.
+
+        A task `worker` no longer holds is left as it is and named in `lost`; the rest end
+        together or, on any error, none of them does. Two finishes changing the same account
+        in one batch are refused: their order would be lost.
+        """
+        ids = check_finishes(finishes)
+        if not finishes:
+            return FinishResult([], [])
         now = now or _now()
         with self._db.write() as conn:
-            row = held_task(conn, task_id, worker)
-            if account_changes:
-                # Take the endpoint row before the journal insert's foreign-key share lock does:
-                # two workers each holding that share lock and waiting to upgrade it deadlock.
+            rows = locked_tasks(conn, ids)
+            held: builtins.list[tuple[TaskFinish, Row[Any]]] = []
+            lost: builtins.list[str] = []
+            for finish in finishes:
+                row = rows[finish.task_id]
+                problem = lease_problem(row, worker)
+                if problem is None:
+                    held.append((finish, row))
+                else:
+                    lost.append(problem)
+            if not held:
+                return FinishResult([], lost)
+            changes, task_of = changes_by_endpoint(held)
+            if changes:
+                # Take the endpoint rows before the journal insert's foreign-key share lock
+                # does: two workers each holding that share lock and waiting to upgrade it
+                # deadlock.
                 conn.execute(
                     sa.select(endpoints.c.id)
-                    .where(endpoints.c.id == row.endpoint_id)
+                    .where(endpoints.c.id.in_(sorted(changes)))
+                    .order_by(endpoints.c.id)
                     .with_for_update()
-                ).scalar_one()
-            entries = [for_task(entry, row) for entry in journal]
-            entries.append(state_entry(row, state, error=error))
-            conn.execute(
-                tasks.update()
-                .where(tasks.c.id == task_id)
-                .values(
-                    state=state,
-                    finished_at=now,
-                    updated_at=now,
-                    last_error=error,
-                    next_attempt_at=None,
-                    lease_owner=None,
-                    lease_until=None,
+                ).all()
+            entries: builtins.list[JournalEntry] = []
+            for finish, row in held:
+                entries.extend(for_task(entry, row) for entry in finish.journal)
+                entries.append(state_entry(row, finish.state, error=finish.error))
+            # One UPDATE per outcome (usually one for the whole batch), not one per task.
+            outcomes: dict[tuple[str, str | None], builtins.list[int]] = defaultdict(list)
+            for finish, row in held:
+                outcomes[(str(finish.state), finish.error)].append(row.id)
+            for (state, error), task_ids in outcomes.items():
+                conn.execute(
+                    tasks.update()
+                    .where(tasks.c.id.in_(task_ids))
+                    .values(
+                        state=state,
+                        last_error=error,
+                        finished_at=now,
+                        updated_at=now,
+                        next_attempt_at=None,
+                        lease_owner=None,
+                        lease_until=None,
+                    )
                 )
-            )
             insert_journal(conn, entries, now)
-            if account_changes:
+            for endpoint_id, accounts_changed in changes.items():
                 apply_account_changes(
-                    conn, row.endpoint_id, account_changes, task_id=task_id, now=now
+                    conn, endpoint_id, accounts_changed, task_of=task_of[endpoint_id], now=now
                 )
-            return task_record(task_row(conn, task_id))
+            finished = conn.execute(
+                tasks_query()
+                .where(tasks.c.id.in_([row.id for _, row in held]))
+                .order_by(tasks.c.id)
+            )
+            return FinishResult([task_record(row) for row in finished], lost)
 
     def reschedule(
         self,

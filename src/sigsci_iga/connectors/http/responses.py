@@ -30,6 +30,9 @@ from sigsci_iga.errors import (
 )
 
 _MAX_MESSAGE = 200
+#: No answer of the APIs we read nests deeper than a few levels; deeper is an attack on the
+#: parser (Python's own stops with a RecursionError near 1,000).
+MAX_JSON_DEPTH = 64
 RATE_LIMIT_TEXT = "rate limit exceeded"
 _NOT_FOUND_HINTS = ("not found", "does not exist", "no such")
 _CONFLICT_HINTS = ("already exists", "already a member", "already invited")
@@ -190,12 +193,50 @@ def error_for_transport(
     return TransientError(method=method, path=path, status=None, message=scrub(what, secrets))
 
 
+def too_deep_error(
+    method: str, path: str, status: int | None, limit: int = MAX_JSON_DEPTH
+) -> UnexpectedResponseError:
+    """The error for a JSON body nested deeper than `limit` levels."""
+    return UnexpectedResponseError(
+        method=method,
+        path=path,
+        status=status,
+        message=f"JSON nested deeper than {limit} levels; the answer cannot be trusted",
+    )
+
+
+def json_too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed JSON value nests objects and lists deeper than `limit` (no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+def parse_json_bounded(method: str, path: str, status: int | None, content: bytes) -> Any:
+    """`json.loads`, with nesting deeper than `MAX_JSON_DEPTH` refused as untrustworthy.
+
+    A ValueError (broken JSON) propagates for the caller to classify.
+    """
+    try:
+        value = json.loads(content)
+    except RecursionError:
+        raise too_deep_error(method, path, status) from None
+    if isinstance(value, dict | list) and json_too_deep(value):
+        raise too_deep_error(method, path, status)
+    return value
+
+
 def decode_json(method: str, path: str, response: httpx.Response) -> Any:
     """Parse a 2xx body; None for 204 or an empty body; a broken body is a transient error."""
     if response.status_code == 204 or not response.content:
         return None
     try:
-        return json.loads(response.content)
+        return parse_json_bounded(method, path, response.status_code, response.content)
     except ValueError:
         content_type = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
         raise TransientError(

@@ -36,14 +36,17 @@ from sigsci_iga.connectors.base import (
     Step,
     require_caller,
 )
+from sigsci_iga.connectors.http.bounded import DEFAULT_MAX_BODY_BYTES, send_bounded
 from sigsci_iga.connectors.http.calls import USER_AGENT, CallRecord, record_call
 from sigsci_iga.connectors.http.limits import RequestLimiter
 from sigsci_iga.connectors.http.responses import (
     error_for_response,
     error_for_transport,
+    json_too_deep,
     scrub,
+    too_deep_error,
 )
-from sigsci_iga.connectors.http.segments import encode_segment
+from sigsci_iga.connectors.http.segments import check_sent_path, encode_segment
 from sigsci_iga.connectors.rest.auth import AuthState, Reply
 from sigsci_iga.connectors.rest.expressions import EvaluationError
 from sigsci_iga.connectors.rest.loader import (
@@ -142,13 +145,22 @@ def _rule_matches(rule: ResponseRule, status: int, body: Any) -> bool:
     return rule.body_match is None or _body_matches(rule.body_match, body)
 
 
+#: A body nested deeper than `MAX_JSON_DEPTH`: refused, whatever the call's rules say.
+_TOO_DEEP: Any = object()
+
+
 def _parse_json(content: bytes) -> Any:
     if not content:
         return None
     try:
-        return json.loads(content)
-    except (ValueError, RecursionError):  # nested too deeply to parse: not data we can use
+        value = json.loads(content)
+    except RecursionError:
+        return _TOO_DEEP
+    except ValueError:
         return _ABSENT
+    if isinstance(value, dict | list) and json_too_deep(value):
+        return _TOO_DEEP
+    return value
 
 
 class RestConnector:
@@ -163,9 +175,12 @@ class RestConnector:
         package: BoundPackage,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.package = package
         spec = package.spec.connection
+        self._deadline = spec.timeout_seconds
+        self._max_body_bytes = max_body_bytes
         self._http = httpx.AsyncClient(
             transport=transport,
             timeout=spec.timeout_seconds,
@@ -365,6 +380,21 @@ class RestConnector:
 
     # -- sending ---------------------------------------------------------------------------
 
+    def _check_target(
+        self, call: CompiledRequest, target: str, *, linked: bool, secrets: Sequence[str]
+    ) -> None:
+        """Nothing is sent unless the URL names exactly the path built (or linked to)."""
+        try:
+            check_sent_path(httpx.URL(target), urlsplit(target).path)
+        except (InvalidInputError, httpx.InvalidURL) as exc:
+            problem = UnexpectedResponseError if linked else BadRequestError
+            raise problem(
+                method=call.spec.method,
+                path=call.where,
+                status=None,
+                message=scrub(str(exc), [*self._secrets, *secrets]),
+            ) from None
+
     def _notify(self, call: CompiledRequest, record: CallRecord) -> None:
         self.calls[f"{record.method} {call.where}"] += 1
         record_call(dataclasses.replace(record, template=call.where))
@@ -397,6 +427,7 @@ class RestConnector:
             rendered.headers,
             rendered.shown,
         )
+        self._check_target(call, target, linked=bool(url), secrets=rendered.secrets)
         content: dict[str, Any] = {}
         if rendered.body is not None:
             if call.spec.body_format == "form":
@@ -416,13 +447,28 @@ class RestConnector:
             started = time.monotonic()
             async with self._limiter:
                 try:
-                    response = await self._http.request(
+                    request = self._http.build_request(
                         method,
                         target,
                         params=query or None,
                         headers={**headers, **auth_headers},
                         **content,
                     )
+                    response = await send_bounded(
+                        self._http,
+                        request,
+                        deadline=self._deadline,
+                        max_body_bytes=self._max_body_bytes,
+                        shown=shown,
+                    )
+                except ApiError as exc:
+                    self._notify(
+                        call,
+                        CallRecord(
+                            method, shown, exc.status, time.monotonic() - started, exc.message
+                        ),
+                    )
+                    raise
                 except httpx.TransportError as exc:
                     error = error_for_transport(method, shown, exc, secrets)
                     self._notify(
@@ -473,6 +519,9 @@ class RestConnector:
         status = response.status_code
         parsed = _parse_json(response.content)
         default = error_for_response(method, shown, response, secrets)
+        if parsed is _TOO_DEEP:
+            # An error status says what went wrong already; a success with such a body is untrusted.
+            return default or too_deep_error(method, shown, status), None
         if rules is not None:
             body = None if parsed is _ABSENT else parsed
             if rules.failure is not None and _rule_matches(rules.failure, status, body):

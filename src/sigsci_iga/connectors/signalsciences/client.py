@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 from pydantic import BaseModel, ConfigDict, SecretStr, TypeAdapter, ValidationError
 
+from sigsci_iga.connectors.http.bounded import DEFAULT_MAX_BODY_BYTES, send_bounded
 from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord, record_call
 from sigsci_iga.connectors.http.limits import RequestLimiter
 from sigsci_iga.connectors.http.responses import (
@@ -32,8 +33,9 @@ from sigsci_iga.connectors.http.responses import (
     error_for_transport,
     expect_shape,
     scrub,
+    too_deep_error,
 )
-from sigsci_iga.connectors.http.segments import check_segment
+from sigsci_iga.connectors.http.segments import check_segment, check_sent_path
 from sigsci_iga.connectors.signalsciences.backoff import ReadRetry
 from sigsci_iga.connectors.signalsciences.models import (
     ActivityEvent,
@@ -61,6 +63,11 @@ from sigsci_iga.settings import Settings
 DEFAULT_SITE_PAGE_SIZE = 100
 DEFAULT_ACTIVITY_PAGE_SIZE = 1000
 _MAX_PAGES = 100_000
+#: A corp with more sites than this is a server inventing them (`SIGSCI_IGA_MAX_SITES`).
+DEFAULT_MAX_SITES = 100_000
+#: An incremental read with more events than this is better done as a full import (the
+#: importer falls back to one when the feed fails), and a feed that never ends stops here.
+DEFAULT_MAX_EVENTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,9 @@ class SigSciClient:
         throttle_patience: float = 100.0,
         throttle_wait_max: float = 15.0,
         retry_jitter: float = 0.25,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_sites: int = DEFAULT_MAX_SITES,
+        max_events: int = DEFAULT_MAX_EVENTS,
         observers: Sequence[CallObserver] = (),
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
@@ -161,6 +171,12 @@ class SigSciClient:
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
         )
+        # The prefix httpx puts before every path: what a sent path must start with.
+        self._base_path = urlsplit(base_url.rstrip("/")).path
+        self._deadline = timeout
+        self._max_body_bytes = max_body_bytes
+        self.max_sites = max_sites
+        self.max_events = max_events
         self._limiter = RequestLimiter(rate_limit_per_minute, max_concurrency)
         self._retry = ReadRetry(
             attempts=read_attempts,
@@ -199,6 +215,8 @@ class SigSciClient:
             "rate_limit_per_minute": settings.rate_limit_per_minute,
             "max_concurrency": settings.max_concurrency,
             "read_attempts": settings.read_attempts,
+            "max_body_bytes": settings.max_body_bytes,
+            "max_sites": settings.max_sites,
         }
         options.update(overrides)
         return cls(**options)
@@ -260,12 +278,26 @@ class SigSciClient:
         if params:
             shown = path + "?" + "&".join(f"{k}={v}" for k, v in params.items())
         headers = self._auth_headers() if authenticated else {}
+        request = self._http.build_request(
+            method, path, params=params, json=json_body, data=form, headers=headers
+        )
+        # Nothing is sent unless the URL names exactly the path built (no dot segment resolved).
+        check_sent_path(request.url, self._base_path + path)
         started = time.monotonic()
         async with self._limiter:
             try:
-                response = await self._http.request(
-                    method, path, params=params, json=json_body, data=form, headers=headers
+                response = await send_bounded(
+                    self._http,
+                    request,
+                    deadline=self._deadline,
+                    max_body_bytes=self._max_body_bytes,
+                    shown=shown,
                 )
+            except ApiError as exc:
+                self._notify(
+                    CallRecord(method, shown, exc.status, time.monotonic() - started, exc.message)
+                )
+                raise
             except httpx.TransportError as exc:
                 error = error_for_transport(method, shown, exc, self._secrets())
                 self._notify(
@@ -538,6 +570,21 @@ class SigSciClient:
         following = SiteCursor(page=cursor.page + 1, seen=seen)
         if not page.items:
             return page, None
+        if seen > self.max_sites:
+            raise UnexpectedResponseError(
+                method="GET",
+                path=self._corp_path("sites"),
+                status=200,
+                message=f"more than {self.max_sites} sites (SIGSCI_IGA_MAX_SITES); "
+                "paging would not end",
+            )
+        if page.next_uri and page.next_uri == cursor.uri:
+            raise UnexpectedResponseError(
+                method="GET",
+                path=self._corp_path("sites"),
+                status=200,
+                message="the next link names the page just read; paging would not end",
+            )
         if page.next_uri:
             return page, SiteCursor(page=following.page, uri=page.next_uri, seen=seen)
         if page.total_count is not None:
@@ -635,11 +682,26 @@ class SigSciClient:
                     message="activity page repeats only events already seen; paging would not end",
                 )
             seen.update(e.id for e in fresh)
+            if len(seen) > self.max_events:
+                raise UnexpectedResponseError(
+                    method="GET",
+                    path=path,
+                    status=200,
+                    message=f"more than {self.max_events} activity events; paging would not end",
+                )
             yield Page[ActivityEvent](items=fresh, next_uri=_next_uri(body))
             next_uri = _next_uri(body)
             if not next_uri or not events:
                 return
-            path, params = self._split_next(next_uri, "activity")
+            following = self._split_next(next_uri, "activity")
+            if following == (path, {k: str(v) for k, v in params.items()}):
+                raise UnexpectedResponseError(
+                    method="GET",
+                    path=path,
+                    status=200,
+                    message="the next link names the page just read; paging would not end",
+                )
+            path, params = following
         raise UnexpectedResponseError(
             method="GET", path=path, status=200, message=f"more than {_MAX_PAGES} activity pages"
         )
@@ -654,6 +716,16 @@ class SigSciClient:
                 status=200,
                 message=f"next link {scrub(parts.path, self._secrets())!r} leaves the API",
             )
+        try:
+            check_sent_path(httpx.URL(parts.path), parts.path)
+        except (InvalidInputError, httpx.InvalidURL):
+            raise UnexpectedResponseError(
+                method="GET",
+                path=self._corp_path(what),
+                status=200,
+                message=f"next link {scrub(parts.path, self._secrets())!r} is not a plain path "
+                "(dot segments or unencoded characters)",
+            ) from None
         return parts.path, dict(parse_qsl(parts.query))
 
 
@@ -670,6 +742,11 @@ def _checked_corp(corp: str) -> str:
 
 def _checked_site(site: str) -> str:
     return check_segment(site, "site name")
+
+
+#: How deep pydantic's JSON parser (jiter) nests before it stops; the users list's typed fields
+#: need a handful of levels, and what the model ignores is parsed no deeper than this.
+_USERS_PARSER_DEPTH = 200
 
 
 class _UsersEnvelope(BaseModel):
@@ -690,9 +767,11 @@ def _parse_users(method: str, path: str, response: httpx.Response) -> list[User]
     broken body is still transient and a wrong shape still untrusted, as with `decode_json`.
     """
     try:
-        return _users_adapter().validate_json(response.content).data
+        users = _users_adapter().validate_json(response.content).data
     except ValidationError as exc:
         first = exc.errors(include_input=False, include_url=False)[0]
+        if first["type"] == "json_invalid" and "recursion" in first["msg"].lower():
+            raise too_deep_error(method, path, response.status_code, _USERS_PARSER_DEPTH) from None
         if first["type"] in ("json_invalid", "json_type"):
             content_type = response.headers.get("content-type", "").split(";")[0] or "no type"
             raise TransientError(
@@ -709,3 +788,21 @@ def _parse_users(method: str, path: str, response: httpx.Response) -> list[User]
             status=response.status_code,
             message=f"users list invalid at {where or 'top'}: {first['msg']}",
         ) from None
+    _refuse_duplicate_emails(method, path, response.status_code, users)
+    return users
+
+
+def _refuse_duplicate_emails(method: str, path: str, status: int, users: Sequence[User]) -> None:
+    """Two users with one email (in any letter case) cannot both be the account it keys."""
+    seen: dict[str, str] = {}
+    for user in users:
+        spelled = user.raw_email or user.email
+        if user.email in seen:
+            raise UnexpectedResponseError(
+                method=method,
+                path=path,
+                status=status,
+                message=f"users list names {user.email!r} twice ({seen[user.email]!r} and "
+                f"{spelled!r}); the answer cannot be trusted",
+            )
+        seen[user.email] = spelled

@@ -27,7 +27,7 @@ from sigsci_iga.connectors.signalsciences.client import (
 )
 from sigsci_iga.connectors.signalsciences.models import ActivityEvent, Site, User, UserStatus
 from sigsci_iga.connectors.signalsciences.paths import api_path
-from sigsci_iga.domain.model import SERVER_EMAIL, AccountSnapshot, SiteSnapshot
+from sigsci_iga.domain.model import SERVER_EMAIL, AccountSnapshot, CorpRole, SiteSnapshot
 from sigsci_iga.errors import NotFoundError, UnexpectedResponseError
 
 #: Event types whose meaning is "this user is gone" (a re-read must still confirm it).
@@ -89,6 +89,8 @@ class SignalSciencesConnector:
     kind = "signalsciences"
     #: Owners are members of every site without a membership event; a new site changes them too.
     all_sites_roles: frozenset[str] = frozenset({"owner"})
+    #: The only roles an account may hold; another one from the server is reported, not stored.
+    known_roles: frozenset[str] = frozenset(role.value for role in CorpRole)
 
     def __init__(
         self, client: SigSciClient, *, site_page_size: int = DEFAULT_SITE_PAGE_SIZE

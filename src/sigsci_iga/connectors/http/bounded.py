@@ -1,0 +1,78 @@
+"""Sending one request with a bound on its whole time and on the size of its decoded body.
+
+httpx's timeouts bound each read, so a server that trickles a byte a second would hold a call
+for as long as it likes; and it decodes a gzip body whole, so a small body could fill memory.
+Here the whole exchange (connect, headers, body) has one deadline, and the body is counted as
+it is decoded, chunk by chunk, so an oversized one is refused as soon as it passes the cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from sigsci_iga.errors import TransientError, UnexpectedResponseError
+
+#: 256 MiB: a 50,000-user corp's users list with memberships is about 100-200 MB of JSON.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+#: Headers that described the body as sent; the body kept here is already decoded.
+_WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+
+
+async def send_bounded(
+    http: httpx.AsyncClient,
+    request: httpx.Request,
+    *,
+    deadline: float,
+    max_body_bytes: int,
+    shown: str,
+) -> httpx.Response:
+    """Send `request` and read its body whole, within `deadline` seconds and `max_body_bytes`.
+
+    A missed deadline is a `TransientError` (a slow server may recover), an oversized or
+    undecodable body an `UnexpectedResponseError`; transport errors propagate as httpx raises
+    them. The response returned holds the decoded body and no content-encoding header.
+    """
+    method = request.method
+    try:
+        async with asyncio.timeout(deadline):
+            response = await http.send(request, stream=True)
+            try:
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_body_bytes:
+                        raise UnexpectedResponseError(
+                            method=method,
+                            path=shown,
+                            status=response.status_code,
+                            message=f"body larger than {max_body_bytes} bytes once decoded "
+                            "(SIGSCI_IGA_MAX_BODY_BYTES); refused",
+                        )
+                    chunks.append(chunk)
+            except httpx.DecodingError:
+                raise UnexpectedResponseError(
+                    method=method,
+                    path=shown,
+                    status=response.status_code,
+                    message="body cannot be decoded as its content-encoding says",
+                ) from None
+            finally:
+                await response.aclose()
+    except TimeoutError:
+        raise TransientError(
+            method=method,
+            path=shown,
+            status=None,
+            message=f"no complete answer within {deadline:g} s (SIGSCI_IGA_TIMEOUT)",
+        ) from None
+    headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=b"".join(chunks),
+        request=request,
+        extensions=response.extensions,
+    )
