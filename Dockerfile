@@ -10,9 +10,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
+# The shipped connection packages are inside src/ (package data), so the wheel carries them.
 COPY src ./src
-COPY packages ./packages
 RUN pip install ".[postgres]" \
     && useradd --system --uid 10001 --home-dir /var/lib/sigsci-iga --create-home sigsci-iga
 

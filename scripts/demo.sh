@@ -4,18 +4,51 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-PORT="${SIGSCI_IGA_DEMO_PORT:-8765}"
+# SIGSCI_IGA_DEMO_PORT names the simulator's port; the demo refuses to start if it is taken.
+# Unset, the demo takes 8765 when it is free and any free port otherwise, so it never talks to
+# whatever else already listens on 8765.
 IGA=.venv/bin/sigsci-iga
 rm -rf .demo && mkdir -p .demo
-$IGA sim serve --host 127.0.0.1 --port "$PORT" --seed 1 --users 200 --sites 20 > .demo/sim.log 2>&1 &
-SIM_PID=$!
-trap 'kill $SIM_PID 2>/dev/null || true; wait $SIM_PID 2>/dev/null || true' EXIT
-SIM="http://127.0.0.1:$PORT"
-for _ in $(seq 1 100); do
-    .venv/bin/python -c "import httpx,sys; sys.exit(httpx.get('$SIM/_sim/health').status_code != 200)" \
-        2>/dev/null && break
-    sleep 0.1
-done
+SIM_PID=""
+trap '[ -z "$SIM_PID" ] || { kill $SIM_PID 2>/dev/null; wait $SIM_PID 2>/dev/null; } || true' EXIT
+
+# Start the simulator on port $1 and set SIM to its URL once it answers; fail if it exits.
+start_sim() {
+    $IGA sim serve --host 127.0.0.1 --port "$1" --seed 1 --users 200 --sites 20 \
+        > .demo/sim.log 2>&1 &
+    SIM_PID=$!
+    SIM=""
+    for _ in $(seq 1 300); do
+        if ! kill -0 "$SIM_PID" 2>/dev/null; then
+            SIM_PID=""
+            return 1
+        fi
+        # The simulator prints its URL once it holds the port.
+        SIM="$(sed -n 's/^  export SIGSCI_API_URL=//p' .demo/sim.log)"
+        if [ -n "$SIM" ] && .venv/bin/python -c \
+            "import httpx,sys; sys.exit(httpx.get('$SIM/_sim/health').status_code != 200)" \
+            2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "the simulator did not answer in 30 s" >&2
+    return 1
+}
+
+if ! start_sim "${SIGSCI_IGA_DEMO_PORT:-8765}"; then
+    if [ -n "${SIGSCI_IGA_DEMO_PORT:-}" ] || ! grep -q "cannot listen" .demo/sim.log; then
+        echo "the simulator did not start:" >&2
+        cat .demo/sim.log >&2
+        exit 1
+    fi
+    echo "port 8765 is taken; the simulator takes a free port instead" >&2
+    if ! start_sim 0; then
+        cat .demo/sim.log >&2
+        exit 1
+    fi
+fi
+echo "simulator: $SIM"
 
 # The simulator's documented demo credentials (fake; see README).
 export SIGSCI_API_URL="$SIM"

@@ -153,6 +153,9 @@ def numbers() -> Iterator[Case]:
         ("import", "--dry-run", "--max-sites-inactivated"): ("-7",),
         ("import", "--dry-run", "--max-sites-inactivated-percent"): ("inf", "101"),
         ("journal", "list", "--limit"): ("0", "-1", BEYOND_64_BITS),
+        ("accounts", "list", "--limit"): ("0", "-1", BEYOND_64_BITS),
+        ("accounts", "list", "--offset"): ("-1", BEYOND_64_BITS),
+        ("accounts", "list", "--limit=5", "--offset"): ("-3",),
         ("runs", "list", "--limit"): ("0", "-3", BEYOND_64_BITS),
     }  # fmt: skip
     for (*command, option), values in table.items():
@@ -344,7 +347,9 @@ def packages(scratch: Path) -> Iterator[Case]:
             ("endpoints", "add-rest", "pkg", "--package", str(path), "--corp", "acme"),
         ):  # fmt: skip
             yield Case("package", command, fresh=True)
-    shipped = Path(__file__).resolve().parents[2] / "packages" / "signalsciences.yaml"
+    shipped = (
+        Path(__file__).resolve().parents[2] / "src/sigsci_iga/packages_data/signalsciences.yaml"
+    )
     for args in (
         ("--operation", "teleport"),
         ("--operation", "remove-account", "--account", "a@x.example", "--param", "noequals"),
@@ -356,6 +361,24 @@ def packages(scratch: Path) -> Iterator[Case]:
             else ("packages", "render", str(shipped), "--account", "a@x.example", *args),
             fresh=True,
         )  # fmt: skip
+
+
+def shipped_packages(scratch: Path) -> Iterator[Case]:
+    for name in (
+        "",
+        " ",
+        "nosuch",
+        "signalscience",
+        "saviynt/",
+        "../signalsciences",
+        "/etc/passwd",
+        "signalsciences.yaml",
+        "esc\x1b[2J",
+        "bidi\u202e",
+    ):
+        yield Case("package", ("packages", "show", name), fresh=True)
+    directory = scratch / "a-directory"
+    yield Case("package", ("packages", "show", "signalsciences", "-o", str(directory)), fresh=True)
 
 
 def usage() -> Iterator[Case]:
@@ -384,6 +407,7 @@ def all_cases(scratch: Path, site: str) -> list[Case]:
         *missing_settings(),
         *endpoints(),
         *packages(scratch),
+        *shipped_packages(scratch),
         *usage(),
     ]
     return [
@@ -418,7 +442,8 @@ def problems_with(case: Case, outcome: Outcome) -> list[str]:
         found.append(f"printed on stdout: {outcome.stdout[:200]!r}")
     lines = outcome.stderr.splitlines()
     if case.usage:
-        if "Usage:" not in outcome.stderr and "─ Error ─" not in outcome.stderr:
+        # Typer's plain usage error: one `Error: ...` line, after the usage when it helps.
+        if not any(each.startswith("Error: ") for each in lines):
             found.append(f"no usage error: {outcome.stderr[:300]!r}")
     elif (
         not lines

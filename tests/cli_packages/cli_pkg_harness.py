@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, SimRuntime, SimState
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGE = ROOT / "packages" / "signalsciences.yaml"
+PACKAGE = ROOT / "src" / "sigsci_iga" / "packages_data" / "signalsciences.yaml"
 #: The parameters of the shipped package for the simulator's demo corp (the URL is added).
 NATIVE_PARAMS = {"corp": DEMO_CORP, "email": DEMO_EMAIL}
 TOKEN_ENV = {"SIGSCI_TOKEN": DEMO_TOKEN}

@@ -1,6 +1,6 @@
 """End to end from the command line: `rest` endpoints run by packages against a loopback simulator.
 
-The shipped package (packages/signalsciences.yaml) must import what the native connector imports
+The shipped package (src/sigsci_iga/packages_data/signalsciences.yaml) must import what the native connector imports
 and carry out every request; the package converted from Saviynt's Signal-Sciences.json must
 import and provision with the differences docs/saviynt-conversion.md lists ("Signal Sciences:
 converted vs native"). The simulator runs in this process, so a test can change its state.

@@ -18,7 +18,7 @@ from sigsci_iga.domain.thresholds import Limit, Thresholds
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN, inprocess_transport
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "packages" / "signalsciences.yaml"
+SHIPPED = ROOT / "src" / "sigsci_iga" / "packages_data" / "signalsciences.yaml"
 NO_LIMIT = Limit(absolute=None, percent=None)
 NO_THRESHOLDS = Thresholds(NO_LIMIT, NO_LIMIT, NO_LIMIT)
 SIM_PARAMS = {"corp": DEMO_CORP, "email": DEMO_EMAIL, "base_url": "http://sim"}

@@ -77,7 +77,7 @@ def test_package_import_equals_native_import(tmp_path: Path, server: dict[str, A
             api_url="http://sim",
             email=DEMO_EMAIL,
             connector="rest",
-            settings={"package": "packages/signalsciences.yaml"},
+            settings={"package": "src/sigsci_iga/packages_data/signalsciences.yaml"},
         )
 
         async def native() -> ImportResult:

@@ -11,7 +11,7 @@ from sigsci_iga.connectors.rest.saviynt import ConversionResult, convert_saviynt
 from sigsci_iga.sim import DEMO_CORP, DEMO_EMAIL, DEMO_TOKEN
 
 ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ROOT / "packages" / "saviynt"
+GENERATED = ROOT / "src" / "sigsci_iga" / "packages_data" / "saviynt"
 DOC = ROOT / "docs" / "saviynt-conversion.md"
 SIM_PARAMS = {"base_url": "http://sim", "corpname": DEMO_CORP, "api_user": DEMO_EMAIL}
 SIM_ENV = {"SIGSCI_TOKEN": DEMO_TOKEN}

@@ -4,135 +4,311 @@ Use cases take an `AppContext`, raise errors from `sigsci_iga.errors` and never 
 interfaces parse their input, call a use case and render what it returns.
 """
 
-from sigsci_iga.app.access import (
-    ROLE_PERMISSIONS,
-    Permission,
-    Principal,
-    Role,
-    authorize,
-    permissions_of,
-)
-from sigsci_iga.app.context import AppContext, ConnectorFactory, Connectors, EndpointConnector
-from sigsci_iga.app.endpoints import (
-    CheckResult,
-    Removal,
-    check_endpoint,
-    endpoint_name,
-    get_endpoint,
-    list_endpoints,
-    register_native,
-    register_rest,
-    remove_endpoint,
-    resolve_endpoint,
-)
-from sigsci_iga.app.idempotency import claim_key, complete_key, forget_key
-from sigsci_iga.app.identities import IdentityLoad, load_identities
-from sigsci_iga.app.imports import (
-    DEFAULT_MAX_ITEMS,
-    DEFAULT_MAX_PERCENT,
-    PreparedImport,
-    ThresholdSettings,
-    abandon_stale_runs,
-    approve_run,
-    execute_import,
-    prepare_import,
-    refuse_run,
-    run_import,
-    upgrade_database,
-)
-from sigsci_iga.app.inventory import (
-    AccountDetail,
-    RunDetail,
-    TaskDetail,
-    account_detail,
-    iter_accounts,
-    list_accounts,
-    list_entitlements,
-    list_identities,
-    list_journal,
-    list_runs,
-    list_tasks,
-    run_detail,
-    task_detail,
-    verify_journal,
-)
-from sigsci_iga.app.packages import (
-    PackageSummary,
-    convert_saviynt,
-    package_schema,
-    render_operation,
-    validate_package,
-)
-from sigsci_iga.app.provisioning import (
-    AccessRequest,
-    QueueOptions,
-    RequestOutcome,
-    discontinue_task,
-    due_endpoints,
-    preview_queue,
-    preview_request,
-    request_access,
-    restore_account,
-    retry_task,
-    run_queue,
-    submit_request,
-)
-from sigsci_iga.app.schedules import (
-    DEFAULT_LEASE_SECONDS,
-    DEFAULT_SCHEDULES,
-    JOBS,
-    MAX_FIRE_ATTEMPTS,
-    UNCHANGED,
-    FireResult,
-    JobOutcome,
-    JobRunner,
-    ScheduleDetail,
-    SchedulePatch,
-    ScheduleView,
-    add_default_schedules,
-    add_schedule,
-    default_owner,
-    execute_fire,
-    get_schedule,
-    list_schedules,
-    pause_schedule,
-    queue_schedule_run,
-    release_fire,
-    remove_schedule,
-    resume_schedule,
-    run_schedule,
-    schedule_timing,
-    update_schedule,
-)
-from sigsci_iga.app.system import Statistics, check_database, statistics, version
-from sigsci_iga.app.tokens import (
-    DEFAULT_LIFETIME,
-    IssuedToken,
-    TokenKeys,
-    authenticate,
-    create_token,
-    list_tokens,
-    parse_lifetime,
-    revoke_token,
-    token_keys,
-    token_summary,
-)
-from sigsci_iga.importer.run import ImportResult
-from sigsci_iga.provisioning.worker import PlannedTask, RunSummary
-from sigsci_iga.store import (
-    AccountRecord,
-    EndpointInfo,
-    EntitlementRecord,
-    FireRecord,
-    HistoryRecord,
-    IdentityRecord,
-    JournalRecord,
-    RunRecord,
-    ScheduleRecord,
-    TaskRecord,
-    TokenRecord,
-)
-from sigsci_iga.store.journal import ChainReport
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sigsci_iga.app.access import (
+        ROLE_PERMISSIONS,
+        Permission,
+        Principal,
+        Role,
+        authorize,
+        permissions_of,
+    )
+    from sigsci_iga.app.context import AppContext, ConnectorFactory, Connectors, EndpointConnector
+    from sigsci_iga.app.endpoints import (
+        CheckResult,
+        Removal,
+        check_endpoint,
+        endpoint_name,
+        get_endpoint,
+        list_endpoints,
+        register_native,
+        register_rest,
+        remove_endpoint,
+        resolve_endpoint,
+    )
+    from sigsci_iga.app.idempotency import claim_key, complete_key, forget_key
+    from sigsci_iga.app.identities import IdentityLoad, load_identities
+    from sigsci_iga.app.imports import (
+        PreparedImport,
+        ThresholdSettings,
+        abandon_stale_runs,
+        approve_run,
+        execute_import,
+        prepare_import,
+        refuse_run,
+        run_import,
+        upgrade_database,
+    )
+    from sigsci_iga.app.inventory import (
+        AccountDetail,
+        RunDetail,
+        TaskDetail,
+        account_detail,
+        iter_accounts,
+        list_accounts,
+        list_entitlements,
+        list_identities,
+        list_journal,
+        list_runs,
+        list_tasks,
+        run_detail,
+        task_detail,
+        verify_journal,
+    )
+    from sigsci_iga.app.packages import (
+        PackageSummary,
+        ShippedPackage,
+        convert_saviynt,
+        package_schema,
+        render_operation,
+        shipped_package,
+        shipped_packages,
+        validate_package,
+    )
+    from sigsci_iga.app.provisioning import (
+        AccessRequest,
+        QueueOptions,
+        RequestOutcome,
+        discontinue_task,
+        due_endpoints,
+        preview_queue,
+        preview_request,
+        request_access,
+        restore_account,
+        retry_task,
+        run_queue,
+        submit_request,
+    )
+    from sigsci_iga.app.schedules import (
+        DEFAULT_LEASE_SECONDS,
+        DEFAULT_SCHEDULES,
+        JOBS,
+        MAX_FIRE_ATTEMPTS,
+        UNCHANGED,
+        FireResult,
+        JobOutcome,
+        JobRunner,
+        ScheduleDetail,
+        SchedulePatch,
+        ScheduleView,
+        add_default_schedules,
+        add_schedule,
+        default_owner,
+        execute_fire,
+        get_schedule,
+        list_schedules,
+        pause_schedule,
+        queue_schedule_run,
+        release_fire,
+        remove_schedule,
+        resume_schedule,
+        run_schedule,
+        schedule_timing,
+        update_schedule,
+    )
+    from sigsci_iga.app.system import Statistics, check_database, statistics, version
+    from sigsci_iga.app.tokens import (
+        DEFAULT_LIFETIME,
+        IssuedToken,
+        TokenKeys,
+        authenticate,
+        create_token,
+        list_tokens,
+        parse_lifetime,
+        revoke_token,
+        token_keys,
+        token_summary,
+    )
+    from sigsci_iga.domain.thresholds import DEFAULT_MAX_ITEMS, DEFAULT_MAX_PERCENT
+    from sigsci_iga.importer.run import ImportResult
+    from sigsci_iga.provisioning.worker import PlannedTask, RunSummary
+    from sigsci_iga.store import (
+        AccountRecord,
+        EndpointInfo,
+        EntitlementRecord,
+        FireRecord,
+        HistoryRecord,
+        IdentityRecord,
+        JournalRecord,
+        RunRecord,
+        ScheduleRecord,
+        TaskRecord,
+        TokenRecord,
+    )
+    from sigsci_iga.store.journal import ChainReport
+
+#: Where each name lives. Importing this package imports none of them: the CLI's `--help`
+#: needs no database, HTTP or package machinery, so each name is imported on first use.
+_HOMES: dict[str, tuple[str, ...]] = {
+    "sigsci_iga.app.access": (
+        "ROLE_PERMISSIONS",
+        "Permission",
+        "Principal",
+        "Role",
+        "authorize",
+        "permissions_of",
+    ),
+    "sigsci_iga.app.context": (
+        "AppContext",
+        "ConnectorFactory",
+        "Connectors",
+        "EndpointConnector",
+    ),
+    "sigsci_iga.app.endpoints": (
+        "CheckResult",
+        "Removal",
+        "check_endpoint",
+        "endpoint_name",
+        "get_endpoint",
+        "list_endpoints",
+        "register_native",
+        "register_rest",
+        "remove_endpoint",
+        "resolve_endpoint",
+    ),
+    "sigsci_iga.app.idempotency": (
+        "claim_key",
+        "complete_key",
+        "forget_key",
+    ),
+    "sigsci_iga.app.identities": (
+        "IdentityLoad",
+        "load_identities",
+    ),
+    # The defaults live apart from the use case so that `import --help` can name them cheaply.
+    "sigsci_iga.domain.thresholds": ("DEFAULT_MAX_ITEMS", "DEFAULT_MAX_PERCENT"),
+    "sigsci_iga.app.imports": (
+        "PreparedImport",
+        "ThresholdSettings",
+        "abandon_stale_runs",
+        "approve_run",
+        "execute_import",
+        "prepare_import",
+        "refuse_run",
+        "run_import",
+        "upgrade_database",
+    ),
+    "sigsci_iga.app.inventory": (
+        "AccountDetail",
+        "RunDetail",
+        "TaskDetail",
+        "account_detail",
+        "iter_accounts",
+        "list_accounts",
+        "list_entitlements",
+        "list_identities",
+        "list_journal",
+        "list_runs",
+        "list_tasks",
+        "run_detail",
+        "task_detail",
+        "verify_journal",
+    ),
+    "sigsci_iga.app.packages": (
+        "PackageSummary",
+        "ShippedPackage",
+        "convert_saviynt",
+        "package_schema",
+        "render_operation",
+        "shipped_package",
+        "shipped_packages",
+        "validate_package",
+    ),
+    "sigsci_iga.app.provisioning": (
+        "AccessRequest",
+        "QueueOptions",
+        "RequestOutcome",
+        "discontinue_task",
+        "due_endpoints",
+        "preview_queue",
+        "preview_request",
+        "request_access",
+        "restore_account",
+        "retry_task",
+        "run_queue",
+        "submit_request",
+    ),
+    "sigsci_iga.app.schedules": (
+        "DEFAULT_LEASE_SECONDS",
+        "DEFAULT_SCHEDULES",
+        "JOBS",
+        "MAX_FIRE_ATTEMPTS",
+        "UNCHANGED",
+        "FireResult",
+        "JobOutcome",
+        "JobRunner",
+        "ScheduleDetail",
+        "SchedulePatch",
+        "ScheduleView",
+        "add_default_schedules",
+        "add_schedule",
+        "default_owner",
+        "execute_fire",
+        "get_schedule",
+        "list_schedules",
+        "pause_schedule",
+        "queue_schedule_run",
+        "release_fire",
+        "remove_schedule",
+        "resume_schedule",
+        "run_schedule",
+        "schedule_timing",
+        "update_schedule",
+    ),
+    "sigsci_iga.app.system": (
+        "Statistics",
+        "check_database",
+        "statistics",
+        "version",
+    ),
+    "sigsci_iga.app.tokens": (
+        "DEFAULT_LIFETIME",
+        "IssuedToken",
+        "TokenKeys",
+        "authenticate",
+        "create_token",
+        "list_tokens",
+        "parse_lifetime",
+        "revoke_token",
+        "token_keys",
+        "token_summary",
+    ),
+    "sigsci_iga.importer.run": ("ImportResult",),
+    "sigsci_iga.provisioning.worker": (
+        "PlannedTask",
+        "RunSummary",
+    ),
+    "sigsci_iga.store": (
+        "AccountRecord",
+        "EndpointInfo",
+        "EntitlementRecord",
+        "FireRecord",
+        "HistoryRecord",
+        "IdentityRecord",
+        "JournalRecord",
+        "RunRecord",
+        "ScheduleRecord",
+        "TaskRecord",
+        "TokenRecord",
+    ),
+    "sigsci_iga.store.journal": ("ChainReport",),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
@@ -181,6 +357,7 @@ __all__ = [
     "SchedulePatch",
     "ScheduleRecord",
     "ScheduleView",
+    "ShippedPackage",
     "Statistics",
     "TaskDetail",
     "TaskRecord",
@@ -246,6 +423,8 @@ __all__ = [
     "run_queue",
     "run_schedule",
     "schedule_timing",
+    "shipped_package",
+    "shipped_packages",
     "statistics",
     "submit_request",
     "task_detail",

@@ -18,7 +18,7 @@ from sigsci_iga.app.endpoints import (
     resolve_first_use,
 )
 from sigsci_iga.app.inputs import MAX_ID, check_id
-from sigsci_iga.domain.thresholds import Limit, Thresholds
+from sigsci_iga.domain.thresholds import DEFAULT_MAX_ITEMS, DEFAULT_MAX_PERCENT, Limit, Thresholds
 from sigsci_iga.errors import InvalidInputError, SigsciIgaError
 from sigsci_iga.importer.run import (
     Importer,
@@ -30,10 +30,6 @@ from sigsci_iga.importer.run import (
 from sigsci_iga.store import RunRecord
 from sigsci_iga.store.identities import correlation_rule
 
-#: A run is held when it would remove more than this many items of a kind ...
-DEFAULT_MAX_ITEMS = 10
-#: ... or more than this share (in percent) of the kind's existing items.
-DEFAULT_MAX_PERCENT = 10.0
 #: The limit value that turns a threshold off.
 OFF = -1
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sigsci_iga.app.inputs import check_choice
 from sigsci_iga.connectors.base import (
     AddToSite,
     DeleteAccount,
@@ -24,7 +26,7 @@ from sigsci_iga.connectors.rest.spec import package_json_schema
 from sigsci_iga.domain.emails import email_key
 from sigsci_iga.domain.model import EntitlementType
 from sigsci_iga.domain.tasks import Operation
-from sigsci_iga.errors import InvalidInputError
+from sigsci_iga.errors import ConfigError, InvalidInputError
 from sigsci_iga.files import check_text_file
 
 
@@ -120,3 +122,51 @@ def render_operation(
     bound = package.bind(dict(params or {}), env=env)
     step = _step(operation, account, entitlements, entitlement_type, role)
     return RestConnector(bound).describe_all(step)
+
+
+#: Where the shipped packages live inside the installed `sigsci_iga` package.
+SHIPPED_DIRECTORY = "packages_data"
+
+
+@dataclass(frozen=True)
+class ShippedPackage:
+    """A package that ships with sigsci-iga: `signalsciences`, or `saviynt/NAME` converted."""
+
+    name: str
+    version: str
+    description: str
+    path: Path
+
+
+def _shipped_root() -> Path:
+    # An installed package (wheel or editable) is a directory on disk; a zip import is not
+    # supported, and finding no directory is reported rather than shown as "no packages".
+    root = Path(str(resources.files("sigsci_iga").joinpath(SHIPPED_DIRECTORY)))
+    if not root.is_dir():
+        raise ConfigError(f"the shipped packages are missing from this installation ({root})")
+    return root
+
+
+def shipped_packages() -> list[ShippedPackage]:
+    """Every shipped package, loaded and checked, in name order."""
+    root = _shipped_root()
+    found = []
+    for file in sorted(root.rglob("*.yaml")):
+        spec = load_package(file).spec
+        name = file.relative_to(root).with_suffix("").as_posix()
+        found.append(ShippedPackage(name, spec.version, spec.description, file))
+    return found
+
+
+def shipped_package(name: str) -> ShippedPackage:
+    """A shipped package by its name (`saviynt/airtable`, or `airtable` where that is unique)."""
+    packages = shipped_packages()
+    exact = [p for p in packages if p.name == name]
+    matches = exact or [p for p in packages if p.name.rsplit("/", 1)[-1] == name]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        choices = ", ".join(p.name for p in matches)
+        raise InvalidInputError(f"package name {name!r} is ambiguous: {choices}")
+    check_choice(name, (p.name for p in packages), "shipped package")
+    raise AssertionError("unreachable: check_choice refuses a name it does not know")

@@ -75,6 +75,8 @@ class QueueOptions:
     task_ids: Sequence[int] | None = field(default=None)
     #: Asked before each batch: a service that is stopping claims no more (see `Worker.run`).
     stop: Callable[[], bool] | None = None
+    #: Told the running totals after each batch (a progress display).
+    on_batch: Callable[[RunSummary], None] | None = None
 
     def check(self) -> None:
         """Refuse values that mean nothing: NaN, infinite, zero or negative, or absurdly large."""
@@ -323,6 +325,7 @@ async def run_queue(
             until_done=options.until_done,
             max_wait_seconds=options.max_wait_seconds,
             should_stop=options.stop,
+            on_batch=options.on_batch,
         )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
+from typing import TYPE_CHECKING
 
-from sigsci_iga.app.context import AppContext
-from sigsci_iga.store import RunRecord
+if TYPE_CHECKING:  # `sigsci-iga --version` needs neither the repository nor its records
+    from sigsci_iga.app.context import AppContext
+    from sigsci_iga.store import RunRecord
 
 
 def version() -> str:

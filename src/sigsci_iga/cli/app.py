@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from sigsci_iga.app import check_endpoint
+from sigsci_iga import app as use_cases
 from sigsci_iga.cli import context
 from sigsci_iga.cli.check import describe_token_policy
 from sigsci_iga.cli.imports import db_app, import_app, runs_app
@@ -32,12 +30,31 @@ app = typer.Typer(
     help="Identity governance for Signal Sciences (Fastly Next-Gen WAF).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
+    add_completion=True,
+    # Plain help and usage errors, as git and gh print them: they read the same in a pipe, a log
+    # and a narrow terminal, and `--help` need not load Rich's help renderer (about a third of
+    # its start-up time).
+    rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        say(f"sigsci-iga {use_cases.version()}")
+        raise typer.Exit
 
 
 @app.callback()
 def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the installed version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -58,6 +75,8 @@ def _root(
     context.CliState.debug = debug
     # stamina logs each scheduled retry as a warning; with logging unconfigured, Python's
     # last-resort handler would print it to stderr and break the one-line error contract.
+    import logging  # noqa: PLC0415  (not needed to print help)
+
     retries = logging.getLogger("stamina")
     if not retries.handlers:
         retries.addHandler(logging.NullHandler())
@@ -79,7 +98,7 @@ def check_command(
 ) -> None:
     """Verify the credentials against the corp and show role, sites and token policy."""
     with context.session() as ctx:
-        result = asyncio.run(check_endpoint(ctx, endpoint))
+        result = context.run(use_cases.check_endpoint(ctx, endpoint))
     report = result.report
     policy, warn = describe_token_policy(report.credential_max_age_seconds)
     if json_output:

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
-from sigsci_iga.app import AppContext
+from sigsci_iga import app
 from sigsci_iga.cli.output import fail, print_traceback
 from sigsci_iga.errors import AuthError, SigsciIgaError
-from sigsci_iga.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sigsci_iga.settings import Settings
+
+
+T = TypeVar("T")
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a use case that talks to a corp to its end, on an event loop of its own."""
+    # asyncio loads here, for the commands that need a loop, not for `--help`.
+    import asyncio  # noqa: PLC0415
+
+    return asyncio.run(work)
+
 
 #: What a person does about a credential the target refused; the server's words do not say.
 AUTH_HINT = (
@@ -28,6 +42,9 @@ class CliState:
 
 
 def settings() -> Settings:
+    # pydantic is imported here, by the first command that needs settings, not by `--help`.
+    from sigsci_iga.settings import load_settings  # noqa: PLC0415
+
     try:
         return load_settings(CliState.config_file)
     except SigsciIgaError as exc:
@@ -44,13 +61,13 @@ def end(error: SigsciIgaError) -> NoReturn:
 
 
 @contextmanager
-def session() -> Iterator[AppContext]:
+def session() -> Iterator[app.AppContext]:
     """An application context for one command; an error from a use case ends the command.
 
     Anything else that escapes is a bug: one line names it (not its text, which may carry a
     database URL or a server's words), and `--debug` shows the traceback.
     """
-    ctx = AppContext(settings())
+    ctx = app.AppContext(settings())
     try:
         yield ctx
     except SigsciIgaError as exc:

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Literal
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, say, show_table, stderr, styled, visible
+from sigsci_iga.cli.output import (
+    Col,
+    Stages,
+    change,
+    fail,
+    plain,
+    print_json,
+    say,
+    show_table,
+    styled,
+)
 from sigsci_iga.cli.plans import (
     DEFAULT_PLAN_ITEMS,
     PlanAll,
@@ -110,7 +111,7 @@ def import_command(
         max_sites_inactivated_percent=max_sites_inactivated_percent,
     )
     with context.session() as app_ctx:
-        result = asyncio.run(
+        result = context.run(
             _run(
                 app_ctx,
                 endpoint,
@@ -152,27 +153,23 @@ async def _run(
         return await app.run_import(
             ctx, endpoint, mode=mode, dry_run=dry_run, thresholds=thresholds
         )
-    console = stderr()
-    with Progress(
-        TextColumn("{task.description:<10}", markup=False),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        # Off a terminal the bar cannot be erased: it would leave a blank line before an error.
-        disable=not console.is_terminal,
-    ) as progress:
-        tasks: dict[str, TaskID] = {}
-
-        def report(stage: str, done: int, total: int | None) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(visible(stage), total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
+    with Stages(_describe_stage) as stages:
         return await app.run_import(
-            ctx, endpoint, mode=mode, dry_run=dry_run, thresholds=thresholds, progress=report
+            ctx,
+            endpoint,
+            mode=mode,
+            dry_run=dry_run,
+            thresholds=thresholds,
+            progress=stages.report,
         )
+
+
+def _describe_stage(stage: str, done: int, total: int | None) -> str:
+    """One line for a finished stage of an import: read ..., diff, apply."""
+    if stage in ("diff", "apply"):
+        return f"import: {stage} done"
+    count = f"{done} of {total}" if total is not None else str(done)
+    return f"import: read {stage}: {count}"
 
 
 def _print_result(result: app.ImportResult, shown: int | None) -> None:
@@ -277,7 +274,16 @@ def runs_list(
         print_json([r.to_json() for r in runs])
         return
     show_table(
-        ("id", "endpoint", "mode", "status", "started", "finished", "accounts", "reason"),
+        (
+            "id",
+            "endpoint",
+            "mode",
+            "status",
+            "started",
+            Col("finished", drop=2),
+            Col("accounts", drop=1),
+            "reason",
+        ),
         [_run_row(run) for run in runs],
     )
 
@@ -313,32 +319,34 @@ def runs_show(
         strict=True,
     ):
         say(f"{label:<9} ", value)
-    if run.counts:
-        say(f"counts    {run.counts}")
+    # One kind a line, so that the counts read (and fit a terminal) as a small table does.
+    label = "counts"
+    for kind, value in (run.counts or {}).items():
+        text = (
+            ", ".join(f"{name} {plain(n)}" for name, n in value.items())
+            if isinstance(value, dict)
+            else plain(value)
+        )
+        say(f"{label:<9} {kind}: {text}")
+        label = ""
     if plan is not None:
         render_plan(plan)
         if run.status == "held":
             say(f"review, then apply with: sigsci-iga import approve {run.id}")
     if changes:
         show_table(
-            ("object", "key", "field", "old", "new"),
+            ("object", Col("key", whole=True), "field", "change"),
             [
                 (
                     c.object_type,
                     c.object_key,
                     c.field or "",
-                    _short(c.old_value),
-                    _short(c.new_value),
+                    change(c.old_value, c.new_value),
                 )
                 for c in changes
             ],
             title="changes (newest first)",
         )
-
-
-def _short(value: object) -> str:
-    text = "" if value is None else str(value)
-    return text if len(text) <= 40 else text[:39] + "…"
 
 
 @db_app.command("upgrade")

@@ -10,7 +10,7 @@ import typer
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, say, say_block, show_table
+from sigsci_iga.cli.output import Col, fail, print_json, say, say_block, show_table
 from sigsci_iga.domain.tasks import Operation
 from sigsci_iga.errors import InvalidInputError, SigsciIgaError
 
@@ -36,6 +36,51 @@ def _params(values: list[str] | None) -> dict[str, str]:
             fail(InvalidInputError(f"--param {item!r} is not NAME=VALUE"))
         params[name.strip()] = value
     return params
+
+
+@packages_app.command("list")
+def packages_list(
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
+) -> None:
+    """The packages that ship with sigsci-iga (no checkout needed)."""
+    try:
+        shipped = app.shipped_packages()
+    except SigsciIgaError as exc:
+        fail(exc)
+    if json_output:
+        print_json(
+            [{"name": p.name, "version": p.version, "description": p.description} for p in shipped]
+        )
+        return
+    show_table(
+        (Col("name", whole=True), "version", "description"),
+        [(p.name, p.version, p.description) for p in shipped],
+        title=f"{len(shipped)} shipped packages (sigsci-iga packages show NAME)",
+    )
+
+
+@packages_app.command("show")
+def packages_show(
+    name: Annotated[
+        str, typer.Argument(help="A name from `packages list` (`airtable` for `saviynt/airtable`).")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the package to a file.")
+    ] = None,
+) -> None:
+    """Print a shipped package's YAML, to read or to copy and edit."""
+    try:
+        package = app.shipped_package(name)
+    except SigsciIgaError as exc:
+        fail(exc)
+    text = package.path.read_text(encoding="utf-8")
+    if output is None:
+        say_block(text)
+        return
+    if output.exists() and not output.is_file():
+        fail(InvalidInputError(f"output {output} exists and is not a regular file"))
+    output.write_text(text, encoding="utf-8")
+    say(f"wrote {output}; then: sigsci-iga packages validate {output}")
 
 
 @packages_app.command("validate")
@@ -105,7 +150,7 @@ def packages_schema(
 
 @packages_app.command("render")
 def packages_render(
-    file: Path,
+    file: Annotated[Path, typer.Argument(help="The package file (YAML or JSON).")],
     operation: Annotated[str, typer.Option("--operation", help=", ".join(OPERATIONS))],
     account: Annotated[str, typer.Option("--account", help="The account's email.")],
     entitlement: Annotated[
@@ -150,7 +195,9 @@ def endpoints_list(
     include_retired: Annotated[
         bool, typer.Option("--all", help="Also list removed endpoints kept for their journal.")
     ] = False,
-    json_output: Annotated[bool, typer.Option("--json")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text.")
+    ] = False,
 ) -> None:
     """Registered endpoints."""
     with context.session() as ctx:
@@ -159,7 +206,15 @@ def endpoints_list(
         print_json([e.to_json() for e in endpoints])
         return
     show_table(
-        ("name", "connector", "corp", "api url", "email", "credentials", "checkpoint"),
+        (
+            "name",
+            Col("connector", drop=3),
+            "corp",
+            Col("api url", drop=2),
+            Col("email", drop=1),
+            Col("credentials", drop=4),
+            Col("checkpoint", drop=5),
+        ),
         [
             (
                 e.name + (" (removed)" if e.retired_at else ""),
@@ -179,7 +234,7 @@ def endpoints_list(
 
 @endpoints_app.command("add")
 def endpoints_add(
-    name: str,
+    name: Annotated[str, typer.Argument(help="A name for the endpoint (--endpoint NAME).")],
     corp: Annotated[str, typer.Option("--corp", help="The corp's short name.")],
     email: Annotated[str, typer.Option("--email", help="The API token owner's email.")],
     api_url: Annotated[
@@ -229,7 +284,7 @@ def _ref(env: str | None, file: Path | None, env_flag: str, file_flag: str) -> s
 
 @endpoints_app.command("add-rest")
 def endpoints_add_rest(
-    name: str,
+    name: Annotated[str, typer.Argument(help="A name for the endpoint (--endpoint NAME).")],
     package: Annotated[Path, typer.Option("--package", help="The package file (YAML or JSON).")],
     corp: Annotated[
         str, typer.Option("--corp", help="The corp (or tenant) this endpoint governs.")
@@ -283,7 +338,7 @@ def _absolute_ref(ref: str) -> str:
 
 @endpoints_app.command("remove")
 def endpoints_remove(
-    name: str,
+    name: Annotated[str, typer.Argument(help="The endpoint's name (endpoints list).")],
     force: Annotated[
         bool, typer.Option("--force", help="Discontinue the endpoint's open tasks first.")
     ] = False,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated
+from urllib.parse import unquote
 
 import typer
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_csv, print_json, say, show_table
+from sigsci_iga.cli.output import Col, Stages, fail, print_csv, print_json, say, show_table
 from sigsci_iga.domain.tasks import Operation, TaskState
 from sigsci_iga.errors import InvalidInputError, Outcome
 
@@ -54,9 +55,9 @@ def _request(
 ) -> None:
     with context.session() as ctx:
         if dry_run:
-            planned = asyncio.run(app.preview_request(ctx, endpoint, request))
+            planned = context.run(app.preview_request(ctx, endpoint, request))
         else:
-            outcome = asyncio.run(app.request_access(ctx, endpoint, request))
+            outcome = context.run(app.request_access(ctx, endpoint, request))
     if dry_run:
         _print_dry_run(planned, json_output=json_output, stored=False)
         return
@@ -290,9 +291,24 @@ def provision_run(
     )
     with context.session() as ctx:
         if dry_run:
-            planned = asyncio.run(app.preview_queue(ctx, endpoint, options))
+            planned = context.run(app.preview_queue(ctx, endpoint, options))
+        elif not until_done:
+            summary = context.run(app.run_queue(ctx, endpoint, options))
         else:
-            summary = asyncio.run(app.run_queue(ctx, endpoint, options))
+            # The tasks open now are the total; a task queued for retry is not done yet.
+            total = sum(
+                len(app.list_tasks(ctx, endpoint=endpoint, state=state))
+                for state in ("new", "in_progress")
+            )
+            with Stages(_describe_tasks) as stages:
+
+                def on_batch(running: app.RunSummary) -> None:
+                    finished = running.completed + running.no_action_required + running.failed
+                    # One line a batch off a terminal: a long queue shows it is moving.
+                    stages.report(f"batch {running.batches}", min(finished, total), total)
+
+                options = replace(options, on_batch=on_batch)
+                summary = context.run(app.run_queue(ctx, endpoint, options))
     if dry_run:
         _print_dry_run(planned, json_output=json_output, stored=True)
         return
@@ -319,6 +335,10 @@ def provision_run(
             say(f"note: {error}")
     if summary.failed:
         raise typer.Exit(Outcome.TASKS_FAILED)
+
+
+def _describe_tasks(_stage: str, done: int, total: int | None) -> str:
+    return f"provision: {done} of {total} tasks done"
 
 
 def _planned_json(item: app.PlannedTask, *, stored: bool) -> dict[str, object]:
@@ -391,7 +411,16 @@ def tasks_list(
         print_json([t.to_json() for t in tasks])
         return
     show_table(
-        ("id", "operation", "email", "detail", "state", "attempts", "next attempt", "last error"),
+        (
+            "id",
+            "operation",
+            Col("email", whole=True),
+            Col("detail", drop=2),
+            "state",
+            Col("attempts", drop=3),
+            Col("next attempt", drop=4),
+            Col("last error", drop=1),
+        ),
         [
             (
                 t.id,
@@ -479,7 +508,40 @@ def _short_path(path: str | None) -> str:
     return "…/" + parts[5] if len(parts) > 5 and parts[3] == "corps" else path
 
 
-def _journal_table(entries: Sequence[app.JournalRecord], title: str) -> None:
+def _what(entry: app.JournalRecord) -> str:
+    """What one journal line records, in a few words: the call, the state change, the error."""
+    parts = []
+    if entry.method:
+        # The target has its own column: its segment and the query string only repeat it.
+        path = _short_path(entry.path).partition("?")[0]
+        target = (entry.target or "").lower()
+        segments = ["…" if unquote(seg).lower() == target else seg for seg in path.split("/")]
+        parts.append(f"{entry.method} {'/'.join(segments)} {entry.status or ''}".rstrip())
+    if entry.state_after:
+        parts.append(f"{entry.state_before or '-'} → {entry.state_after}")
+    if entry.error:
+        parts.append(entry.error)
+    return "; ".join(parts) or entry.operation or ""
+
+
+def _journal_table(entries: Sequence[app.JournalRecord], title: str, *, wide: bool = False) -> None:
+    if not wide:
+        show_table(
+            (
+                "id",
+                "time",
+                Col("task", drop=1),
+                "kind",
+                Col("target", whole=True),
+                "what",
+            ),
+            [
+                (e.id, e.at.strftime("%H:%M:%S"), e.task_id or "", e.kind, e.target, _what(e))
+                for e in entries
+            ],
+            title=title,
+        )
+        return
     rows = []
     for e in entries:
         call = f"{e.method} {_short_path(e.path)}" if e.method else ""
@@ -520,11 +582,21 @@ def _journal_table(entries: Sequence[app.JournalRecord], title: str) -> None:
 
 @journal_app.command("list")
 def journal_list(
-    task: Annotated[int | None, typer.Option("--task")] = None,
-    email: Annotated[str | None, typer.Option("--email")] = None,
-    limit: Annotated[int | None, typer.Option("--limit")] = None,
+    task: Annotated[int | None, typer.Option("--task", help="Only this task's entries.")] = None,
+    email: Annotated[
+        str | None, typer.Option("--email", help="Only this account's (its email).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the newest N entries.")] = None,
     endpoint: EndpointOption = None,
-    json_output: Annotated[bool, typer.Option("--json")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of text.")
+    ] = False,
+    wide: Annotated[
+        bool,
+        typer.Option(
+            "--wide", help="Every column: attempt, operation, call, status, state and error."
+        ),
+    ] = False,
 ) -> None:
     """Journal entries, oldest first."""
     with context.session() as ctx:
@@ -532,7 +604,7 @@ def journal_list(
     if json_output:
         print_json([e.to_json() for e in entries])
         return
-    _journal_table(entries, title="journal")
+    _journal_table(entries, title="journal", wide=wide)
 
 
 @journal_app.command("verify")
@@ -617,7 +689,7 @@ def restore_command(
 ) -> None:
     """Re-invite a removed account with the role and sites journaled when it was removed."""
     with context.session() as ctx:
-        outcome = asyncio.run(
+        outcome = context.run(
             app.restore_account(
                 ctx, endpoint, email, requester=requester, justification=justification
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -11,7 +10,7 @@ import typer
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import fail, print_json, say, show_table
+from sigsci_iga.cli.output import Col, fail, print_json, say, show_table
 from sigsci_iga.domain.schedules import RUN_ALL_LIMIT
 from sigsci_iga.errors import Outcome
 
@@ -184,7 +183,18 @@ def list_command(json_output: JsonOption = False) -> None:
             )
         )
     show_table(
-        ("name", "job", "endpoint", "timing", "tz", "state", "next", "last run", "outcome"), rows
+        (
+            "name",
+            "job",
+            Col("endpoint", drop=1),
+            "timing",
+            Col("tz", drop=2),
+            "state",
+            "next",
+            Col("last run", drop=4),
+            Col("outcome", drop=3),
+        ),
+        rows,
     )
 
 
@@ -206,7 +216,16 @@ def show_command(
         return
     zone = detail.view.schedule.timezone
     show_table(
-        ("id", "fire at", "trigger", "status", "attempts", "started", "finished", "summary"),
+        (
+            "id",
+            "fire at",
+            Col("trigger", drop=1),
+            "status",
+            Col("attempts", drop=2),
+            Col("started", drop=4),
+            Col("finished", drop=3),
+            "summary",
+        ),
         (
             (
                 str(fire.id),
@@ -261,7 +280,7 @@ def resume_command(name: Name, json_output: JsonOption = False) -> None:
 def run_command(name: Name, json_output: JsonOption = False) -> None:
     """Run the schedule's job now, here, and record it as a manual fire."""
     with context.session() as ctx:
-        result = asyncio.run(app.run_schedule(ctx, name))
+        result = context.run(app.run_schedule(ctx, name))
     fire = result.fire
     if json_output:
         print_json(result.to_json())

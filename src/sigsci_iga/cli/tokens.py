@@ -9,7 +9,7 @@ import typer
 
 from sigsci_iga import app
 from sigsci_iga.cli import context
-from sigsci_iga.cli.output import print_json, say, show_table
+from sigsci_iga.cli.output import Col, print_json, say, show_table
 
 tokens_app = typer.Typer(
     no_args_is_help=True, help="Service tokens for the HTTP API (stored only as keyed hashes)."
@@ -62,7 +62,15 @@ def tokens_list(json_output: JsonOption = False) -> None:
         print_json([app.token_summary(r, now) for r in records])
         return
     show_table(
-        ("name", "role", "state", "created", "expires", "last used", "revoked"),
+        (
+            "name",
+            "role",
+            "state",
+            Col("created", drop=3),
+            "expires",
+            Col("last used", drop=1),
+            Col("revoked", drop=2),
+        ),
         (
             (
                 r.name,

@@ -8,6 +8,11 @@ from dataclasses import dataclass, field
 from sigsci_iga.domain.diff import Diff
 from sigsci_iga.domain.model import CurrentCounts, EntitlementType
 
+#: A run is held when it would remove more than this many items of a kind ...
+DEFAULT_MAX_ITEMS = 10
+#: ... or more than this share (in percent) of the kind's existing items.
+DEFAULT_MAX_PERCENT = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class Limit:

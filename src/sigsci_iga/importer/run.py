@@ -477,6 +477,7 @@ class Importer:
         *,
         correlate_only: Collection[str] | None = None,
     ) -> RunRecord:
+        self.progress("diff", 1, 1)
         if options.dry_run:
             counts = {**diff.summary(), "held": verdict.held, "reasons": verdict.reasons}
             return self.repository.runs.finish(
@@ -490,7 +491,8 @@ class Importer:
             return self.repository.runs.hold(
                 run_id, diff=diff, base_version=base_version, reasons=verdict.reasons
             )
-        return self.repository.runs.apply(
+        self.progress("apply", 0, 1)
+        run = self.repository.runs.apply(
             run_id,
             diff,
             base_version=base_version,
@@ -498,6 +500,8 @@ class Importer:
             correlation_rule=options.correlation_rule,
             correlate_only=correlate_only,
         )
+        self.progress("apply", 1, 1)
+        return run
 
     def _noted(self, run: RunRecord, screening: Screening) -> RunRecord:
         """The run with the screening's warnings kept in its counts (when there are any)."""

@@ -142,14 +142,16 @@ class Worker:
         until_done: bool = False,
         max_wait_seconds: float = 60.0,
         should_stop: Callable[[], bool] | None = None,
+        on_batch: Callable[[RunSummary], None] | None = None,
     ) -> RunSummary:
         """Work due tasks until none is due; with `until_done`, also wait for rescheduled ones.
 
         `should_stop` is asked before each batch: a service stopping lets the batch in hand
         finish and claims no more. Cancelled mid-batch, the run releases its tasks.
+        `on_batch` is told the running totals after each batch (for progress).
         """
         try:
-            return await self._run(task_ids, until_done, max_wait_seconds, should_stop)
+            return await self._run(task_ids, until_done, max_wait_seconds, should_stop, on_batch)
         except asyncio.CancelledError:
             # Stopped mid-batch (a service shutting down): hand the tasks back now rather
             # than leaving them leased until the lease runs out.
@@ -163,6 +165,7 @@ class Worker:
         until_done: bool,
         max_wait_seconds: float,
         should_stop: Callable[[], bool] | None,
+        on_batch: Callable[[RunSummary], None] | None = None,
     ) -> RunSummary:
         summary = RunSummary()
         taken: dict[str, int] = defaultdict(int)
@@ -194,6 +197,8 @@ class Worker:
             summary.claimed += len(tasks)
             summary.batches += 1
             await self._process(tasks, summary)
+            if on_batch is not None:
+                on_batch(summary)
 
     def _next_due_in(
         self, task_ids: Sequence[int] | None, limits: Mapping[str, int]

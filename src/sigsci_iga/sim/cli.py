@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated
 
 import typer
@@ -15,7 +16,6 @@ from sigsci_iga.sim.config import (
     SimConfig,
 )
 from sigsci_iga.sim.faults import parse_fault_spec
-from sigsci_iga.sim.server import run_server
 
 sim_app = typer.Typer(help="A local, fake Signal Sciences API for tests and demos.")
 
@@ -28,7 +28,9 @@ def _group() -> None:
 @sim_app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on; 0 picks a free one (the banner names it).")
+    ] = 8765,
     seed: Annotated[int, typer.Option(help="Seed for the generated corp.")] = 1,
     users: Annotated[int, typer.Option(help="Users, including the two demo users.")] = 200,
     sites: Annotated[int, typer.Option(help="Sites.")] = 20,
@@ -101,9 +103,34 @@ def serve(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    typer.echo(f"Signal Sciences simulator: http://{host}:{port}  (API under /api/v0)")
+    # uvicorn and FastAPI load here, when a simulator starts, not for `--help`.
+    from sigsci_iga.sim.server import bound_socket, run_server  # noqa: PLC0415
+
+    try:
+        # Bound before anything is printed: a taken port is said plainly, not after a banner
+        # that points the reader at whatever else is listening there.
+        sock = bound_socket(host, port)
+    except OSError as exc:
+        typer.echo(
+            f"error: cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another --port, or --port 0 for a free one",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{port}"
+    typer.echo(f"Signal Sciences simulator: {url}  (API under /api/v0)")
     typer.echo(f"  corp:        {corp}")
     typer.echo(f"  owner:       {DEMO_EMAIL}  token {DEMO_TOKEN}  password {DEMO_PASSWORD}")
     typer.echo(f"  observer:    {OBSERVER_EMAIL}  token {OBSERVER_TOKEN}")
-    typer.echo(f"  admin API:   http://{host}:{port}/_sim/health (no auth; loopback only)")
-    run_server(config, host, port)
+    typer.echo(f"  admin API:   {url}/_sim/health (no auth; loopback only)")
+    typer.echo("Point sigsci-iga at it (the simulator's fake demo credentials):")
+    for name, value in (
+        ("SIGSCI_API_URL", url),
+        ("SIGSCI_EMAIL", DEMO_EMAIL),
+        ("SIGSCI_TOKEN", DEMO_TOKEN),
+        ("SIGSCI_CORP", corp),
+    ):
+        typer.echo(f"  export {name}={shlex.quote(value)}")
+    run_server(config, host, port, sock=sock)

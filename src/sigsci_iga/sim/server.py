@@ -27,15 +27,18 @@ def run_server(
     port: int = 8765,
     *,
     log_level: str = "info",
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve a fresh simulator until interrupted."""
-    uvicorn.Server(
+    """Serve a fresh simulator until interrupted (on `sock` when given: see `bound_socket`)."""
+    server = uvicorn.Server(
         uvicorn_config(create_app(config), host=host, port=port, log_level=log_level)
-    ).run()
+    )
+    # Bound here rather than by uvicorn, so the listener says IPPROTO_TCP (see `bound_socket`).
+    server.run(sockets=[sock if sock is not None else bound_socket(host, port)])
 
 
 def bound_socket(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host:port`, for uvicorn to listen on."""
+    """A TCP socket bound to `host:port` (0: a free port); OSError when the port is taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # asyncio sets TCP_NODELAY only on connections whose socket says IPPROTO_TCP, and accepted
     # sockets inherit the listener's protocol number. Left at 0, every response waits on

@@ -649,7 +649,7 @@ def conversion_report(paths: Iterable[Path | str]) -> str:
 
 
 def package_filename(source: Path | str) -> str:
-    """`Signal-Sciences.json` → `signal-sciences.yaml` (the name under packages/saviynt/)."""
+    """`Signal-Sciences.json` → `signal-sciences.yaml` (the name under packages_data/saviynt/)."""
     return re.sub(r"[^a-z0-9]+", "-", Path(source).stem.lower()).strip("-") + ".yaml"
 
 
