@@ -371,7 +371,13 @@ def test_an_event_dated_in_year_9999_never_moves_the_checkpoint_past_now(
 
 # -- the declarative connector, against the same server -----------------------------------------
 
-SHIPPED = Path(__file__).resolve().parents[2] / "packages" / "signalsciences.yaml"
+SHIPPED = (
+    Path(__file__).resolve().parents[2]
+    / "src"
+    / "sigsci_iga"
+    / "packages_data"
+    / "signalsciences.yaml"
+)
 
 
 def _rest(hostile: Hostile, **options: Any) -> RestConnector:
