@@ -167,6 +167,7 @@ def scenarios(corp: Corp) -> list[tuple[str, Any]]:
 
 def serve(env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
+    log = open(os.environ.get("SIGSCI_IGA_BENCH_SERVER_LOG", os.devnull), "ab")  # noqa: SIM115  # lives as long as the server
     server = subprocess.Popen(  # noqa: S603  # our own module, fixed arguments
         [
             sys.executable,
@@ -181,8 +182,9 @@ def serve(env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
             "text",
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        # The service's log, for a run that goes wrong: SIGSCI_IGA_BENCH_SERVER_LOG names a file.
+        stdout=log,
+        stderr=log,
     )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):

@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -174,6 +175,26 @@ def test_a_request_is_accepted_at_once_and_the_worker_applies_it(service: Servic
     detail = service.get(f"/api/v1/tasks/{task_id}").json()
     assert detail["task"]["requester"] == "token:requester-bot"
     assert {line["request_id"] for line in detail["journal"]} == {"req-from-caller-1"}
+
+
+def test_requests_submitted_at_once_are_all_accepted_without_a_deadlock(service: Service) -> None:
+    # On PostgreSQL each submission inserts tasks (a KEY SHARE lock on the endpoint row, for the
+    # foreign key) and then locks the endpoint row for its journal head: FOR UPDATE there made
+    # two concurrent submissions deadlock, and the service dropped their connections.
+    _imported(service)
+    users = [u.email for u in service.state.users.values() if u.role == "user"][:12]
+    bodies = [
+        {"operation": "update_account", "email": email, "role": "observer"} for email in users
+    ] * 2
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda body: service.post("/api/v1/requests", json=body), bodies))
+
+    assert [a.status_code for a in answers] == [202] * len(bodies), [
+        a.text for a in answers if a.status_code != 202
+    ]
+    task_ids = [t for a in answers for t in a.json()["task_ids"]]
+    assert len(set(task_ids)) == len(bodies)
 
 
 def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(

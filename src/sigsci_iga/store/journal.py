@@ -171,7 +171,10 @@ def _lock_heads(conn: Connection, endpoint_ids: Iterable[int]) -> dict[int, tupl
         sa.select(endpoints.c.id, endpoints.c.journal_seq, endpoints.c.journal_head)
         .where(endpoints.c.id.in_(list(endpoint_ids)))
         .order_by(endpoints.c.id)
-        .with_for_update()
+        # FOR NO KEY UPDATE: only the head columns change, so rows that merely reference the
+        # endpoint (a task or journal line inserted earlier in this transaction takes a KEY
+        # SHARE lock for its foreign key) must not turn two writers into a deadlock.
+        .with_for_update(key_share=True)
     ):
         heads[int(id_)] = (int(seq or 0), head or GENESIS)
     return heads

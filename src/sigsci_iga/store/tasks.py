@@ -306,7 +306,9 @@ def apply_account_changes(
     # Holding the endpoint row serialises this with imports and other tasks of the endpoint, so
     # the version read here is still current when `apply_diff` bumps it.
     conn.execute(
-        sa.select(endpoints.c.version).where(endpoints.c.id == endpoint_id).with_for_update()
+        sa.select(endpoints.c.version)
+        .where(endpoints.c.id == endpoint_id)
+        .with_for_update(key_share=True)  # see journal._lock_heads: no deadlock with FK checks
     ).scalar_one()
     view = load_view(conn, endpoint_id, emails=list(changes))
     diff = compute_partial_diff(view, changes, {})
