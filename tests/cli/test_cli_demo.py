@@ -23,6 +23,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scripts" / "demo.sh"
+# Every run of the demo uses the checkout's .demo directory: one pytest worker runs them all.
+pytestmark = pytest.mark.xdist_group("demo")
 
 
 @contextlib.contextmanager
@@ -142,3 +144,16 @@ def test_the_demo_moves_off_a_taken_8765_to_a_free_port() -> None:
     url = lines[-1].removeprefix("simulator: ").strip()
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", url)
     assert not url.endswith(":8765")
+
+
+@pytest.mark.timeout(600)
+def test_the_readme_demo_runs_to_its_end() -> None:
+    with listening() as taken:
+        pass
+    # A port that was free a moment ago; the demo refuses it if something took it since.
+    run = demo(SIGSCI_IGA_DEMO_PORT=str(taken))
+    out, _ = run.communicate(timeout=540)
+    assert run.returncode == 0, out[-3000:]
+    assert "Traceback" not in out
+    assert "1 write calls would be sent; nothing was changed" in out
+    assert "== sigsci-iga journal list" in out
