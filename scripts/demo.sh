@@ -8,14 +8,16 @@ bash scripts/bootstrap.sh
 # Unset, the demo takes 8765 when it is free and any free port otherwise, so it never talks to
 # whatever else already listens on 8765.
 IGA=.venv/bin/sigsci-iga
-rm -rf .demo && mkdir -p .demo
+# SIGSCI_IGA_DEMO_DIR: where the demo keeps its database and the simulator's log (default .demo).
+DEMO_DIR="${SIGSCI_IGA_DEMO_DIR:-.demo}"
+rm -rf "$DEMO_DIR" && mkdir -p "$DEMO_DIR"
 SIM_PID=""
 trap '[ -z "$SIM_PID" ] || { kill $SIM_PID 2>/dev/null; wait $SIM_PID 2>/dev/null; } || true' EXIT
 
 # Start the simulator on port $1 and set SIM to its URL once it answers; fail if it exits.
 start_sim() {
     $IGA sim serve --host 127.0.0.1 --port "$1" --seed 1 --users 200 --sites 20 \
-        > .demo/sim.log 2>&1 &
+        > "$DEMO_DIR/sim.log" 2>&1 &
     SIM_PID=$!
     SIM=""
     for _ in $(seq 1 300); do
@@ -24,7 +26,7 @@ start_sim() {
             return 1
         fi
         # The simulator prints its URL once it holds the port.
-        SIM="$(sed -n 's/^  export SIGSCI_API_URL=//p' .demo/sim.log)"
+        SIM="$(sed -n 's/^  export SIGSCI_API_URL=//p' "$DEMO_DIR/sim.log")"
         if [ -n "$SIM" ] && .venv/bin/python -c \
             "import httpx,sys; sys.exit(httpx.get('$SIM/_sim/health').status_code != 200)" \
             2>/dev/null; then
@@ -37,14 +39,14 @@ start_sim() {
 }
 
 if ! start_sim "${SIGSCI_IGA_DEMO_PORT:-8765}"; then
-    if [ -n "${SIGSCI_IGA_DEMO_PORT:-}" ] || ! grep -q "cannot listen" .demo/sim.log; then
+    if [ -n "${SIGSCI_IGA_DEMO_PORT:-}" ] || ! grep -q "cannot listen" "$DEMO_DIR/sim.log"; then
         echo "the simulator did not start:" >&2
-        cat .demo/sim.log >&2
+        cat "$DEMO_DIR/sim.log" >&2
         exit 1
     fi
     echo "port 8765 is taken; the simulator takes a free port instead" >&2
     if ! start_sim 0; then
-        cat .demo/sim.log >&2
+        cat "$DEMO_DIR/sim.log" >&2
         exit 1
     fi
 fi
@@ -55,7 +57,7 @@ export SIGSCI_API_URL="$SIM"
 export SIGSCI_EMAIL="owner@testcorp.example"
 export SIGSCI_TOKEN="sim-demo-token"
 export SIGSCI_CORP="testcorp"
-export SIGSCI_IGA_DATABASE_URL="sqlite:///.demo/sigsci-iga.db"
+export SIGSCI_IGA_DATABASE_URL="sqlite:///$DEMO_DIR/sigsci-iga.db"
 export SIGSCI_IGA_RETRY_BASE_SECONDS=1
 export COLUMNS="${COLUMNS:-120}"
 

@@ -6,4 +6,4 @@ bash scripts/bootstrap.sh dev
 export SIGSCI_IGA_TEST_POSTGRES_URL="${SIGSCI_IGA_TEST_POSTGRES_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/test}"
 # One pytest worker per core (pytest-xdist): the suite is mostly waiting on subprocesses,
 # servers and databases. SIGSCI_IGA_TEST_WORKERS=0 runs it in this process (e.g. for --pdb).
-exec .venv/bin/python -m pytest -n "${SIGSCI_IGA_TEST_WORKERS:-auto}" --dist loadgroup "$@"
+exec .venv/bin/python -m pytest -n "${SIGSCI_IGA_TEST_WORKERS:-auto}" "$@"

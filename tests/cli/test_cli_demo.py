@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,8 +24,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "scripts" / "demo.sh"
-# Every run of the demo uses the checkout's .demo directory: one pytest worker runs them all.
-pytestmark = pytest.mark.xdist_group("demo")
 
 
 @contextlib.contextmanager
@@ -111,7 +110,8 @@ def demo(**env: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=child_env(**env),
+        # A directory of its own: runs on several pytest workers never share a log or a database.
+        env=child_env(SIGSCI_IGA_DEMO_DIR=tempfile.mkdtemp(prefix="sigsci-iga-demo-"), **env),
         cwd=ROOT,
         start_new_session=True,
     )
