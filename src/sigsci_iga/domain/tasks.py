@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
+
+from sigsci_iga.domain.model import EntitlementType
 
 
 class Operation(StrEnum):
@@ -45,3 +49,17 @@ class TaskState(StrEnum):
 OPEN_STATES: frozenset[TaskState] = frozenset({TaskState.NEW, TaskState.IN_PROGRESS})
 #: States a worker (or a person, for `discontinued`) ends a task in.
 FINAL_STATES: frozenset[TaskState] = frozenset(set(TaskState) - OPEN_STATES)
+
+
+def runs_alongside(operation: str, params: Mapping[str, Any]) -> bool:
+    """Whether a task may share a batch with its account's other such tasks (a site grant).
+
+    Site grants of one account on different sites commute: each one's plan depends only on the
+    account existing, its role and that one site, so any order ends the same. Everything else
+    (create, remove, role changes, site removals, whose last-site guard reads the other sites)
+    runs alone, in order.
+    """
+    return (
+        operation == Operation.ADD_ACCESS
+        and params.get("entitlement_type") == EntitlementType.SITE.value
+    )

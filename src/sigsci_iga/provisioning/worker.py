@@ -7,9 +7,10 @@ sent when the re-read shows no such user, so a crash can never produce a second 
 
 Calls are coalesced where the API allows it: one users read checks a whole batch, and add-access
 tasks for the same site share one bulk members call. Each task still ends in its own state with
-its own journal entries. At most one write is in flight per account: a batch holds one task per
-account, so its site calls and single-task steps (each a different account's) run side by side,
-`concurrency` at a time.
+its own journal entries. A batch holds one task per account, except that an account's queued
+site grants on different sites come together (they commute: `runs_alongside`); so the only
+writes of one account in flight at once are member adds to different sites. The batch's site
+calls and single-task steps run side by side, `concurrency` at a time.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -39,7 +40,7 @@ from sigsci_iga.connectors.base import (
 )
 from sigsci_iga.connectors.http.calls import CallRecord, capture_calls
 from sigsci_iga.domain.model import AccountSnapshot, address_of
-from sigsci_iga.domain.tasks import TaskState
+from sigsci_iga.domain.tasks import TaskState, runs_alongside
 from sigsci_iga.errors import ApiError, ProcessingError, Recovery, SigsciIgaError, StoreError
 from sigsci_iga.provisioning.planner import Plan, plan_task
 from sigsci_iga.store import JournalEntry, LeaseLostError, Repository, TaskFinish, TaskRecord
@@ -327,15 +328,18 @@ class Worker:
         """Read back what the writes did and end the tasks that sent them, in one transaction."""
         with capture_calls() as reads:
             verified = await self._verify([task for task, _, _ in succeeded])
+        expected = _expected_together([(task, plan) for task, plan, _ in succeeded])
         finishes = []
-        for task, plan, journal in succeeded:
+        for task, _, journal in succeeded:
             checks = [self._call_entry(task, r, shared=len(succeeded) > 1) for r in reads]
             finishes.append(
                 TaskFinish(
                     task_id=task.id,
                     state=TaskState.COMPLETED,
                     journal=[*journal, *checks],
-                    account_changes={task.email: verified.get(task.email, plan.expected)},
+                    account_changes={
+                        task.email: verified.get(task.email, expected.get(task.email))
+                    },
                 )
             )
         self._finish(finishes, summary)
@@ -535,16 +539,17 @@ class Worker:
         A list read that lacks the endpoint's caller is not the corp's list (an empty or partial
         glitch) and raises, rather than making every task's account look absent.
         """
-        if len(tasks) < self.options.bulk_read_from:
+        emails = list(dict.fromkeys(task.email for task in tasks))
+        if len(emails) < self.options.bulk_read_from:
             found: dict[str, AccountSnapshot | None] = {}
-            for task in tasks:
-                address, confirmed = self._address(task.email)
-                found[task.email] = await self.connector.read_account(address, confirmed=confirmed)
+            for email in emails:
+                address, confirmed = self._address(email)
+                found[email] = await self.connector.read_account(address, confirmed=confirmed)
         else:
             page = await self.connector.accounts_page(None)
             everyone = {a.email: a for a in page.items}
             require_caller(everyone.keys(), self._caller, path="accounts")
-            found = {t.email: everyone.get(t.email) for t in tasks}
+            found = {email: everyone.get(email) for email in emails}
         self._spellings.update((e, a.address) for e, a in found.items() if a is not None)
         return found
 
@@ -680,7 +685,11 @@ class Worker:
         """What a run would send now, without claiming or changing anything (reads only)."""
         now = self.clock()
         due: list[TaskRecord] = []
-        seen: set[str] = set()
+        # As the claim does: each account's head, then the site grants on other sites that
+        # follow it unbroken (email -> their sites); an account stops at its first task that
+        # cannot go.
+        running: dict[str, set[str]] = {}
+        stopped: set[str] = set()
         taken: dict[str, int] = defaultdict(int)
         open_tasks = [
             t
@@ -688,9 +697,8 @@ class Worker:
             if t.state in ("new", "in_progress")
         ]
         for task in open_tasks:
-            if task.email in seen:
+            if task.email in stopped:
                 continue
-            seen.add(task.email)
             limit = self.options.per_operation_limits.get(task.operation)
             queued = task.state == "new" and not (
                 task.next_attempt_at and task.next_attempt_at > now
@@ -699,12 +707,19 @@ class Worker:
             abandoned = task.state == "in_progress" and (
                 task.lease_until is not None and task.lease_until < now
             )
-            if not (queued or abandoned):
-                continue
-            if limit is not None and taken[task.operation] >= limit:
+            alongside = runs_alongside(task.operation, task.params)
+            site = str(task.params.get("value"))
+            sites = running.get(task.email)
+            may_go = (queued or abandoned) and (sites is None or (alongside and site not in sites))
+            if not may_go or (limit is not None and taken[task.operation] >= limit):
+                stopped.add(task.email)
                 continue
             taken[task.operation] += 1
             due.append(task)
+            if alongside:
+                running.setdefault(task.email, set()).add(site)
+            else:
+                stopped.add(task.email)
             if len(due) >= self.options.batch_size:
                 break
         return await self.plan_tasks(due)
@@ -753,6 +768,24 @@ class Worker:
                     )
                 )
         return result
+
+
+def _expected_together(
+    done: Sequence[tuple[TaskRecord, Plan]],
+) -> dict[str, AccountSnapshot | None]:
+    """Each account as the plans of its tasks that succeeded leave it, all of them together.
+
+    Several tasks of one account in a batch are site grants (`runs_alongside`), each planned
+    against the same read: together they add the union of their sites.
+    """
+    expected: dict[str, AccountSnapshot | None] = {}
+    for task, plan in done:
+        before = expected.get(task.email)
+        after = plan.expected
+        if before is not None and after is not None:
+            after = replace(after, sites=before.sites | after.sites)
+        expected[task.email] = after
+    return expected
 
 
 def _coalesced(site: str, group: Sequence[tuple[TaskRecord, Plan]]) -> AddToSite:

@@ -48,6 +48,11 @@ _ACCOUNT_COLUMNS = frozenset({"name", "role", "status", "mfa_enabled", "created"
 _ENTITLEMENT_COLUMNS = frozenset({"display_name", "status"})
 
 
+def link_key(email: str, type_: str, value: str) -> str:
+    """The history object key naming one link's change, finer than the account's email."""
+    return f"{email}\x1f{type_}\x1f{value}"
+
+
 def dump(value: Any) -> str | None:
     """History values are JSON text; None stays SQL NULL."""
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
@@ -277,7 +282,20 @@ class _History:
         bound = UTCDateTime().process_bind_param(now, conn.dialect)
         self._now = processor(bound) if processor is not None else bound
 
-    def add(self, object_type: str, key: str, field: str | None, old: Any, new: Any) -> None:
+    def add(
+        self,
+        object_type: str,
+        key: str,
+        field: str | None,
+        old: Any,
+        new: Any,
+        *,
+        owner_key: str | None = None,
+    ) -> None:
+        """One history row; `owner_key`, when `task_of` names it, picks the task over `key`."""
+        task_id = self._task_of.get(key, self._task_id)
+        if owner_key is not None:
+            task_id = self._task_of.get(owner_key, task_id)
         self.rows.append(
             (
                 self._run_id,
@@ -288,7 +306,7 @@ class _History:
                 old,
                 new,
                 self._now,
-                self._task_of.get(key, self._task_id),
+                task_id,
             )
         )
 
@@ -464,7 +482,14 @@ def _apply_links(
             ],
         )
         for link in diff.links_removed:
-            record.add("link", link.email, link.type, dump(link.value), None)
+            record.add(
+                "link",
+                link.email,
+                link.type,
+                dump(link.value),
+                None,
+                owner_key=link_key(link.email, link.type, link.value),
+            )
     if diff.links_added:
         with _bulk_link_load(conn, len(diff.links_added)):
             _insert_tuples(
@@ -481,4 +506,11 @@ def _apply_links(
         added_accounts = {a.email for a in diff.accounts_added}
         for link in diff.links_added:
             if link.email not in added_accounts:
-                record.add("link", link.email, link.type, None, dump(link.value))
+                record.add(
+                    "link",
+                    link.email,
+                    link.type,
+                    None,
+                    dump(link.value),
+                    owner_key=link_key(link.email, link.type, link.value),
+                )

@@ -19,9 +19,9 @@ from sqlalchemy.engine import Connection, Row
 from sigsci_iga.domain.diff import compute_partial_diff
 from sigsci_iga.domain.emails import email_key, normalize_email
 from sigsci_iga.domain.model import AccountSnapshot, EntitlementType, iso
-from sigsci_iga.domain.tasks import Operation, TaskState
+from sigsci_iga.domain.tasks import Operation, TaskState, runs_alongside
 from sigsci_iga.errors import InvalidInputError, LeaseLostError, RecordNotFoundError, TaskStateError
-from sigsci_iga.store.apply import apply_diff
+from sigsci_iga.store.apply import apply_diff, link_key
 from sigsci_iga.store.db import Database
 from sigsci_iga.store.endpoints import find_endpoint_id
 from sigsci_iga.store.journal import insert_journal
@@ -188,7 +188,8 @@ def claimable(
     per_operation_limits: Mapping[str, int] | None,
     task_ids: Sequence[int] | None,
 ) -> list[Row[Any]]:
-    """Due tasks this transaction now holds, oldest first, at most one per account.
+    """Due tasks this transaction now holds, oldest first: each account's head, and after it
+    the site grants that run alongside it (see `_first_in_line`).
 
     On PostgreSQL the rows are locked with SKIP LOCKED, so concurrent claimers split the work
     instead of waiting for or duplicating each other.
@@ -210,12 +211,33 @@ def claimable(
     # since the first read is skipped (still locked) or no longer due (committed).
     rows = conn.execute(
         sa.select(tasks)
-        .where(tasks.c.id.in_(candidates), tasks.c.endpoint_id == endpoint_id, due)
+        .where(tasks.c.id.in_([i for i, _ in candidates]), tasks.c.endpoint_id == endpoint_id, due)
         .order_by(tasks.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()
-    return list(rows)
+    return _in_order(candidates, rows)
+
+
+def _in_order(candidates: Sequence[tuple[int, str]], rows: Sequence[Row[Any]]) -> list[Row[Any]]:
+    """The locked rows that are a prefix of their account's candidates, head included.
+
+    A racing claimer may have locked, taken or finished some of an account's candidates between
+    the read and the lock; what is left then is not the account's queue in order. Keeping only
+    an unbroken run from the head means two claimers never split one account's tasks.
+    """
+    locked = {row.id: row for row in rows}
+    kept: list[Row[Any]] = []
+    broken: set[str] = set()
+    for task_id, email in candidates:
+        if email in broken:
+            continue
+        row = locked.get(task_id)
+        if row is None:
+            broken.add(email)
+        else:
+            kept.append(row)
+    return kept
 
 
 def _first_in_line(
@@ -226,20 +248,31 @@ def _first_in_line(
     limit: int,
     per_operation_limits: Mapping[str, int] | None,
     task_ids: Sequence[int] | None,
-) -> list[int]:
-    """Ids of due tasks that head their account's queue, oldest first, within the limits.
+) -> list[tuple[int, str]]:
+    """(id, email) of due tasks at the front of their account's queue, oldest first.
 
-    An account's tasks run in order, one at a time: a task may go only if it is its account's
-    oldest open task and no task of the account runs under a live lease. Ranked with window
-    functions in one pass rather than a correlated NOT EXISTS: without fresh statistics (a
-    thousand tasks just queued) PostgreSQL ran that as a nested loop over every pair of tasks.
+    An account's tasks run in order: a task may go if it is its account's oldest open task, or
+    if it and every older open task of the account are due site grants on different sites (they
+    commute: `runs_alongside`), and no task of the account runs under a live lease. Ranked with
+    window functions in one pass rather than a correlated NOT EXISTS: without fresh statistics
+    (a thousand tasks just queued) PostgreSQL ran that as a nested loop over every pair of tasks.
     """
     account = (tasks.c.email,)
-    ranked = (
+    site = tasks.c.params["value"].as_string()
+    grant = sa.and_(
+        tasks.c.operation == Operation.ADD_ACCESS.value,
+        tasks.c.params["entitlement_type"].as_string() == EntitlementType.SITE.value,
+    )
+    first_on_site = (
+        sa.func.row_number().over(partition_by=(tasks.c.email, site), order_by=tasks.c.id) == 1
+    )
+    flagged = (
         sa.select(
             tasks.c.id,
+            tasks.c.email,
             tasks.c.operation,
             sa.case((due, 1), else_=0).label("due"),
+            sa.case((sa.and_(due, grant, first_on_site), 1), else_=0).label("alongside"),
             sa.func.row_number().over(partition_by=account, order_by=tasks.c.id).label("place"),
             sa.func.max(
                 sa.case(
@@ -251,25 +284,40 @@ def _first_in_line(
             .label("busy"),
         )
         .where(tasks.c.endpoint_id == endpoint_id, tasks.c.state.in_(OPEN_TASK_STATES))
-        .subquery("ranked")
+        .subquery("flagged")
     )
+    # `run`: 1 while this task and every older open task of the account may run alongside.
+    ranked = sa.select(
+        flagged,
+        sa.func.min(flagged.c.alongside)
+        .over(partition_by=flagged.c.email, order_by=flagged.c.id)
+        .label("run"),
+    ).subquery("ranked")
     # `busy`: a task of the account runs under a live lease (a retried older task waits too).
     heads = conn.execute(
-        sa.select(ranked.c.id, ranked.c.operation)
-        .where(ranked.c.place == 1, ranked.c.due == 1, ranked.c.busy == 0)
+        sa.select(ranked.c.id, ranked.c.email, ranked.c.operation)
+        .where(
+            ranked.c.busy == 0,
+            sa.or_(sa.and_(ranked.c.place == 1, ranked.c.due == 1), ranked.c.run == 1),
+        )
         .order_by(ranked.c.id)
     ).all()
     wanted = None if task_ids is None else set(task_ids)
     limits = dict(per_operation_limits or {})
     taken: dict[str, int] = defaultdict(int)
-    picked: list[int] = []
-    for task_id, operation in heads:
-        if wanted is not None and task_id not in wanted:
+    picked: list[tuple[int, str]] = []
+    # An account whose task is passed over keeps its later tasks back too: they wait in order.
+    held_back: set[str] = set()
+    for task_id, email, operation in heads:
+        if email in held_back:
             continue
-        if operation in limits and taken[operation] >= limits[operation]:
+        if (wanted is not None and task_id not in wanted) or (
+            operation in limits and taken[operation] >= limits[operation]
+        ):
+            held_back.add(email)
             continue
         taken[operation] += 1
-        picked.append(int(task_id))
+        picked.append((int(task_id), str(email)))
         if len(picked) >= limit:
             break
     return picked
@@ -278,9 +326,10 @@ def _first_in_line(
 def history_owners(
     changes: Mapping[str, AccountSnapshot | None], task_of: Mapping[str, int]
 ) -> dict[str, int]:
-    """History object keys -> the task behind them: each account's own task, and for a site or
-    role first seen through several accounts, the oldest of their tasks."""
-    owners: dict[str, int] = {}
+    """History object keys -> the task behind them: each account's own task (and each link's,
+    where `task_of` names it by `link_key`), and for a site or role first seen through several
+    accounts, the oldest of their tasks."""
+    owners: dict[str, int] = {key: task for key, task in task_of.items() if key not in changes}
     for email in sorted(changes, key=lambda e: task_of[e]):
         task_id = owners[email] = task_of[email]
         snapshot = changes[email]
@@ -341,19 +390,28 @@ def check_finishes(finishes: Sequence[TaskFinish]) -> list[int]:
 def changes_by_endpoint(
     held: Sequence[tuple[TaskFinish, Row[Any]]],
 ) -> tuple[dict[int, dict[str, AccountSnapshot | None]], dict[int, dict[str, int]]]:
-    """The batch's account changes per endpoint id, and which task made each."""
+    """The batch's account changes per endpoint id, and which task made each.
+
+    Several tasks may change one account in a batch only if they report the same outcome
+    (site grants that ran side by side, read back together); the account's history then names
+    the newest of them, and each link the grant that added it.
+    """
     changes: dict[int, dict[str, AccountSnapshot | None]] = defaultdict(dict)
     task_of: dict[int, dict[str, int]] = defaultdict(dict)
     for finish, row in held:
         for email, snapshot in (finish.account_changes or {}).items():
             owner = task_of[row.endpoint_id].get(email)
-            if owner is not None:
+            if owner is not None and changes[row.endpoint_id][email] != snapshot:
                 raise InvalidInputError(
-                    f"account {email!r} is changed by tasks {owner} and {row.id} in one batch; "
-                    "finish them one after the other"
+                    f"account {email!r} is changed by tasks {owner} and {row.id} in one batch "
+                    "with different outcomes; finish them one after the other"
                 )
             changes[row.endpoint_id][email] = snapshot
-            task_of[row.endpoint_id][email] = row.id
+            task_of[row.endpoint_id][email] = max(row.id, owner or 0)
+            params = row.params or {}
+            if runs_alongside(row.operation, params):
+                key = link_key(email, EntitlementType.SITE.value, str(params.get("value")))
+                task_of[row.endpoint_id][key] = row.id
     return changes, task_of
 
 
