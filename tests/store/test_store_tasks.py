@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 from pg_databases import truncate_all
 from sigsci_iga.domain import AccountSnapshot, compute_diff
+from sigsci_iga.domain.tasks import runs_alongside
 from sigsci_iga.errors import InvalidInputError
 from sigsci_iga.store import (
     JournalEntry,
@@ -510,18 +512,25 @@ def test_a_batch_finish_leaves_a_task_whose_lease_was_lost_alone_and_names_it(
     assert prod.journal.list(task_id=taken.id, kind="state")[-1].state_after == "discontinued"
 
 
-def test_a_batch_finish_that_changes_one_account_twice_is_refused_whole(
+def test_a_batch_finish_that_changes_one_account_two_ways_is_refused_whole(
     prod: Repository,
 ) -> None:
     first, second = queue(prod, "a@x.io"), queue(prod, "b@x.io")
     claim(prod)
-    same = {"a@x.io": account("a@x.io", "www")}
 
     with pytest.raises(InvalidInputError, match="changed by tasks"):
         prod.tasks.finish_many(
             [
-                TaskFinish(task_id=first.id, state="completed", account_changes=same),
-                TaskFinish(task_id=second.id, state="completed", account_changes=same),
+                TaskFinish(
+                    task_id=first.id,
+                    state="completed",
+                    account_changes={"a@x.io": account("a@x.io", "www")},
+                ),
+                TaskFinish(
+                    task_id=second.id,
+                    state="completed",
+                    account_changes={"a@x.io": account("a@x.io", "api")},
+                ),
             ],
             worker="w1",
         )
@@ -648,3 +657,167 @@ def test_a_database_at_0001_is_upgraded_to_the_head_with_its_data(
         assert [e.kind for e in repo.journal.list(task_id=task.id)] == ["requested"]
     finally:
         repo.close()
+
+
+# -- an account's site grants go together ------------------------------------------------------
+
+
+def grant(repo: Repository, email: str, site: str, **at: datetime) -> TaskRecord:
+    return queue(repo, email, entitlement_type="Site", value=site, **at)
+
+
+def test_an_accounts_site_grants_on_different_sites_are_claimed_together(
+    prod: Repository,
+) -> None:
+    www, api = grant(prod, "a@x.io", "www"), grant(prod, "a@x.io", "api")
+    other = grant(prod, "b@x.io", "www")
+    www_again = grant(prod, "a@x.io", "www")
+    later = grant(prod, "a@x.io", "docs")
+
+    # The second grant on www stops the run: it, and the docs grant behind it, wait.
+    assert [t.id for t in claim(prod)] == [www.id, api.id, other.id]
+    assert claim(prod, "w2") == []
+
+    prod.tasks.finish_many(
+        [TaskFinish(task_id=t.id, state="completed") for t in (www, api, other)], worker="w1"
+    )
+    assert [t.id for t in claim(prod, "w2")] == [www_again.id, later.id]
+
+
+def test_anything_but_a_site_grant_keeps_the_accounts_later_tasks_waiting(
+    prod: Repository,
+) -> None:
+    first = grant(prod, "a@x.io", "www")
+    leaver = queue(prod, "a@x.io", "remove_account")
+    after = grant(prod, "a@x.io", "api")
+    role = queue(prod, "b@x.io", entitlement_type="CorpRole", value="admin")
+    b_site = grant(prod, "b@x.io", "www")
+    removal = queue(prod, "c@x.io", "remove_access", entitlement_type="Site", value="www")
+    c_site = grant(prod, "c@x.io", "api")
+
+    assert [t.id for t in claim(prod)] == [first.id, role.id, removal.id]
+    prod.tasks.finish(first.id, worker="w1", state="completed")
+    # The remove-account queued after the grant goes only now, and alone.
+    assert [t.id for t in claim(prod, "w2")] == [leaver.id]
+    assert {after.id, b_site.id, c_site.id}.isdisjoint(t.id for t in claim(prod, "w3"))
+
+
+def test_a_grant_held_back_by_a_limit_holds_back_the_accounts_later_grants(
+    prod: Repository,
+) -> None:
+    first = grant(prod, "a@x.io", "www")
+    second = grant(prod, "a@x.io", "api")
+    third = grant(prod, "a@x.io", "docs")
+
+    assert [t.id for t in claim(prod, limit=2)] == [first.id, second.id]
+    assert claim(prod, "w2") == []
+    only = claim(prod, "w3", at=T0 + timedelta(seconds=LEASE + 1), task_ids=[second.id, third.id])
+    # The first grant's lease ran out, and it is not among the wanted ids: the others wait.
+    assert only == []
+
+
+def test_an_accounts_grants_finished_together_name_their_own_links_in_the_history(
+    prod: Repository,
+) -> None:
+    import_full(prod, corp(account("alice@x.io", "www")))
+    api, docs = grant(prod, "alice@x.io", "api"), grant(prod, "alice@x.io", "docs")
+    assert len(claim(prod)) == 2
+    after = {"alice@x.io": account("alice@x.io", "www", "api", "docs")}
+
+    prod.tasks.finish_many(
+        [
+            TaskFinish(task_id=api.id, state="completed", account_changes=after),
+            TaskFinish(task_id=docs.id, state="completed", account_changes=after),
+        ],
+        worker="w1",
+        now=T0,
+    )
+
+    assert prod.inventory.account("prod", "alice@x.io").sites == ["api", "docs", "www"]
+    for task, site in ((api, "api"), (docs, "docs")):
+        links = [
+            h.new_value for h in prod.inventory.history(task_id=task.id) if h.object_type == "link"
+        ]
+        assert links == [site], (task.id, links)
+
+
+@pytest.mark.postgres
+def test_two_workers_never_split_or_reorder_one_accounts_tasks(pg_session_url: str) -> None:
+    truncate_all(pg_session_url)
+    setup = open_repository(pg_session_url)
+    add_endpoint(setup)
+    rng = random.Random(7)
+    created: list[TaskRecord] = []
+    for _ in range(180):
+        email, pick = f"user{rng.randrange(30)}@x.io", rng.random()
+        if pick < 0.7:
+            created.append(grant(setup, email, rng.choice(["www", "api", "docs", "blog"])))
+        elif pick < 0.85:
+            created.append(queue(setup, email, "update_account", role="admin"))
+        else:
+            created.append(
+                queue(setup, email, "remove_access", entitlement_type="Site", value="www")
+            )
+    setup.close()
+    barrier = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def work(worker: str) -> None:
+        repo = open_repository(pg_session_url)
+        try:
+            barrier.wait()
+            while repo.tasks.list(state=["new", "in_progress"]):
+                batch = claim(repo, worker, limit=9)
+                repo.tasks.finish_many(
+                    [TaskFinish(task_id=t.id, state="completed") for t in batch], worker=worker
+                )
+        except BaseException as exc:  # noqa: BLE001  # reported by the main thread
+            failures.append(exc)
+        finally:
+            repo.close()
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in ("w1", "w2")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert failures == []
+    check = open_repository(pg_session_url)
+    try:
+        by_id = {t.id: t for t in created}
+        # The journal is chained in commit order: replay it, and at every claim the account's
+        # older tasks are finished, or held by the same worker, all of them grants on other
+        # sites than this one.
+        held: dict[str, dict[int, str]] = {}
+        finished: set[int] = set()
+        claimers: set[str] = set()
+        lines = [e for e in check.journal.list() if e.kind in ("claimed", "state")]
+        for entry in lines:
+            assert entry.task_id is not None
+            task = by_id[entry.task_id]
+            mine = held.setdefault(task.email, {})
+            if entry.kind == "state":
+                assert entry.task_id in mine
+                del mine[entry.task_id]
+                finished.add(entry.task_id)
+                continue
+            assert entry.detail is not None
+            worker = str(entry.detail["worker"])
+            claimers.add(worker)
+            assert entry.task_id not in finished
+            assert entry.task_id not in mine
+            older = [t for t in created if t.email == task.email and t.id < task.id]
+            waiting = [t for t in older if t.id not in finished]
+            assert all(t.id in mine for t in waiting), (task.id, waiting, mine)
+            if waiting:
+                assert set(mine.values()) == {worker}
+                together = [*waiting, task]
+                assert all(runs_alongside(t.operation, t.params) for t in together)
+                sites = [t.params["value"] for t in together]
+                assert len(set(sites)) == len(sites)
+            mine[task.id] = worker
+        assert finished == set(by_id)
+        assert claimers == {"w1", "w2"}
+    finally:
+        check.close()
