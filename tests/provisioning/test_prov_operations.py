@@ -253,6 +253,84 @@ def test_remove_access_takes_away_that_site_only(imported: Repository, corp: Cor
     assert_no_drift(imported, corp)
 
 
+# -- an account's site grants go together ---------------------------------------------------------
+
+
+def test_an_accounts_grants_on_different_sites_finish_in_one_batch_with_one_call_per_site(
+    imported: Repository, corp: Corp
+) -> None:
+    email = pick(corp, "user", least=1)
+    _, held = corp.access(email) or ("", ())
+    wanted = [s for s in corp.sites() if s not in held][:3]
+    assert len(wanted) == 3
+    other = next(
+        e
+        for e, (r, s) in corp.all_access().items()
+        if r == "user" and e != email and wanted[0] not in s and not e.endswith(".example")
+    )
+    tasks = [request(imported, corp, "add_access", email, site=site) for site in wanted]
+    tasks.append(request(imported, corp, "add_access", other, site=wanted[0]))
+    planned = corp.plan(imported)
+    corp.runtime.calls.reset()
+
+    summary, _ = corp.work(imported)
+
+    assert (summary.batches, summary.completed) == (1, 4)
+    # Three sites, three members calls; the first is shared with the other user's grant.
+    assert writes(corp.runtime.calls.snapshot()) == {MEMBERS_POST: 3}
+    assert site_adds_per_pair(corp.state) == {
+        **{(email, site): 1 for site in wanted},
+        (other, wanted[0]): 1,
+    }
+    assert intents(imported, tasks[0].id) == [
+        (
+            "POST",
+            f"/api/v0/corps/testcorp/sites/{wanted[0]}/members",
+            {"members": sorted([email, other])},
+        )
+    ]
+    # The dry run before showed the same calls.
+    assert [p.task.id for p in planned] == [t.id for t in tasks]
+    assert [p.calls[0].body for p in planned[:3]] == [
+        {"members": sorted([email, other])},
+        {"members": [email]},
+        {"members": [email]},
+    ]
+    # Each grant's link is its own task's doing in the history.
+    for task, site in zip(tasks, wanted, strict=False):
+        links = [h.new_value for h in imported.inventory.history(task_id=task.id)]
+        assert site in links, (site, links)
+        assert not {s for s in wanted if s != site} & set(links)
+    assert_repo_follows_sim(imported, corp, email)
+    assert all(report.intact for report in imported.journal.verify())
+    assert_no_drift(imported, corp)
+
+
+def test_a_remove_account_queued_after_a_grant_waits_for_it_and_stops_later_grants(
+    imported: Repository, corp: Corp
+) -> None:
+    email = pick(corp, "user", least=1)
+    _, held = corp.access(email) or ("", ())
+    first, last = [s for s in corp.sites() if s not in held][:2]
+    grant = request(imported, corp, "add_access", email, site=first)
+    leaver = request(imported, corp, "remove_account", email)
+    late = request(imported, corp, "add_access", email, site=last)
+    corp.runtime.calls.reset()
+
+    summary, _ = corp.work(imported)
+
+    # One batch each: the grant, then the removal alone, then the later grant (refused: gone).
+    assert summary.batches == 3
+    states = [imported.tasks.get(t.id).state for t in (grant, leaver, late)]
+    assert states == ["completed", "completed", "failed"]
+    kinds = [(e.event_type, e.msg_data.get("siteName")) for e in corp.state.events]
+    assert kinds.index(("userAddedToSite", first)) < kinds.index(("userRemoved", None))
+    assert ("userAddedToSite", last) not in kinds
+    snapshot = imported.journal.list(task_id=leaver.id, kind="snapshot")[0]
+    assert snapshot.detail is not None
+    assert first in snapshot.detail["sites"]
+
+
 # -- remove-account and restore -------------------------------------------------------------------
 
 
