@@ -76,7 +76,7 @@ class Scenario:
 
 
 SCENARIOS = {
-    "plain": Scenario("plain", 1_000, 200, 260, 20, 50, 3_000, 2_900, 200, 8.0),
+    "plain": Scenario("plain", 1_000, 200, 260, 20, 50, 3_000, 2_900, 1_000, 8.0),
     # One batch holds the whole queue: an account's grants on different sites share it.
     "ratelimit": Scenario("ratelimit", 2_000, 1_000, 1_100, 400, 50, 600, 600, 2_000, 5.0),
 }
