@@ -109,3 +109,29 @@ def test_a_mixed_queue_of_every_operation_stays_within_five_statements_per_task(
     assert ended(summary) == len(queued)
     assert count / ended(summary) <= 5, (count, ended(summary))
     assert all(report.intact for report in imported.journal.verify())
+
+
+def test_several_grants_per_account_go_in_one_batch_at_the_same_statements_per_task(
+    imported: Repository, corp: Corp
+) -> None:
+    access, sites = corp.all_access(), corp.sites()
+    people = sorted(
+        email
+        for email, (role, held) in access.items()
+        if role != "owner" and not email.endswith("@testcorp.example") and len(held) <= 4
+    )[:12]
+    assert len(people) == 12
+    queued = 0
+    for index, email in enumerate(people):
+        missing = [s for s in sites if s not in access[email][1]]
+        for site in (missing * 2)[index % len(missing) :][:4]:
+            imported.tasks.create(corp.endpoint, "add_access", email, site_entry(site))
+            queued += 1
+
+    (summary, calls), count = statements(imported, lambda: corp.work(imported, ONE_BATCH))
+
+    # One batch, not four (one per account before): at most one members call per site.
+    assert (summary.completed, summary.batches) == (queued, 1)
+    assert calls["POST /api/v0/corps/{corp}/sites/{site}/members"] <= len(sites)
+    assert count / queued <= 1.5, (count, queued)
+    assert all(report.intact for report in imported.journal.verify())
