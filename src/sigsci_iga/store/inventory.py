@@ -166,9 +166,12 @@ class Inventory:
                     entitlement_types.c.name == type,
                 )
             )
-            found = dict(
-                conn.execute(of_type.where(entitlement_values.c.value.in_(wanted))).tuples().all()
-            )
+            found = {
+                value: status
+                for value, status in conn.execute(
+                    of_type.where(entitlement_values.c.value.in_(wanted))
+                )
+            }
             if found or conn.execute(of_type.limit(1)).first() is not None:
                 return found
             return None
