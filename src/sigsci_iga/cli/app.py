@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -125,10 +126,11 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        from sigsci_iga import app as use_cases  # noqa: PLC0415  (not needed to print help)
-        from sigsci_iga.cli.output import say  # noqa: PLC0415
+        # Only what the version needs: not the use cases' package, nor the output helpers
+        # (the version is a package version string, which needs no escaping).
+        from sigsci_iga.app.system import version  # noqa: PLC0415
 
-        say(f"sigsci-iga {use_cases.version()}")
+        sys.stdout.write(f"sigsci-iga {version()}\n")
         raise typer.Exit
 
 
