@@ -15,7 +15,7 @@ from sigsci_iga.cli.output import (
     change,
     fail,
     print_json,
-    print_json_array,
+    print_json_pages,
     say,
     show_table,
     stacked,
@@ -63,11 +63,12 @@ def accounts_list(
         name = app.endpoint_name(ctx, endpoint)
         if limit is None and offset == 0:
             # The whole listing streams: the first account is out before the last is read.
-            stream = app.iter_accounts(ctx, name, site=site, role=role, status=status)
             if json_output:
-                print_json_array(r.to_json() for r in stream)
+                print_json_pages(
+                    app.iter_account_json(ctx, name, site=site, role=role, status=status)
+                )
                 return
-            fetched = list(stream)
+            fetched = list(app.iter_accounts(ctx, name, site=site, role=role, status=status))
         else:
             fetched = app.list_accounts(
                 ctx, name, site=site, role=role, status=status, limit=wanted
