@@ -138,6 +138,10 @@ class Inventory:
         if status is not None:
             filters.append(accounts.c.status == status)
         with self._db.read(snapshot=True) as conn:
+            if conn.dialect.name == "postgresql":
+                # A page's estimated cost passes the JIT threshold, and compiling it took
+                # seconds for a query that runs in a tenth of one.
+                conn.exec_driver_sql("SET LOCAL jit = off")
             endpoint_id = find_endpoint_id(conn, endpoint)
             if site is not None:
                 filters.append(
@@ -354,10 +358,29 @@ def _account_json_page(
 ) -> list[dict[str, Any]]:
     """One page of `account_records`, as plain dicts in the order `AccountRecord.to_json` has.
 
-    One statement: each account's active sites come aggregated with it (half a million
-    membership rows, made into Python objects one by one, were most of a listing's time), and
-    the date and `extra` come as the database holds them, decoded here by C code.
+    One statement: the page's accounts with their active sites aggregated in the database (half a million membership rows, made into Python objects one by one, were most
+    of a listing's time). The date and `extra` come as the database holds them, decoded here
+    by C code.
     """
+    page = (
+        sa.select(
+            accounts.c.id,
+            accounts.c.email,
+            accounts.c.name,
+            accounts.c.role,
+            accounts.c.status,
+            accounts.c.mfa_enabled,
+            # As stored: a naive UTC text on SQLite, an aware datetime on PostgreSQL.
+            sa.type_coerce(accounts.c.created, sa.String).label("created"),
+            # As stored: JSON text on SQLite; PostgreSQL's driver decodes JSONB itself.
+            sa.type_coerce(accounts.c.extra, sa.String).label("extra"),
+            accounts.c.identity_id,
+        )
+        .where(accounts.c.endpoint_id == endpoint_id, *filters)
+        .order_by(accounts.c.email)
+        .limit(limit)
+        .cte("page")
+    )
     site_type = (
         sa.select(entitlement_types.c.id)
         .where(
@@ -368,38 +391,49 @@ def _account_json_page(
     )
     postgres = conn.dialect.name == "postgresql"
     value = entitlement_values.c.value
-    held = (
-        sa.select(sa.func.array_agg(value) if postgres else sa.func.json_group_array(value))
-        .select_from(
-            account_entitlements.join(
-                entitlement_values, entitlement_values.c.id == account_entitlements.c.value_id
-            )
-        )
-        .where(
-            account_entitlements.c.account_id == accounts.c.id,
-            entitlement_values.c.type_id == site_type,
-            entitlement_values.c.status == EntitlementStatus.ACTIVE.value,
-        )
-        .scalar_subquery()
+    active_site = [
+        entitlement_values.c.type_id == site_type,
+        entitlement_values.c.status == EntitlementStatus.ACTIVE.value,
+    ]
+    membership = account_entitlements.join(
+        entitlement_values, entitlement_values.c.id == account_entitlements.c.value_id
     )
+    sites: sa.ColumnElement[Any]
+    if postgres:
+        # Grouped over the page at once: a subquery per account made PostgreSQL scan the
+        # site values once per account.
+        held = (
+            sa.select(account_entitlements.c.account_id, sa.func.array_agg(value).label("sites"))
+            .select_from(membership.join(page, page.c.id == account_entitlements.c.account_id))
+            .where(*active_site)
+            .group_by(account_entitlements.c.account_id)
+            .subquery("held")
+        )
+        joined = page.outerjoin(held, held.c.account_id == page.c.id)
+        sites = held.c.sites
+    else:
+        # SQLite looks each account's sites up by its key, which beat grouping the page.
+        joined = page
+        sites = (
+            sa.select(sa.func.json_group_array(value))
+            .select_from(membership)
+            .where(account_entitlements.c.account_id == page.c.id, *active_site)
+            .scalar_subquery()
+        )
     rows = conn.execute(
         sa.select(
-            accounts.c.email,
-            accounts.c.name,
-            accounts.c.role,
-            accounts.c.status,
-            accounts.c.mfa_enabled,
-            # As stored: a naive UTC text on SQLite, an aware datetime on PostgreSQL.
-            sa.type_coerce(accounts.c.created, sa.String),
-            # As stored: JSON text on SQLite; PostgreSQL's driver decodes JSONB itself.
-            sa.type_coerce(accounts.c.extra, sa.String),
+            page.c.email,
+            page.c.name,
+            page.c.role,
+            page.c.status,
+            page.c.mfa_enabled,
+            page.c.created,
+            page.c.extra,
             identities.c.username,
-            held,
+            sites,
         )
-        .outerjoin(identities, identities.c.id == accounts.c.identity_id)
-        .where(accounts.c.endpoint_id == endpoint_id, *filters)
-        .order_by(accounts.c.email)
-        .limit(limit)
+        .select_from(joined.outerjoin(identities, identities.c.id == page.c.identity_id))
+        .order_by(page.c.email)
     ).all()
     decode = msgspec.json.decode
     return [
