@@ -135,6 +135,7 @@ def test_version_imports_only_the_version() -> None:
     assert [m for m in own_modules_after("--version") if m.startswith("sigsci_iga.cli.")] == [
         "sigsci_iga.cli.app",
         "sigsci_iga.cli.lazy",
+        "sigsci_iga.cli.output",
     ]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -126,11 +125,11 @@ app = typer.Typer(
 
 def _print_version(value: bool) -> None:
     if value:
-        # Only what the version needs: not the use cases' package, nor the output helpers
-        # (the version is a package version string, which needs no escaping).
+        # Only what the version needs, not the use cases' package.
         from sigsci_iga.app.system import version  # noqa: PLC0415
+        from sigsci_iga.cli.output import say  # noqa: PLC0415
 
-        sys.stdout.write(f"sigsci-iga {version()}\n")
+        say(f"sigsci-iga {version()}")
         raise typer.Exit
 
 
