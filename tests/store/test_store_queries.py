@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from sigsci_iga.store import Repository
+from sigsci_iga.store.inventory import _json_value
 
 from .helpers import account, add_endpoint, corp, import_full
 
@@ -139,3 +141,17 @@ def test_the_json_listing_takes_one_statement_a_page(repo: Repository) -> None:
 def test_the_json_listing_of_an_empty_endpoint_yields_no_page(repo: Repository) -> None:
     add_endpoint(repo)
     assert list(repo.inventory.iter_account_json("prod")) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"a": NaN, "b": Infinity}',
+        '{"a": 1e400}',
+        '["\\ud800"]',
+        '{"big": 123456789012345678901234567890}',
+    ],
+)
+def test_stored_json_the_fast_decoder_refuses_is_decoded_as_json_decodes_it(text: str) -> None:
+    # SQLite's JSON column holds what `json.dumps` wrote, NaN and lone surrogates included.
+    assert json.dumps(_json_value(text)) == json.dumps(json.loads(text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -64,9 +65,16 @@ def accounts_list(
         if limit is None and offset == 0:
             # The whole listing streams: the first account is out before the last is read.
             if json_output:
-                print_json_pages(
-                    app.iter_account_json(ctx, name, site=site, role=role, status=status)
-                )
+                # A page is a tree of new dicts and lists that reference counting frees; the
+                # cycle collector, run every few hundred of them, never found anything there and
+                # took a quarter of the listing's CPU.
+                gc.disable()
+                try:
+                    print_json_pages(
+                        app.iter_account_json(ctx, name, site=site, role=role, status=status)
+                    )
+                finally:
+                    gc.enable()
                 return
             fetched = list(app.iter_accounts(ctx, name, site=site, role=role, status=status))
         else:

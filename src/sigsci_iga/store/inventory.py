@@ -377,9 +377,10 @@ def _account_json_page(
     One statement: the page's accounts, each with the ids of the values it holds aggregated in
     the database (half a million membership rows, made into Python objects one by one, were
     most of a listing's time), named through `site_names` (the endpoint's active sites, so
-    roles and inactive sites drop out). The date and `extra` come as the database holds them,
-    decoded here by C code.
+    roles and inactive sites drop out). The date and `extra` come as text, decoded here by C
+    code.
     """
+    postgres = conn.dialect.name == "postgresql"
     page = (
         sa.select(
             accounts.c.id,
@@ -390,8 +391,13 @@ def _account_json_page(
             accounts.c.mfa_enabled,
             # As stored: a naive UTC text on SQLite, an aware datetime on PostgreSQL.
             sa.type_coerce(accounts.c.created, sa.String).label("created"),
-            # As stored: JSON text on SQLite; PostgreSQL's driver decodes JSONB itself.
-            sa.type_coerce(accounts.c.extra, sa.String).label("extra"),
+            # As JSON text, which msgspec decodes faster than the driver's `json.loads` would;
+            # JSONB's text has the key order the driver would have decoded.
+            (
+                sa.cast(accounts.c.extra, sa.Text)
+                if postgres
+                else sa.type_coerce(accounts.c.extra, sa.String)
+            ).label("extra"),
             accounts.c.identity_id,
         )
         .where(accounts.c.endpoint_id == endpoint_id, *filters)
@@ -399,12 +405,16 @@ def _account_json_page(
         .limit(limit)
         .cte("page")
     )
-    postgres = conn.dialect.name == "postgresql"
     value_id = account_entitlements.c.value_id
     # Each account's links read by its key (the primary key covers them); with no join in it,
     # both databases run this as one index lookup per account.
     held = (
-        sa.select(sa.func.array_agg(value_id) if postgres else sa.func.json_group_array(value_id))
+        sa.select(
+            # The driver's list as it comes: SQLAlchemy's array processing cost as much again.
+            sa.type_coerce(sa.func.array_agg(value_id), sa.types.NullType())
+            if postgres
+            else sa.func.json_group_array(value_id)
+        )
         .where(account_entitlements.c.account_id == page.c.id)
         .scalar_subquery()
     )
@@ -440,10 +450,19 @@ def _account_json_page(
             if ids
             else [],
             "identity": username,
-            "extra": (decode(extra) if isinstance(extra, str) else extra) or {},
+            "extra": _json_value(extra) or {},
         }
         for email, name, role, status, mfa_enabled, created, extra, username, ids in rows
     ]
+
+
+def _json_value(text: str) -> Any:
+    """A stored JSON text, decoded as `json.loads` decodes it."""
+    try:
+        return msgspec.json.decode(text)
+    except msgspec.MsgspecError:
+        # NaN, infinities and lone surrogates: text `json.dumps` writes and msgspec refuses.
+        return json.loads(text)
 
 
 def _iso(value: datetime | str | None) -> str | None:
