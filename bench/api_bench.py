@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import random
 import signal
@@ -101,28 +102,86 @@ async def fill(database_url: str, sim_url: str) -> None:
         repo.close()
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection, written with asyncio streams.
+
+    The load generator shares the two cores with the server, so it must cost little: httpx's
+    async client spends about as much CPU on a small request as the service does.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.head = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: Any) -> int:
+        """Send one request and read its whole answer; the answer's status."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            sock = self.writer.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert self.reader is not None
+        payload = b"" if body is None else json.dumps(body).encode()
+        extra = "Content-Type: application/json\r\n" if body is not None else ""
+        self.writer.write(
+            f"{method} {path} HTTP/1.1\r\n{self.head}{extra}"
+            f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next(
+            int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
+        )
+        await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
 async def drive(
     base: str,
     token: str,
     clients: int,
     per_client: int,
     make: Any,
+    rate: float | None = None,
 ) -> tuple[float, list[float], int]:
+    """Every client sends `per_client` requests, back to back, or at `rate` per second in all.
+
+    At a rate, each client's requests arrive at random (exponential gaps with a mean of
+    `clients / rate` seconds) whether or not the last one has been answered, and a request's
+    latency is counted from when it was due, so a slow answer is not hidden by the client
+    waiting for it (coordinated omission).
+    """
     latencies: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {token}"}
+    host, port = base.removeprefix("http://").rsplit(":", 1)
 
     async def one_client(seed: int) -> None:
         nonlocal errors
         rng = random.Random(seed)  # load shape, not security
-        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
+        connection = Connection(host, int(port), token)
+        due = time.perf_counter()
+        try:
             for _ in range(per_client):
+                if rate is not None:
+                    due += rng.expovariate(rate / clients)
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                else:
+                    due = time.perf_counter()
                 method, path, body = make(rng)
-                started = time.perf_counter()
-                response = await http.request(method, path, json=body)
-                latencies.append((time.perf_counter() - started) * 1000)
-                if response.status_code >= 400:
+                status = await connection.request(method, path, body)
+                latencies.append((time.perf_counter() - due) * 1000)
+                if status >= 400:
                     errors += 1
+        finally:
+            await connection.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(one_client(n) for n in range(clients)))

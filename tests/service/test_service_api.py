@@ -13,8 +13,11 @@ from typing import Any
 import pytest
 from service_harness import ROLES, Service, running_service
 
+from sigsci_iga import app
 from sigsci_iga.app.access import ROLE_PERMISSIONS, Permission, Role
-from sigsci_iga.domain.tasks import TaskState
+from sigsci_iga.domain.tasks import Operation, TaskState
+from sigsci_iga.service import ServiceRuntime
+from sigsci_iga.service.processes import WakePipe
 
 #: What every route needs, written out by hand: the test checks the code against it.
 NEEDS: dict[tuple[str, str], Permission] = {
@@ -175,6 +178,32 @@ def test_a_request_is_accepted_at_once_and_the_worker_applies_it(service: Servic
     detail = service.get(f"/api/v1/tasks/{task_id}").json()
     assert detail["task"]["requester"] == "token:requester-bot"
     assert {line["request_id"] for line in detail["journal"]} == {"req-from-caller-1"}
+
+
+def test_a_request_recorded_by_another_service_process_wakes_this_ones_worker(
+    repo_url: str,
+) -> None:
+    peers = WakePipe()
+    # Left alone, this worker would look for tasks again in an hour: only the pipe can wake it.
+    with running_service(repo_url, peers=peers, worker_poll_seconds=3600) as leader:
+        _imported(leader)
+        email = next(u.email for u in leader.state.users.values() if u.role == "user")
+        site = next(s for s in leader.state.sites if s not in leader.state.users[email].sites)
+        # Another process of `serve --workers N`: it serves the API but runs no worker.
+        other = ServiceRuntime(leader.ctx, run_worker=False, run_scheduler=False, peers=peers)
+        outcome = app.submit_request(
+            leader.ctx, None, app.AccessRequest(Operation.ADD_ACCESS, email, sites=(site,))
+        )
+        (task,) = outcome.tasks
+
+        def state() -> str:
+            return str(leader.get(f"/api/v1/tasks/{task.id}").json()["task"]["state"])
+
+        time.sleep(1.0)
+        assert state() == TaskState.NEW.value
+        other.wake_worker()
+        _wait_for(lambda: state() == TaskState.COMPLETED.value)
+        assert site in leader.state.users[email].sites
 
 
 def test_requests_submitted_at_once_are_all_accepted_without_a_deadlock(service: Service) -> None:
