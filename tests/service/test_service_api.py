@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from service_harness import ROLES, Service, running_service
 
 from sigsci_iga import app
@@ -243,6 +246,56 @@ def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(
     assert again.headers["idempotent-replayed"] == "true"
     assert other.status_code == 422
     assert len(service.get(f"/api/v1/tasks?email={email}").json()) == 1
+
+
+@contextmanager
+def _statements(service: Service) -> Iterator[list[str]]:
+    """The SQL statements the API sends while the block runs (not the worker's polling)."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name != "sigsci-iga-jobs":
+            seen.append(statement)
+
+    engine = service.ctx.repository.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def test_an_accounts_page_costs_the_same_statements_whatever_its_size_or_filter(
+    service: Service,
+) -> None:
+    _imported(service)
+    site = next(iter(service.state.sites))
+    service.get("/api/v1/accounts?limit=1")  # the token's first use is recorded, once
+    costs = {}
+    for query in ("limit=2", "limit=30", f"limit=2&site={site}", f"limit=30&site={site}"):
+        with _statements(service) as seen:
+            page = service.get(f"/api/v1/accounts?{query}")
+        assert page.status_code == 200, page.text
+        # Neither the page's sites nor the filter's check may read every site or link.
+        assert not any("count(" in s.lower() for s in seen), seen
+        costs[query] = len(seen)
+    assert costs["limit=2"] == costs["limit=30"]
+    assert costs[f"limit=2&site={site}"] == costs[f"limit=30&site={site}"]
+
+
+def test_a_request_reads_only_the_sites_it_names(service: Service) -> None:
+    _imported(service)
+    email = next(u.email for u in service.state.users.values() if u.role == "user")
+    site = next(s for s in service.state.sites if s not in service.state.users[email].sites)
+    body = {"operation": "add_access", "email": email, "sites": [site]}
+    service.get("/api/v1/accounts?limit=1")  # the token's first use is recorded, once
+    with _statements(service) as seen:
+        accepted = service.post("/api/v1/requests", json=body)
+    assert accepted.status_code == 202, accepted.text
+    assert not any("count(" in s.lower() for s in seen), seen
+    refused = service.post("/api/v1/requests", json={**body, "sites": [site + "x"]})
+    assert refused.status_code == 422
+    assert "did you mean" in refused.json()["detail"]
 
 
 def test_errors_are_problem_details_with_the_status_of_the_error_table(service: Service) -> None:
