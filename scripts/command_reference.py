@@ -26,8 +26,6 @@ END = "<!-- command-reference: end -->"
 
 def command_tree() -> Any:
     """The click command `sigsci-iga` runs, the simulator mounted as `main()` mounts it."""
-    if not any(group.name == "sim" for group in cli_module.app.registered_groups):
-        cli_module._mount_subcommands()
     return typer.main.get_command(cli_module.app)
 
 

@@ -39,8 +39,6 @@ class Outcome:
 @functools.cache
 def _command() -> Any:
     """The click command Typer builds from the app: built once, as building takes ~150 ms."""
-    if not any(group.name == "sim" for group in cli_module.app.registered_groups):
-        cli_module._mount_subcommands()
     return typer.main.get_command(cli_module.app)
 
 

@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer.main
+
+from sigsci_iga.cli import app as cli_app
+from sigsci_iga.cli.lazy import LazyCommands, short_help
 
 #: Imported by a command that needs them, never to print help.
 HEAVY = (
@@ -48,6 +52,18 @@ except SystemExit:
     pass
 heavy = {heavy!r}
 print(json.dumps(sorted(name for name in heavy if name in sys.modules)), file=sys.stderr)
+"""
+
+#: Runs the CLI, then lists the project's modules it imported.
+OWN_MODULES_CHILD = """
+import json, sys
+from sigsci_iga.cli.app import main
+sys.argv = ["sigsci-iga", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(m for m in sys.modules if m.startswith("sigsci_iga"))), file=sys.stderr)
 """
 
 
@@ -87,6 +103,92 @@ def test_top_level_help_and_version_import_no_database_http_web_or_model_module(
 )
 def test_a_command_s_help_imports_no_database_http_or_web_module(args: tuple[str, ...]) -> None:
     assert heavy_modules_after(*args) == []
+
+
+def own_modules_after(*args: str) -> list[str]:
+    """The project's modules `sigsci-iga ARGS` imported; it must print on stdout."""
+    done = subprocess.run(  # noqa: S603  # our own interpreter, fixed code
+        [sys.executable, "-c", OWN_MODULES_CHILD, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={"COLUMNS": "100", "NO_COLOR": "1", "PATH": ""},
+    )
+    assert done.stdout, f"the command printed nothing: {done.stderr}"
+    listed: list[str] = json.loads(done.stderr.strip().splitlines()[-1])
+    return listed
+
+
+def test_top_level_help_imports_no_command_module() -> None:
+    # Sub-commands are listed from a static table: none of their modules is imported, and
+    # Typer builds none of their commands.
+    assert own_modules_after("--help") == [
+        "sigsci_iga",
+        "sigsci_iga.cli",
+        "sigsci_iga.cli.app",
+        "sigsci_iga.cli.lazy",
+    ]
+
+
+def test_version_imports_only_the_version() -> None:
+    assert [m for m in own_modules_after("--version") if m.startswith("sigsci_iga.cli.")] == [
+        "sigsci_iga.cli.app",
+        "sigsci_iga.cli.lazy",
+        "sigsci_iga.cli.output",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "module"),
+    [
+        (("accounts", "list", "--help"), "sigsci_iga.cli.inventory"),
+        (("sim", "serve", "--help"), "sigsci_iga.sim.cli"),
+        (("restore", "--help"), "sigsci_iga.cli.provision"),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, tuple) else value,
+)
+def test_a_command_s_help_imports_its_own_command_module_and_no_other(
+    args: tuple[str, ...], module: str
+) -> None:
+    command_modules = {entry.module for entry in cli_app.SUBCOMMANDS}
+    assert command_modules & set(own_modules_after(*args)) == {module}
+
+
+def fully_built_help() -> str:
+    """The top-level help with every sub-command built first, as an eager Typer app prints it."""
+    group = typer.main.get_command(cli_app.app)
+    for _name, _command in group.commands.items():  # each lookup builds one
+        pass
+    with group.make_context("sigsci-iga", ["--help"], resilient_parsing=True) as ctx:
+        return group.get_help(ctx)
+
+
+def test_the_static_table_lists_the_same_help_as_the_built_commands() -> None:
+    group = typer.main.get_command(cli_app.app)
+    with group.make_context("sigsci-iga", [], resilient_parsing=True) as ctx:
+        lazy_help = group.get_help(ctx)
+    assert "Commands:" in lazy_help
+    assert lazy_help == fully_built_help()
+    for entry in cli_app.SUBCOMMANDS:
+        built = group.commands[entry.name]
+        for limit in (20, 45, 80, 200):
+            assert built.get_short_help_str(limit) == short_help(entry, limit), entry.name
+
+
+def test_a_sub_command_is_built_once_and_only_when_named() -> None:
+    group = typer.main.get_command(cli_app.app)
+    commands = group.commands
+    assert isinstance(commands, LazyCommands)
+    assert list(commands) == [entry.name for entry in cli_app.SUBCOMMANDS]
+    assert all(commands.unbuilt(entry.name) is not None for entry in cli_app.SUBCOMMANDS)
+    first = commands["accounts"]
+    assert commands.unbuilt("accounts") is None
+    assert commands.unbuilt("tokens") is not None
+    assert commands["accounts"] is first
+    assert "no-such-command" not in commands
+    with pytest.raises(KeyError):
+        _ = commands["no-such-command"]
 
 
 def test_a_command_that_works_imports_what_it_needs(tmp_path: Path) -> None:

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from sigsci_iga.errors import ConfigError, InvalidInputError
 from sigsci_iga.store import Checkpoint, RecordNotFoundError, Repository, open_repository
-from sigsci_iga.store.db import create_engine_for, current_revision, head_revision, normalize_url
+from sigsci_iga.store.db import (
+    MIGRATIONS_DIR,
+    create_engine_for,
+    current_revision,
+    head_revision,
+    normalize_url,
+)
 from sigsci_iga.store.tables import metadata
 
 
@@ -22,6 +33,27 @@ def test_the_migrations_create_exactly_the_declared_tables(repo: Repository) -> 
 
     assert differences == []
     assert current_revision(repo.engine) == head_revision()
+
+
+def test_the_head_revision_the_package_names_is_alembic_s_head() -> None:
+    # Commands compare the database with the constant and load Alembic only to migrate: a new
+    # migration must move the constant too.
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_opening_a_migrated_repository_does_not_load_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'iga.db'}"
+    open_repository(url).close()
+    child = (
+        "import sys; from sigsci_iga.store import open_repository; "
+        f"open_repository({url!r}).close(); print('alembic' in sys.modules)"
+    )
+    done = subprocess.run(  # noqa: S603  # our own interpreter, fixed code
+        [sys.executable, "-c", child], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert done.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(

@@ -12,21 +12,21 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
-import httpx
-from pydantic import SecretStr
-
-from sigsci_iga.app.credentials import resolve_credentials
 from sigsci_iga.connectors.base import ConnectionReport, ProvisioningConnector
-from sigsci_iga.connectors.rest.loader import load_package
-from sigsci_iga.connectors.rest.runtime import RestConnector
-from sigsci_iga.connectors.signalsciences.client import SigSciClient
-from sigsci_iga.connectors.signalsciences.connector import SignalSciencesConnector
 from sigsci_iga.errors import ConfigError
-from sigsci_iga.files import check_text_file
-from sigsci_iga.settings import Settings
 from sigsci_iga.store import DatabaseOptions, EndpointInfo, Repository, open_repository
+
+if TYPE_CHECKING:
+    # The HTTP clients load when a command opens a connector: one that only reads the
+    # repository (a listing) starts without them.
+    import httpx
+    from pydantic import SecretStr
+
+    from sigsci_iga.connectors.rest.runtime import RestConnector
+    from sigsci_iga.connectors.signalsciences.client import SigSciClient
+    from sigsci_iga.settings import Settings
 
 
 class EndpointConnector(ProvisioningConnector, Protocol):
@@ -71,10 +71,19 @@ class Connectors:
             async with self._rest(endpoint) as rest:
                 yield rest
             return
+        from sigsci_iga.connectors.signalsciences.connector import (  # noqa: PLC0415
+            SignalSciencesConnector,
+        )
+
         async with self._client(endpoint, quick=quick) as client:
             yield SignalSciencesConnector(client)
 
     def _rest(self, endpoint: EndpointInfo) -> RestConnector:
+        from sigsci_iga.app.credentials import resolve_credentials  # noqa: PLC0415
+        from sigsci_iga.connectors.rest.loader import load_package  # noqa: PLC0415
+        from sigsci_iga.connectors.rest.runtime import RestConnector  # noqa: PLC0415
+        from sigsci_iga.files import check_text_file  # noqa: PLC0415
+
         # The package may have changed since it was registered: a FIFO or non-UTF-8 bytes in
         # its place must fail as configuration, not hang or crash the loader.
         path = check_text_file(str(endpoint.settings["package"]), "package file", error=ConfigError)
@@ -91,6 +100,9 @@ class Connectors:
         )
 
     def _client(self, endpoint: EndpointInfo, *, quick: bool) -> SigSciClient:
+        from sigsci_iga.app.credentials import resolve_credentials  # noqa: PLC0415
+        from sigsci_iga.connectors.signalsciences.client import SigSciClient  # noqa: PLC0415
+
         token: SecretStr | None
         password: SecretStr | None
         if endpoint.credentials:

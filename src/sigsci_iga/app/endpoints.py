@@ -12,8 +12,6 @@ from typing import Literal
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.connectors.base import ConnectionReport
-from sigsci_iga.connectors.http.segments import check_segment
-from sigsci_iga.connectors.rest.loader import load_package
 from sigsci_iga.domain.emails import normalize_email
 from sigsci_iga.domain.model import CorpRole
 from sigsci_iga.domain.secrets import parse_secret_ref
@@ -180,6 +178,10 @@ def register_native(
     `token` and `password` are references (`env:NAME`, `file:PATH`), never secrets; one of them
     is required, so that the endpoint never silently borrows the process settings' token.
     """
+    # The HTTP and package machinery load for the commands that register endpoints, not for
+    # every command that names one.
+    from sigsci_iga.connectors.http.segments import check_segment  # noqa: PLC0415
+
     check_name(name, "endpoint name")
     check_segment(check_name(corp, "corp"), "corp")
     caller = normalize_email(email)
@@ -227,6 +229,8 @@ def register_rest(
     """
     check_name(name, "endpoint name")
     check_name(corp, "corp")
+    from sigsci_iga.connectors.rest.loader import load_package  # noqa: PLC0415
+
     # The loader opens the file as it is: a FIFO would block it, and non-UTF-8 bytes crash it.
     loaded = load_package(check_text_file(package, "package file"))
     refs = dict(secrets or {})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sigsci_iga.app.context import AppContext
 from sigsci_iga.app.endpoints import endpoint_name
@@ -58,6 +59,23 @@ def iter_accounts(
     """`list_accounts` as a stream, for listings of a whole corp; filters are checked first."""
     name = _checked_filters(ctx, endpoint, site=site, role=role, status=status)
     return ctx.repository.inventory.iter_accounts(name, site=site, role=role, status=status)
+
+
+def iter_account_json(
+    ctx: AppContext,
+    endpoint: str | None,
+    *,
+    site: str | None = None,
+    role: str | None = None,
+    status: str | None = None,
+) -> Iterator[list[dict[str, Any]]]:
+    """`iter_accounts` as the JSON objects `AccountRecord.to_json` gives, a page at a time.
+
+    For listings of a whole corp as JSON: no record is built, and the first page is small, so
+    the first accounts are out quickly.
+    """
+    name = _checked_filters(ctx, endpoint, site=site, role=role, status=status)
+    return ctx.repository.inventory.iter_account_json(name, site=site, role=role, status=status)
 
 
 def _checked_filters(

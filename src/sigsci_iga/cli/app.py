@@ -7,23 +7,107 @@ from typing import Annotated
 
 import typer
 
-from sigsci_iga import app as use_cases
-from sigsci_iga.cli import context
-from sigsci_iga.cli.check import describe_token_policy
-from sigsci_iga.cli.imports import db_app, import_app, runs_app
-from sigsci_iga.cli.inventory import accounts_app, entitlements_app, identities_app
-from sigsci_iga.cli.output import print_json, say, styled
-from sigsci_iga.cli.packages import endpoints_app, packages_app
-from sigsci_iga.cli.provision import (
-    journal_app,
-    provision_app,
-    request_app,
-    restore_command,
-    tasks_app,
+from sigsci_iga.cli.lazy import Lazy, lazy_group
+
+#: Every sub-command, in the order `--help` lists them. Each module is imported, and its commands
+#: built, only when a command line names it: `--help` reads this table instead.
+SUBCOMMANDS = (
+    Lazy(
+        "check",
+        "sigsci_iga.cli.check",
+        "check_command",
+        "Verify the credentials against the corp and show role, sites and token policy.",
+    ),
+    Lazy(
+        "restore",
+        "sigsci_iga.cli.provision",
+        "restore_command",
+        "Re-invite a removed account with the role and sites journaled when it was removed.",
+    ),
+    Lazy(
+        "serve",
+        "sigsci_iga.cli.serve",
+        "serve_command",
+        "Run the HTTP API under /api/v1 with the scheduler and the worker; stop with SIGTERM.",
+    ),
+    Lazy(
+        "import",
+        "sigsci_iga.cli.imports",
+        "import_app",
+        "Import the corp's accounts, sites and access into the repository.",
+    ),
+    Lazy("runs", "sigsci_iga.cli.imports", "runs_app", "Import runs: list and show."),
+    Lazy(
+        "accounts",
+        "sigsci_iga.cli.inventory",
+        "accounts_app",
+        "Accounts (corp users) in the repository.",
+    ),
+    Lazy(
+        "entitlements",
+        "sigsci_iga.cli.inventory",
+        "entitlements_app",
+        "Entitlements: corp roles and sites.",
+    ),
+    Lazy(
+        "identities",
+        "sigsci_iga.cli.inventory",
+        "identities_app",
+        "Identities from the identity source.",
+    ),
+    Lazy("db", "sigsci_iga.cli.imports", "db_app", "The repository database."),
+    Lazy(
+        "request",
+        "sigsci_iga.cli.provision",
+        "request_app",
+        "Request a change; it becomes a task.",
+    ),
+    Lazy(
+        "provision",
+        "sigsci_iga.cli.provision",
+        "provision_app",
+        "Work the task queue (the retry job).",
+    ),
+    Lazy("tasks", "sigsci_iga.cli.provision", "tasks_app", "Provisioning tasks."),
+    Lazy(
+        "journal",
+        "sigsci_iga.cli.provision",
+        "journal_app",
+        "The append-only provisioning journal.",
+    ),
+    Lazy(
+        "packages",
+        "sigsci_iga.cli.packages",
+        "packages_app",
+        "Connection packages for the rest connector.",
+    ),
+    Lazy(
+        "endpoints",
+        "sigsci_iga.cli.packages",
+        "endpoints_app",
+        "Governed endpoints (corps, packages).",
+    ),
+    Lazy(
+        "tokens",
+        "sigsci_iga.cli.tokens",
+        "tokens_app",
+        "Service tokens for the HTTP API (stored only as keyed hashes).",
+    ),
+    Lazy(
+        "schedules",
+        "sigsci_iga.cli.schedules",
+        "schedules_app",
+        "Schedules: run imports and the provisioning retry job on a timetable "
+        "(`sigsci-iga serve` runs them).",
+    ),
+    Lazy(
+        "sim",
+        "sigsci_iga.sim.cli",
+        "sim_app",
+        "Run the local Signal Sciences simulator.",
+        help="Run the local Signal Sciences simulator.",
+    ),
 )
-from sigsci_iga.cli.schedules import schedules_app
-from sigsci_iga.cli.serve import serve_command
-from sigsci_iga.cli.tokens import tokens_app
 
 app = typer.Typer(
     name="sigsci-iga",
@@ -35,12 +119,17 @@ app = typer.Typer(
     # and a narrow terminal, and `--help` need not load Rich's help renderer (about a third of
     # its start-up time).
     rich_markup_mode=None,
+    cls=lazy_group(SUBCOMMANDS, pretty_exceptions_short=True),
 )
 
 
 def _print_version(value: bool) -> None:
     if value:
-        say(f"sigsci-iga {use_cases.version()}")
+        # Only what the version needs, not the use cases' package.
+        from sigsci_iga.app.system import version  # noqa: PLC0415
+        from sigsci_iga.cli.output import say  # noqa: PLC0415
+
+        say(f"sigsci-iga {version()}")
         raise typer.Exit
 
 
@@ -71,6 +160,8 @@ def _root(
         ),
     ] = False,
 ) -> None:
+    from sigsci_iga.cli import context  # noqa: PLC0415  (not needed to print help)
+
     context.CliState.config_file = config
     context.CliState.debug = debug
     # stamina logs each scheduled retry as a warning; with logging unconfigured, Python's
@@ -82,77 +173,6 @@ def _root(
         retries.addHandler(logging.NullHandler())
 
 
-@app.command("check")
-def check_command(
-    endpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--endpoint",
-            help="A registered endpoint to check (default: the corp the settings describe, "
-            "checked without registering anything).",
-        ),
-    ] = None,
-    json_output: Annotated[
-        bool, typer.Option("--json", help="Print what the check found as JSON.")
-    ] = False,
-) -> None:
-    """Verify the credentials against the corp and show role, sites and token policy."""
-    with context.session() as ctx:
-        result = context.run(use_cases.check_endpoint(ctx, endpoint))
-    report = result.report
-    policy, warn = describe_token_policy(report.credential_max_age_seconds)
-    if json_output:
-        print_json(
-            {
-                "endpoint": result.endpoint,
-                "target": report.target,
-                "display_name": report.display_name,
-                "caller": report.caller,
-                "caller_role": report.caller_role,
-                "sites_visible": report.sites_visible,
-                "accounts_visible": report.accounts_visible,
-                "credential_max_age_seconds": report.credential_max_age_seconds,
-                "token_policy": policy,
-                "token_warning": warn,
-                "ok": True,
-            }
-        )
-        return
-    say(styled("corp      ", "bold"), f"{report.target} ({report.display_name})")
-    say(styled("caller    ", "bold"), f"{report.caller} ({report.caller_role or 'unknown'})")
-    say(styled("sites     ", "bold"), f"{report.sites_visible} visible")
-    say(
-        styled("tokens    ", "bold"),
-        styled(("warning: " if warn else "") + policy, "yellow" if warn else ""),
-    )
-    say(styled("ok", "green"))
-
-
-app.add_typer(import_app, name="import")
-app.add_typer(runs_app, name="runs")
-app.add_typer(accounts_app, name="accounts")
-app.add_typer(entitlements_app, name="entitlements")
-app.add_typer(identities_app, name="identities")
-app.add_typer(db_app, name="db")
-app.add_typer(request_app, name="request")
-app.add_typer(provision_app, name="provision")
-app.add_typer(tasks_app, name="tasks")
-app.add_typer(journal_app, name="journal")
-app.command("restore")(restore_command)
-app.add_typer(packages_app, name="packages")
-app.add_typer(endpoints_app, name="endpoints")
-app.add_typer(tokens_app, name="tokens")
-app.add_typer(schedules_app, name="schedules")
-app.command("serve")(serve_command)
-
-
-def _mount_subcommands() -> None:
-    from sigsci_iga.sim.cli import sim_app  # noqa: PLC0415  (keeps the simulator off the import path of other commands)
-
-    app.add_typer(sim_app, name="sim", help="Run the local Signal Sciences simulator.")
-
-
 def main() -> None:
     """Console-script entry point."""
-    _mount_subcommands()
     app()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,7 @@ from sigsci_iga.cli.output import (
     change,
     fail,
     print_json,
-    print_json_array,
+    print_json_pages,
     say,
     show_table,
     stacked,
@@ -63,11 +64,19 @@ def accounts_list(
         name = app.endpoint_name(ctx, endpoint)
         if limit is None and offset == 0:
             # The whole listing streams: the first account is out before the last is read.
-            stream = app.iter_accounts(ctx, name, site=site, role=role, status=status)
             if json_output:
-                print_json_array(r.to_json() for r in stream)
+                # A page is a tree of new dicts and lists that reference counting frees; the
+                # cycle collector, run every few hundred of them, never found anything there and
+                # took a quarter of the listing's CPU.
+                gc.disable()
+                try:
+                    print_json_pages(
+                        app.iter_account_json(ctx, name, site=site, role=role, status=status)
+                    )
+                finally:
+                    gc.enable()
                 return
-            fetched = list(stream)
+            fetched = list(app.iter_accounts(ctx, name, site=site, role=role, status=status))
         else:
             fetched = app.list_accounts(
                 ctx, name, site=site, role=role, status=status, limit=wanted

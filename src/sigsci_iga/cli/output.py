@@ -323,6 +323,31 @@ def print_json_array(items: Iterable[Any]) -> None:
     out.write("[]\n" if first else "\n]\n")
 
 
+def print_json_pages(pages: Iterable[Sequence[Any]]) -> None:
+    """One JSON array on standard output, written a page of items at a time.
+
+    The same text `print_json` would write for all the items in one list: each page is
+    encoded by the C encoder and laid out by msgspec in one call each, and the first page is
+    out before the next is read.
+    """
+    # Loaded by the listings that stream, not by `--help`.
+    import msgspec  # noqa: PLC0415
+
+    out = sys.stdout
+    first = True
+    for page in pages:
+        if not page:
+            continue
+        # `[\n  {...},\n  {...}\n]`: the items' lines, without the brackets' own lines, are
+        # the lines the whole list's layout holds for them.
+        text = msgspec.json.format(json.dumps(page, default=str), indent=2)[2:-2]
+        out.write(("[\n" if first else ",\n") + text)
+        if first:
+            out.flush()
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+
+
 def csv_cell(value: object) -> str:
     """A CSV cell a spreadsheet shows as text: formula starts get a leading `'`."""
     text = "" if value is None else str(value)

@@ -8,13 +8,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
@@ -26,7 +22,16 @@ from sigsci_iga.errors import (
     StorageFullError,
 )
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: The newest migration shipped with this package (a test checks it is Alembic's head): every
+#: command compares the database with it, and Alembic, which takes a tenth of a second to load,
+#: is imported only when a migration has to run.
+HEAD_REVISION = "0009"
+#: Where Alembic records the revision a database is at.
+VERSION_TABLE = "alembic_version"
 #: Execution option that makes a SQLite transaction take the write lock at BEGIN.
 WRITE_LOCK = "sigsci_iga_write_lock"
 # Any constant works; it only has to be the same for every process migrating one database.
@@ -203,23 +208,35 @@ def analyze(connection: Connection, tables: Sequence[str] = ()) -> None:
 
 
 def _alembic_config(connection: Connection) -> Config:
+    from alembic.config import Config  # noqa: PLC0415  (only a migration needs Alembic)
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["connection"] = connection
     return config
 
 
-def head_revision() -> str | None:
+def head_revision() -> str:
     """The newest migration shipped with this version of the package."""
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
+    return HEAD_REVISION
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The migration the database is at, or None for an empty database."""
+    """The migration the database is at, or None for an empty database.
+
+    Read as Alembic records it, without loading Alembic: one row in its version table.
+    """
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return _revision(connection)
+
+
+def _revision(connection: Connection) -> str | None:
+    if not connection.dialect.has_table(connection, VERSION_TABLE):
+        return None
+    table = sa.table(VERSION_TABLE, sa.column("version_num"))
+    revisions = [str(each) for (each,) in connection.execute(sa.select(table.c.version_num))]
+    # More than one row would be branches, which this package never ships; Alembic decides.
+    return revisions[0] if len(revisions) == 1 else None
 
 
 def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
@@ -235,9 +252,11 @@ def upgrade(engine_or_url: Engine | str, revision: str = "head") -> None:
                 connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
-            before = MigrationContext.configure(connection).get_current_revision()
+            from alembic import command  # noqa: PLC0415  (only a migration needs Alembic)
+
+            before = _revision(connection)
             command.upgrade(_alembic_config(connection), revision)
-            if MigrationContext.configure(connection).get_current_revision() != before:
+            if _revision(connection) != before:
                 # New tables or indexes: give the planner statistics for them at once.
                 analyze(connection)
     finally:
