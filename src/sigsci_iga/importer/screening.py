@@ -131,13 +131,14 @@ def screen_corp(
             continue
         previous = held.get(account.email.lower())
         if previous is not None and previous.status != AccountStatus.SUSPENDED:
-            kept.append(_as_held(previous))
+            kept.append(as_held(previous))
     names = {s.name for s in kept_sites}
     # A membership of a site that was skipped is no membership the repository can hold.
     return [replace(a, sites=a.sites & names) for a in kept], kept_sites
 
 
-def _as_held(state: AccountState) -> AccountSnapshot:
+def as_held(state: AccountState) -> AccountSnapshot:
+    """An account as the repository holds it, read again unchanged (one the screening skipped)."""
     return AccountSnapshot(
         email=state.email,
         name=state.name,

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 
 from sigsci_iga.connectors.base import (
+    AccountBatches,
     AddToSite,
     ChangeBatch,
     ChangeEvent,
@@ -154,6 +155,18 @@ class SignalSciencesConnector:
         while users:
             accounts.append(account_from_user(users.pop(), names))
         return PageResult(accounts, None, [a.email for a in accounts])
+
+    async def stream_accounts(self, into: AccountBatches) -> None:
+        """Every account, handed to `into` in batches as the users list arrives (never whole)."""
+        names: dict[str, str] = {}
+
+        def begin() -> None:
+            into.begin()
+
+        def take(users: list[UserRow]) -> None:
+            into.batch([account_from_user(user, names) for user in users])
+
+        await self.client.stream_users(take, begin=begin)
 
     async def sites_page(self, cursor: str | None) -> PageResult[SiteSnapshot]:
         at = SiteCursor() if cursor is None else SiteCursor(**json.loads(cursor))
