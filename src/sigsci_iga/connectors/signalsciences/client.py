@@ -36,6 +36,7 @@ from sigsci_iga.connectors.http.responses import (
 from sigsci_iga.connectors.http.segments import check_segment, check_sent_path
 from sigsci_iga.connectors.signalsciences.backoff import ReadRetry
 from sigsci_iga.connectors.signalsciences.decode import (
+    BATCH_USERS,
     UserRow,
     UsersReader,
     UsersSink,
@@ -481,7 +482,12 @@ class SigSciClient:
         return users
 
     async def stream_users(
-        self, sink: UsersSink, *, begin: Callable[[], None], expand_memberships: bool = True
+        self,
+        sink: UsersSink,
+        *,
+        begin: Callable[[], None],
+        batch_users: int = BATCH_USERS,
+        expand_memberships: bool = True,
     ) -> None:
         """All corp users in one call, handed to `sink` in batches as the body arrives.
 
@@ -500,6 +506,7 @@ class SigSciClient:
                 response.status_code,
                 sink,
                 content_type=response.headers.get("content-type", ""),
+                batch_users=batch_users,
             )
 
         await self._read(path, params=params, stream=reader)
