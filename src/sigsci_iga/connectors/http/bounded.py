@@ -48,11 +48,13 @@ async def send_bounded(
     them. The response returned holds the decoded body and no content-encoding header.
 
     `sink_for` may take the body of a response (given its status and headers) as it arrives:
-    the cap then bounds what is streamed through the sink, and the response returned is empty.
+    the cap then bounds what is streamed through the sink, the time the sink takes is not
+    counted against `deadline`, and the response returned is empty.
     """
     method = request.method
+    loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout(deadline):
+        async with asyncio.timeout(deadline) as limit:
             response = await http.send(request, stream=True)
             sink = sink_for(response) if sink_for is not None else None
             try:
@@ -70,10 +72,20 @@ async def send_bounded(
                         )
                     if sink is None:
                         chunks.append(chunk)
-                    else:
-                        sink.feed(chunk)
+                        continue
+                    # The deadline bounds the server's time, not ours: what the sink spends
+                    # on a chunk (decoding, diffing, spooling) moves the deadline as far.
+                    began = loop.time()
+                    sink.feed(chunk)
+                    when = limit.when()
+                    if when is not None:
+                        limit.reschedule(when + loop.time() - began)
                 if sink is not None:
+                    began = loop.time()
                     sink.end()
+                    when = limit.when()
+                    if when is not None:
+                        limit.reschedule(when + loop.time() - began)
             except httpx.DecodingError:
                 raise UnexpectedResponseError(
                     method=method,
