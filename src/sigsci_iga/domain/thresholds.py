@@ -79,7 +79,12 @@ def evaluate_summary(
             summary["accounts"]["suspended"],
             current_counts.accounts,
         ),
-        ("links to remove", limits.links_removed, summary["links"]["removed"], current_counts.links),
+        (
+            "links to remove",
+            limits.links_removed,
+            summary["links"]["removed"],
+            current_counts.links,
+        ),
         (
             "sites to inactivate",
             limits.sites_inactivated,

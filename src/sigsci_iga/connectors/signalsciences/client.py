@@ -382,9 +382,7 @@ class SigSciClient:
         throttled_since: float | None = None
         while True:
             try:
-                reply = await self._request(
-                    "GET", path, params=params, parse=parse, stream=stream
-                )
+                reply = await self._request("GET", path, params=params, parse=parse, stream=stream)
             except RateLimitedError as exc:
                 now = self._clock()
                 throttled_since = now if throttled_since is None else throttled_since

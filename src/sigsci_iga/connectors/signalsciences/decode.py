@@ -346,8 +346,7 @@ class UsersReader:
             method=self._method,
             path=self._path,
             status=self._status,
-            message=f"truncated or non-JSON body ({self._content_type}, "
-            f"{self._received} bytes)",
+            message=f"truncated or non-JSON body ({self._content_type}, {self._received} bytes)",
         )
 
 
