@@ -712,7 +712,7 @@ class _StreamedRead:
                 )
             self.emails.add(key)
             self.caller_listed = self.caller_listed or key == self.required
-            screened = screen_account(account, self.roles, self.screening)
+            screened = screen_account(account, self.roles, self.screening, self.site_names)
             if screened is None:
                 previous = held.get(key)
                 if previous is None or previous.status == AccountStatus.SUSPENDED:
