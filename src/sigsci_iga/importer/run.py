@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -737,8 +736,20 @@ class _StreamedRead:
 
 
 def _preview(head: Diff, spool: DiffSpool, summary: Mapping[str, Mapping[str, int]]) -> Diff:
-    """The first items of a spooled diff of each kind, with the whole diff's counts."""
-    first = join((head, *itertools.islice(spool, 1 + PREVIEW_ITEMS // ABSENT_BATCH)))
+    """The first items of a spooled diff of each kind, with the whole diff's counts.
+
+    Parts are read until about `PREVIEW_ITEMS` accounts' work is in, not to the end: at
+    half a million accounts, reading the spool again only for a preview would cost seconds.
+    """
+    read: list[Diff] = [head]
+    accounts = 0
+    for part in spool:
+        read.append(part)
+        accounts += len(part.accounts_added) + len(part.accounts_changed)
+        accounts += len(part.accounts_suspended) + len(part.accounts_reactivated)
+        if accounts >= PREVIEW_ITEMS:
+            break
+    first = join(read)
     items: dict[str, Any] = {name: getattr(first, name)[:PREVIEW_ITEMS] for name in _ITEM_LISTS}
     return Diff(mode="full", counted=summary, **items)
 
