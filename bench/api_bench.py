@@ -3,12 +3,13 @@
 Run by hand (not part of the test suite), for example:
 
     .venv/bin/python bench/api_bench.py                          # 50,000 accounts, both databases
-    .venv/bin/python bench/api_bench.py --users 5000 --db sqlite # a quick run
+    .venv/bin/python bench/api_bench.py --users 5000 --db sqlite --workers 1   # a quick run
 
 For each database: a repository is filled by a full import of a simulated corp (`--users`
-users, `--sites` sites; the simulator serves over loopback in this process), then
-`sigsci-iga serve --no-scheduler --no-worker` is started as its own process on a free port and
-`--clients` concurrent clients (asyncio + httpx, one connection each) send:
+users, `--sites` sites; the simulator serves over loopback in this process), then for each
+`--workers` value `sigsci-iga serve --no-scheduler --no-worker --workers N` is started as its own
+process(es) on a free port and `--clients` concurrent clients (one keep-alive connection each,
+a small asyncio HTTP/1.1 client in this process) send:
 
 * reads: `GET /api/v1/accounts?limit=100` from a random place (a cursor), a third of them with a
   `site` filter and a third with a `role` filter;
@@ -16,9 +17,13 @@ users, `--sites` sites; the simulator serves over loopback in this process), the
   off, so what is timed is what a caller waits for: validation and recording the task; Signal
   Sciences work happens later, in the worker.
 
-Reported per scenario: requests, seconds, requests per second, p50 / p99 / max latency in ms and
-errors. Latency is measured by the clients (whole HTTP round trip over loopback), throughput over
-the whole scenario. The floor is the same client doing `GET /healthz` (no database, no auth).
+Each scenario runs twice: as fast as answered (each client sends its next request when the last
+one is answered: the service's throughput, with 50 requests always queued), then open-loop at
+each of `--rates` requests per second in all (each client's requests arrive at random whether
+or not the last was answered; latency counts from when a request was due). Reported per run:
+requests, seconds, requests per second, p50 / p99 / max latency in ms and errors. Latency is the
+whole HTTP round trip over loopback seen by a client. The floor is the same client doing
+`GET /healthz` (no database, no auth).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import json
 import os
 import random
 import signal
@@ -57,6 +63,8 @@ KEY = "api-bench-token-key-" + "b" * 32
 class Result:
     scenario: str
     db: str
+    workers: int
+    offered: float | None
     requests: int
     seconds: float
     latencies_ms: list[float]
@@ -66,11 +74,18 @@ class Result:
         lat = sorted(self.latencies_ms)
         p50 = statistics.median(lat)
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        offered = "as fast as answered" if self.offered is None else f"{self.offered:,.0f}/s"
         return (
-            f"| {self.scenario} | {self.db} | {self.requests:,} | {self.seconds:.1f} | "
-            f"{self.requests / self.seconds:,.0f} | {p50:.1f} | {p99:.1f} | {lat[-1]:.1f} | "
-            f"{self.errors} |"
+            f"| {self.scenario} | {self.db} | {self.workers} | {offered} | {self.requests:,} | "
+            f"{self.seconds:.1f} | {self.requests / self.seconds:,.0f} | {p50:.1f} | {p99:.1f} | "
+            f"{lat[-1]:.1f} | {self.errors} |"
         )
+
+
+HEADER = (
+    "| scenario | db | processes | offered load | requests | seconds | req/s | p50 ms | p99 ms "
+    "| max ms | errors |\n|---|---|--:|---|--:|--:|--:|--:|--:|--:|--:|"
+)
 
 
 def free_port() -> int:
@@ -101,28 +116,97 @@ async def fill(database_url: str, sim_url: str) -> None:
         repo.close()
 
 
+class Connection:
+    """One keep-alive HTTP/1.1 connection, written with asyncio streams.
+
+    The load generator shares the two cores with the server, so it must cost little: httpx's
+    async client spends about as much CPU on a small request as the service does.
+    """
+
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port = host, port
+        self.head = f"Host: {host}:{port}\r\nAuthorization: Bearer {token}\r\n"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: Any) -> int:
+        """Send one request and read its whole answer; the answer's status."""
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            sock = self.writer.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        assert self.reader is not None
+        payload = b"" if body is None else json.dumps(body).encode()
+        extra = "Content-Type: application/json\r\n" if body is not None else ""
+        self.writer.write(
+            f"{method} {path} HTTP/1.1\r\n{self.head}{extra}"
+            f"Content-Length: {len(payload)}\r\n\r\n".encode()
+            + payload
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = next(
+            int(line.split(":", 1)[1])
+            for line in lines
+            if line.lower().startswith("content-length:")
+        )
+        await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
 async def drive(
     base: str,
     token: str,
     clients: int,
     per_client: int,
     make: Any,
+    rate: float | None = None,
 ) -> tuple[float, list[float], int]:
+    """`clients` connections send `clients * per_client` requests: back to back, or at `rate`.
+
+    At a rate, requests fall due at random (exponential gaps with a mean of `1 / rate`
+    seconds, a Poisson process) whether or not earlier ones were answered; a free connection
+    takes the next one, and its latency counts from when it was due, so time spent waiting for
+    a free connection is not hidden (coordinated omission).
+    """
     latencies: list[float] = []
     errors = 0
-    headers = {"Authorization": f"Bearer {token}"}
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    total = clients * per_client
+    schedule = random.Random(0)  # load shape, not security
+    due_times: list[float] = []
+    if rate is not None:
+        at = 0.0
+        for _ in range(total):
+            at += schedule.expovariate(rate)
+            due_times.append(at)
+    taken = 0
 
     async def one_client(seed: int) -> None:
-        nonlocal errors
+        nonlocal errors, taken
         rng = random.Random(seed)  # load shape, not security
-        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http:
-            for _ in range(per_client):
+        connection = Connection(host, int(port), token)
+        try:
+            while taken < total:
+                index, taken = taken, taken + 1
+                if rate is not None:
+                    due = started + due_times[index]
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                else:
+                    due = time.perf_counter()
                 method, path, body = make(rng)
-                started = time.perf_counter()
-                response = await http.request(method, path, json=body)
-                latencies.append((time.perf_counter() - started) * 1000)
-                if response.status_code >= 400:
+                status = await connection.request(method, path, body)
+                latencies.append((time.perf_counter() - due) * 1000)
+                if status >= 400:
                     errors += 1
+        finally:
+            await connection.close()
 
     started = time.perf_counter()
     await asyncio.gather(*(one_client(n) for n in range(clients)))
@@ -165,7 +249,7 @@ def scenarios(corp: Corp) -> list[tuple[str, Any]]:
     return [("healthz (floor)", health), ("GET accounts", read), ("POST requests", request)]
 
 
-def serve(env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
+def serve(env: dict[str, str], workers: int) -> tuple[str, subprocess.Popen[bytes]]:
     port = free_port()
     log = open(os.environ.get("SIGSCI_IGA_BENCH_SERVER_LOG", os.devnull), "ab")  # noqa: SIM115  # lives as long as the server
     server = subprocess.Popen(  # noqa: S603  # our own module, fixed arguments
@@ -180,6 +264,8 @@ def serve(env: dict[str, str]) -> tuple[str, subprocess.Popen[bytes]]:
             "--no-worker",
             "--log-format",
             "text",
+            "--workers",
+            str(workers),
         ],
         env=env,
         # The service's log, for a run that goes wrong: SIGSCI_IGA_BENCH_SERVER_LOG names a file.
@@ -221,17 +307,21 @@ def bench_database(kind: str, sim_url: str, corp: Corp, args: argparse.Namespace
             check=True,
         )
         token = created.stdout.strip().splitlines()[-1]
-        base, server = serve(env)
-        try:
-            for name, make in scenarios(corp):
-                seconds, lat, errors = asyncio.run(
-                    drive(base, token, args.clients, args.per_client, make)
-                )
-                results.append(Result(name, kind, len(lat), seconds, lat, errors))
-                print(results[-1].row(), file=sys.stderr)
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=60)
+        for workers in args.workers:
+            base, server = serve(env, workers)
+            try:
+                for name, make in scenarios(corp):
+                    for rate in [None, *args.rates]:
+                        seconds, lat, errors = asyncio.run(
+                            drive(base, token, args.clients, args.per_client, make, rate)
+                        )
+                        results.append(
+                            Result(name, kind, workers, rate, len(lat), seconds, lat, errors)
+                        )
+                        print(results[-1].row(), file=sys.stderr)
+            finally:
+                server.send_signal(signal.SIGTERM)
+                server.wait(timeout=60)
     return results
 
 
@@ -242,6 +332,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--per-client", type=int, default=40)
     parser.add_argument("--db", nargs="+", default=["sqlite", "postgres"])
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="`serve --workers` values to run"
+    )
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="*",
+        default=[100.0],
+        help="open-loop rates (requests/s in all) to offer after the as-fast-as-answered run",
+    )
     args = parser.parse_args()
 
     sim = create_app(SimConfig(users=args.users, sites=args.sites, seed=42))
@@ -260,8 +360,7 @@ def main() -> None:
     print(
         f"\n{args.clients} concurrent clients x {args.per_client} requests, {len(emails):,} accounts"
     )
-    print("| scenario | db | requests | seconds | req/s | p50 ms | p99 ms | max ms | errors |")
-    print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    print(HEADER)
     for result in results:
         print(result.row())
 

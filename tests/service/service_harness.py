@@ -14,6 +14,7 @@ from pydantic import SecretStr
 
 from sigsci_iga import app
 from sigsci_iga.service import ServiceRuntime, create_service
+from sigsci_iga.service.processes import WakePipe
 from sigsci_iga.settings import Settings
 from sigsci_iga.sim import (
     DEMO_CORP,
@@ -83,6 +84,8 @@ def running_service(
     sim: FastAPI | None = None,
     run_scheduler: bool = False,
     run_worker: bool = True,
+    worker_poll_seconds: float = 0.2,
+    peers: WakePipe | None = None,
     **settings: Any,
 ) -> Iterator[Service]:
     """The service with one token per role; the worker (and the scheduler) on the job thread."""
@@ -100,7 +103,11 @@ def running_service(
         role: app.create_token(ctx, f"{role}-bot", role).token.get_secret_value() for role in ROLES
     }
     runtime = ServiceRuntime(
-        ctx, run_worker=run_worker, run_scheduler=run_scheduler, worker_poll_seconds=0.2
+        ctx,
+        run_worker=run_worker,
+        run_scheduler=run_scheduler,
+        worker_poll_seconds=worker_poll_seconds,
+        peers=peers,
     )
     service = create_service(runtime)
     with TestClient(service) as client:

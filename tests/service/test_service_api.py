@@ -5,16 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import json
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from service_harness import ROLES, Service, running_service
 
+from sigsci_iga import app
 from sigsci_iga.app.access import ROLE_PERMISSIONS, Permission, Role
-from sigsci_iga.domain.tasks import TaskState
+from sigsci_iga.domain.tasks import Operation, TaskState
+from sigsci_iga.service import ServiceRuntime
+from sigsci_iga.service.processes import WakePipe
 
 #: What every route needs, written out by hand: the test checks the code against it.
 NEEDS: dict[tuple[str, str], Permission] = {
@@ -177,6 +183,32 @@ def test_a_request_is_accepted_at_once_and_the_worker_applies_it(service: Servic
     assert {line["request_id"] for line in detail["journal"]} == {"req-from-caller-1"}
 
 
+def test_a_request_recorded_by_another_service_process_wakes_this_ones_worker(
+    repo_url: str,
+) -> None:
+    peers = WakePipe()
+    # Left alone, this worker would look for tasks again in an hour: only the pipe can wake it.
+    with running_service(repo_url, peers=peers, worker_poll_seconds=3600) as leader:
+        _imported(leader)
+        email = next(u.email for u in leader.state.users.values() if u.role == "user")
+        site = next(s for s in leader.state.sites if s not in leader.state.users[email].sites)
+        # Another process of `serve --workers N`: it serves the API but runs no worker.
+        other = ServiceRuntime(leader.ctx, run_worker=False, run_scheduler=False, peers=peers)
+        outcome = app.submit_request(
+            leader.ctx, None, app.AccessRequest(Operation.ADD_ACCESS, email, sites=(site,))
+        )
+        (task,) = outcome.tasks
+
+        def state() -> str:
+            return str(leader.get(f"/api/v1/tasks/{task.id}").json()["task"]["state"])
+
+        time.sleep(1.0)
+        assert state() == TaskState.NEW.value
+        other.wake_worker()
+        _wait_for(lambda: state() == TaskState.COMPLETED.value)
+        assert site in leader.state.users[email].sites
+
+
 def test_requests_submitted_at_once_are_all_accepted_without_a_deadlock(service: Service) -> None:
     # On PostgreSQL each submission inserts tasks (a KEY SHARE lock on the endpoint row, for the
     # foreign key) and then locks the endpoint row for its journal head: FOR UPDATE there made
@@ -214,6 +246,56 @@ def test_an_idempotency_key_replays_the_first_answer_and_refuses_another_body(
     assert again.headers["idempotent-replayed"] == "true"
     assert other.status_code == 422
     assert len(service.get(f"/api/v1/tasks?email={email}").json()) == 1
+
+
+@contextmanager
+def _statements(service: Service) -> Iterator[list[str]]:
+    """The SQL statements the API sends while the block runs (not the worker's polling)."""
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if threading.current_thread().name != "sigsci-iga-jobs":
+            seen.append(statement)
+
+    engine = service.ctx.repository.engine
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
+
+
+def test_an_accounts_page_costs_the_same_statements_whatever_its_size_or_filter(
+    service: Service,
+) -> None:
+    _imported(service)
+    site = next(iter(service.state.sites))
+    service.get("/api/v1/accounts?limit=1")  # the token's first use is recorded, once
+    costs = {}
+    for query in ("limit=2", "limit=30", f"limit=2&site={site}", f"limit=30&site={site}"):
+        with _statements(service) as seen:
+            page = service.get(f"/api/v1/accounts?{query}")
+        assert page.status_code == 200, page.text
+        # Neither the page's sites nor the filter's check may read every site or link.
+        assert not any("count(" in s.lower() for s in seen), seen
+        costs[query] = len(seen)
+    assert costs["limit=2"] == costs["limit=30"]
+    assert costs[f"limit=2&site={site}"] == costs[f"limit=30&site={site}"]
+
+
+def test_a_request_reads_only_the_sites_it_names(service: Service) -> None:
+    _imported(service)
+    email = next(u.email for u in service.state.users.values() if u.role == "user")
+    site = next(s for s in service.state.sites if s not in service.state.users[email].sites)
+    body = {"operation": "add_access", "email": email, "sites": [site]}
+    service.get("/api/v1/accounts?limit=1")  # the token's first use is recorded, once
+    with _statements(service) as seen:
+        accepted = service.post("/api/v1/requests", json=body)
+    assert accepted.status_code == 202, accepted.text
+    assert not any("count(" in s.lower() for s in seen), seen
+    refused = service.post("/api/v1/requests", json={**body, "sites": [site + "x"]})
+    assert refused.status_code == 422
+    assert "did you mean" in refused.json()["detail"]
 
 
 def test_errors_are_problem_details_with_the_status_of_the_error_table(service: Service) -> None:

@@ -7,6 +7,7 @@ on one PostgreSQL database: each schedule fire runs once and each task is applie
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -15,6 +16,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
@@ -69,11 +71,13 @@ def token(env: dict[str, str], name: str, role: str) -> str:
 
 
 @contextmanager
-def serving(env: dict[str, str], log: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+def serving(
+    env: dict[str, str], log: Path, *extra: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     port = free_port()
     with log.open("wb") as out:
         process = subprocess.Popen(  # noqa: S603  # our own module, fixed arguments
-            [sys.executable, "-m", "sigsci_iga", "serve", "--port", str(port)],
+            [sys.executable, "-m", "sigsci_iga", "serve", "--port", str(port), *extra],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -254,3 +258,123 @@ def test_two_services_on_postgresql_run_each_fire_once_and_apply_each_task_once(
         )
         assert all(n == 1 for n in writes.values()), writes
     assert all(adds[pair] == 1 for pair in pairs), adds
+
+
+def test_several_processes_on_one_port_serve_the_api_and_the_first_applies_the_requests(
+    tmp_path: Path,
+) -> None:
+    sim = create_app(SimConfig(users=25, sites=5, seed=23))
+    state = state_of(sim)
+    with serve_in_thread(sim) as sim_url:
+        env = environment(sim_url, f"sqlite:///{tmp_path}/iga.db")
+        admin = {"Authorization": f"Bearer {token(env, 'ops', 'admin')}"}
+        log = tmp_path / "serve.log"
+        with serving(env, log, "--workers", "3", "--no-scheduler") as (base, process):
+            queued = httpx.post(
+                base + "/api/v1/imports", json={"mode": "full"}, headers=admin, timeout=30
+            )
+            assert queued.status_code == 202, queued.text
+            run = queued.json()["run_id"]
+            wait_for(
+                lambda: (
+                    httpx.get(f"{base}/api/v1/runs/{run}", headers=admin, timeout=30).json()["run"][
+                        "status"
+                    ]
+                    == "succeeded"
+                )
+            )
+
+            def endpoints(_: int) -> int:
+                # A new connection each time, so that any of the processes may accept it.
+                return httpx.get(base + "/api/v1/endpoints", headers=admin, timeout=30).status_code
+
+            with ThreadPoolExecutor(6) as pool:
+                assert set(pool.map(endpoints, range(60))) == {200}
+
+            users = [
+                u.email
+                for u in state.users.values()
+                if u.role == "user" and u.status == "active" and len(u.sites) < len(state.sites)
+            ][:6]
+            assert len(users) == 6
+            pairs, task_ids = [], []
+            for email in users:
+                site = next(s for s in state.sites if s not in state.users[email].sites)
+                pairs.append((email, site))
+                accepted = httpx.post(
+                    base + "/api/v1/requests",
+                    json={"operation": "add_access", "email": email, "sites": [site]},
+                    headers=admin,
+                    timeout=30,
+                )
+                assert accepted.status_code == 202, accepted.text
+                task_ids.extend(accepted.json()["task_ids"])
+
+            def all_done() -> bool:
+                return all(
+                    httpx.get(f"{base}/api/v1/tasks/{t}", headers=admin, timeout=30).json()["task"][
+                        "state"
+                    ]
+                    == "completed"
+                    for t in task_ids
+                )
+
+            wait_for(all_done, timeout=90)
+            # Every process counts into one place: any of them reports the sum.
+            metrics = httpx.get(base + "/metrics", headers=admin, timeout=30).text
+            served = next(
+                line
+                for line in metrics.splitlines()
+                if line.startswith("sigsci_iga_http_requests_total{")
+                and 'route="/api/v1/endpoints"' in line
+                and 'status="200"' in line
+            )
+            assert float(served.rsplit(" ", 1)[1]) == 60
+
+            process.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            assert process.wait(timeout=40) == 0
+            assert time.monotonic() - started < 30
+    for email, site in pairs:
+        assert site in state.users[email].sites
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    started_children = [
+        line["child"] for line in lines if line["event"] == "service process started"
+    ]
+    assert len(started_children) == 3
+    answered_by = {line["pid"] for line in lines if line["event"] == "http request"}
+    assert len(answered_by & set(started_children)) >= 2, "one process answered everything"
+    applied_by = {line["pid"] for line in lines if "task_id" in line}
+    assert applied_by <= {started_children[0]}
+    assert sum(line["event"] == "service stopped" for line in lines) == 3
+    assert not any(line["event"] == "service process died" for line in lines)
+
+
+def test_a_service_process_that_dies_is_started_again(tmp_path: Path) -> None:
+    sim = create_app(SimConfig(users=5, sites=2, seed=24))
+    with serve_in_thread(sim) as sim_url:
+        env = environment(sim_url, f"sqlite:///{tmp_path}/iga.db")
+        log = tmp_path / "serve.log"
+
+        def started() -> list[dict[str, Any]]:
+            return [
+                line
+                for line in map(json.loads, log.read_text().splitlines())
+                if line["event"] == "service process started"
+            ]
+
+        with serving(env, log, "--workers", "2") as (base, process):
+            first = wait_for(lambda: len(started()) == 2 and started())
+            os.kill(first[1]["child"], signal.SIGKILL)
+            again = wait_for(lambda: len(started()) == 3 and started())
+            assert again[2]["index"] == 1
+            assert again[2]["child"] not in {line["child"] for line in first}
+            assert httpx.get(base + "/healthz", timeout=10).status_code == 200
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=40) == 0
+    died = [
+        line
+        for line in map(json.loads, log.read_text().splitlines())
+        if line["event"] == "service process died"
+    ]
+    assert [(d["index"], d["code"]) for d in died] == [(1, -signal.SIGKILL)]

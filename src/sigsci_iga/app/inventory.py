@@ -80,10 +80,10 @@ def _checked_filters(
         # Packages may name roles of their own: those the endpoint's accounts hold count too.
         held = set(inventory.roles(name))
         check_choice(role, {r.value for r in CorpRole} | held, "role")
-    if site is not None:
+    # One indexed lookup per page; the endpoint's sites (with holder counts) only for the error.
+    if site is not None and not inventory.has_value(name, EntitlementType.SITE.value, site):
         sites = {e.value for e in inventory.entitlements(name, type=EntitlementType.SITE.value)}
-        if site not in sites:
-            check_choice(site, sites, f"site (of endpoint {name!r})")
+        check_choice(site, sites, f"site (of endpoint {name!r})")
     return name
 
 

@@ -16,13 +16,16 @@ from sigsci_iga.store import Repository
 def _known_sites(repo: Repository, endpoint: str, sites: Iterable[str]) -> list[str]:
     """Check site names, and that the repository knows them once the endpoint was imported."""
     names = [check_segment(s, "site name") for s in sites]
-    known = {
-        e.value: e.status for e in repo.inventory.entitlements(endpoint, type=EntitlementType.SITE)
-    }
-    if known:
+    # Only the named sites are read: listing every site (with its holders) cost a request more
+    # than everything else it does.
+    known = repo.inventory.value_statuses(endpoint, EntitlementType.SITE, names)
+    if known is not None:
         unknown = [s for s in names if s not in known]
         if unknown:
-            hint = did_you_mean(unknown[0], known)
+            every = [
+                e.value for e in repo.inventory.entitlements(endpoint, type=EntitlementType.SITE)
+            ]
+            hint = did_you_mean(unknown[0], every)
             raise InvalidInputError(
                 f"unknown site {unknown[0]!r} in endpoint {endpoint!r}{hint} "
                 "(import the endpoint first if the site is new)"

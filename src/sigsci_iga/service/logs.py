@@ -23,6 +23,11 @@ _FIELDS = (
     "status",
     "duration_ms",
     "principal",
+    # `serve --workers N`: which service process, and how it ended.
+    "index",
+    "child",
+    "code",
+    "signal",
 )
 _CONTROL = {i: f"\\x{i:02x}" for i in (*range(32), 127) if chr(i) not in "\t"}
 
@@ -36,6 +41,8 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "event": record.getMessage(),
             "logger": record.name,
+            # Under `serve --workers N` several processes write to the same stream.
+            "pid": record.process,
         }
         request_id = getattr(record, "request_id", None) or REQUEST_ID.get()
         if request_id:

@@ -6,10 +6,13 @@ path template, HTTP requests by their route template.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from sigsci_iga import app
@@ -93,7 +96,21 @@ def _counts(counts: object) -> Iterable[tuple[str, list[tuple[str, float]]]]:
 class Metrics:
     """One registry per service instance (never the process-global one)."""
 
-    def __init__(self, ctx: app.AppContext, routes: Iterable[tuple[str, str]] = ()) -> None:
+    def __init__(
+        self,
+        ctx: app.AppContext,
+        routes: Iterable[tuple[str, str]] = (),
+        *,
+        shared: Path | None = None,
+    ) -> None:
+        #: Under `serve --workers N`: where every process writes its counters, so that a scrape
+        #: answered by any one of them reports the sum over all.
+        self.shared = shared
+        if shared is not None:
+            # Counters created from here on write to files in `shared`; prometheus-client
+            # picks that value class from the environment, which is read again on first write.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(shared)
+            values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]  # prometheus-client is untyped here
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
             "sigsci_iga_http_requests",
@@ -127,7 +144,8 @@ class Metrics:
         for method, route in routes:
             self.http_requests.labels(method, route, "200")
             self.http_seconds.labels(method, route)
-        self.registry.register(_RepositoryCollector(ctx))
+        self._repository = _RepositoryCollector(ctx)
+        self.registry.register(self._repository)
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.http_requests.labels(method, route, str(status)).inc()
@@ -142,4 +160,9 @@ class Metrics:
         self.limiter_waits.inc(seconds)
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.shared is None:
+            return generate_latest(self.registry)
+        every = CollectorRegistry()
+        MultiProcessCollector(every, path=str(self.shared))  # type: ignore[no-untyped-call]  # as above
+        every.register(self._repository)
+        return generate_latest(every)

@@ -22,6 +22,7 @@ from sigsci_iga import app
 from sigsci_iga.connectors.http.calls import watch_calls
 from sigsci_iga.scheduler import Scheduler
 from sigsci_iga.service.metrics import Metrics
+from sigsci_iga.service.processes import WAKE_SCHEDULER, WAKE_WORKER, WakePipe
 
 T = TypeVar("T")
 ImportMode = Literal["auto", "full", "incremental"]
@@ -89,13 +90,17 @@ class ServiceRuntime:
         run_worker: bool = True,
         run_scheduler: bool = True,
         worker_poll_seconds: float = WORKER_POLL_SECONDS,
+        peers: WakePipe | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.ctx = ctx
+        #: Under `serve --workers N`: how wake-ups reach the process running the worker.
+        self.peers = peers
         self.run_worker = run_worker
         self.run_scheduler = run_scheduler
         self.worker_poll_seconds = worker_poll_seconds
         self.jobs = JobThread()
-        self.metrics = Metrics(ctx)
+        self.metrics = metrics if metrics is not None else Metrics(ctx)
         self.scheduler: Scheduler | None = None
         self._stop: asyncio.Event | None = None
         self._wake: asyncio.Event | None = None
@@ -123,6 +128,8 @@ class ServiceRuntime:
             self._loops.append(
                 self.jobs.submit(self._watched(self.scheduler.run_forever(self._stop)))
             )
+        if self.peers is not None and (self.run_worker or self.run_scheduler):
+            self.jobs.call(self.jobs.loop.add_reader, self.peers.read_fd, self._peer_woke)
 
     def stop(self) -> None:
         """Stop claiming, let running work finish (or release it), then close everything."""
@@ -139,13 +146,26 @@ class ServiceRuntime:
 
     def wake_worker(self) -> None:
         """A request was recorded: work it now rather than at the next poll."""
-        if self._wake is not None:
+        if self.run_worker and self._wake is not None:
             self.jobs.call(self._wake.set)
+        elif self.peers is not None:
+            self.peers.send(WAKE_WORKER)
 
     def wake_scheduler(self) -> None:
         """A schedule changed or a run was queued: look again now."""
         if self.scheduler is not None:
             self.jobs.call(self.scheduler.wake)
+        elif self.peers is not None:
+            self.peers.send(WAKE_SCHEDULER)
+
+    def _peer_woke(self) -> None:
+        # On the job thread: another service process recorded a request or changed a schedule.
+        assert self.peers is not None
+        got = self.peers.receive()
+        if WAKE_WORKER in got and self.run_worker and self._wake is not None:
+            self._wake.set()
+        if WAKE_SCHEDULER in got and self.scheduler is not None:
+            self.scheduler.wake()
 
     async def _watched(self, job: Coroutine[Any, Any, T]) -> T:
         """Count the calls a job makes (by template and status) and its rate-limiter waits."""

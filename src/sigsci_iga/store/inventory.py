@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -136,6 +136,46 @@ class Inventory:
             raise RecordNotFoundError(f"account {email!r} is not in endpoint {endpoint!r}")
         return found[0]
 
+    def has_value(self, endpoint: str, type: str, value: str) -> bool:
+        """Whether the endpoint has entitlement value `value` of `type`, in any status."""
+        with self._db.read() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            query = (
+                sa.select(entitlement_values.c.id)
+                .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+                .where(
+                    entitlement_types.c.endpoint_id == endpoint_id,
+                    entitlement_types.c.name == type,
+                    entitlement_values.c.value == value,
+                )
+            )
+            return conn.execute(query).first() is not None
+
+    def value_statuses(
+        self, endpoint: str, type: str, values: Iterable[str]
+    ) -> dict[str, str] | None:
+        """The status of each of `values` the endpoint has, or None if it has no `type` at all."""
+        wanted = sorted(set(values))
+        with self._db.read() as conn:
+            endpoint_id = find_endpoint_id(conn, endpoint)
+            of_type = (
+                sa.select(entitlement_values.c.value, entitlement_values.c.status)
+                .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+                .where(
+                    entitlement_types.c.endpoint_id == endpoint_id,
+                    entitlement_types.c.name == type,
+                )
+            )
+            found = {
+                value: status
+                for value, status in conn.execute(
+                    of_type.where(entitlement_values.c.value.in_(wanted))
+                )
+            }
+            if found or conn.execute(of_type.limit(1)).first() is not None:
+                return found
+            return None
+
     def entitlements(
         self, endpoint: str, *, type: str | None = None, status: str | None = None
     ) -> list[EntitlementRecord]:
@@ -251,7 +291,12 @@ def account_records(
     *,
     limit: int | None = None,
 ) -> list[AccountRecord]:
-    where = [accounts.c.endpoint_id == endpoint_id, *filters]
+    """The accounts `filters` select, by email, each with its sorted active sites.
+
+    Two statements whatever the page's size: the accounts, then their sites aggregated into one
+    row per account (planned once for the page; a correlated subquery per account made
+    PostgreSQL hash the whole value table for every row).
+    """
     query = (
         sa.select(
             accounts.c.id,
@@ -265,41 +310,51 @@ def account_records(
             identities.c.username,
         )
         .outerjoin(identities, identities.c.id == accounts.c.identity_id)
-        .where(*where)
+        .where(accounts.c.endpoint_id == endpoint_id, *filters)
         .order_by(accounts.c.email)
     )
     if limit is not None:
         query = query.limit(limit)
     rows = conn.execute(query).all()
-    held_by: sa.ColumnElement[bool] = account_entitlements.c.account_id.in_(
-        [row.id for row in rows] if limit is not None else sa.select(accounts.c.id).where(*where)
-    )
-    site_rows = conn.execute(
-        sa.select(account_entitlements.c.account_id, entitlement_values.c.value)
+    sites = _site_lists(conn, endpoint_id, [row[0] for row in rows]) if rows else {}
+    return [
+        AccountRecord(
+            endpoint=endpoint,
+            email=email,
+            name=name,
+            role=role,
+            status=status,
+            mfa_enabled=bool(mfa_enabled),
+            created=created,
+            sites=sites.get(account_id, []),
+            identity=username,
+            extra=extra or {},
+        )
+        for account_id, email, name, role, status, mfa_enabled, created, extra, username in rows
+    ]
+
+
+def _site_lists(conn: Connection, endpoint_id: int, account_ids: list[int]) -> dict[int, list[str]]:
+    """Each of `account_ids`' active sites, sorted; accounts without any are left out."""
+    postgres = conn.dialect.name == "postgresql"
+    value = entitlement_values.c.value
+    query = (
+        sa.select(
+            account_entitlements.c.account_id,
+            sa.func.array_agg(value) if postgres else sa.func.json_group_array(value),
+        )
         .join(entitlement_values, entitlement_values.c.id == account_entitlements.c.value_id)
         .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
         .where(
             entitlement_types.c.endpoint_id == endpoint_id,
             entitlement_types.c.name == EntitlementType.SITE.value,
             entitlement_values.c.status == EntitlementStatus.ACTIVE.value,
-            held_by,
+            account_entitlements.c.account_id.in_(account_ids),
         )
+        .group_by(account_entitlements.c.account_id)
     )
-    sites: dict[int, list[str]] = {}
-    for account_id, value in site_rows:
-        sites.setdefault(account_id, []).append(value)
-    return [
-        AccountRecord(
-            endpoint=endpoint,
-            email=row.email,
-            name=row.name,
-            role=row.role,
-            status=row.status,
-            mfa_enabled=bool(row.mfa_enabled),
-            created=row.created,
-            sites=sorted(sites.get(row.id, ())),
-            identity=row.username,
-            extra=row.extra or {},
-        )
-        for row in rows
-    ]
+    # PostgreSQL answers an array, SQLite a JSON array as text.
+    return {
+        account_id: sorted(values if postgres else json.loads(values))
+        for account_id, values in conn.execute(query)
+    }
