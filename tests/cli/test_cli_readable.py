@@ -185,9 +185,10 @@ def test_identities_load_prints_a_summary_and_the_same_as_json(copy: ImportedCor
 def test_an_import_off_a_terminal_prints_one_line_per_phase_on_stderr(copy: ImportedCorp) -> None:
     done = copy.run("import", "--full")
     assert done.code == 0, done.stderr
+    # Sites first: the users' memberships are screened against them as the list streams in.
     assert done.stderr.splitlines() == [
-        "import: read accounts: 20",
         "import: read sites: 4",
+        "import: read accounts: 20",
         "import: diff done",
         "import: apply done",
     ]

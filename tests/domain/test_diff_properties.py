@@ -17,6 +17,7 @@ from sigsci_iga.domain import (
     compute_diff,
     compute_partial_diff,
 )
+from sigsci_iga.domain.diff import FullDiffStream, join
 
 EMAILS = [f"user{i}@example.com" for i in range(8)]
 SITE_NAMES = [f"site{i}" for i in range(5)]
@@ -109,3 +110,25 @@ def test_a_partial_diff_touches_only_the_accounts_it_is_given(
         else:
             assert after.accounts[email].field_values() == snapshot.field_values()
             assert after.accounts[email].sites == snapshot.sites
+
+
+@settings(max_examples=300, deadline=None)
+@given(current=views(), incoming=snapshots(), batch=st.integers(1, 4))
+def test_a_full_diff_computed_in_batches_is_the_full_diff(
+    current: RepositoryView, incoming: CorpSnapshot, batch: int
+) -> None:
+    stream = FullDiffStream(current, incoming.sites)
+    listed = incoming.accounts
+    parts = [stream.accounts(listed[i : i + batch]) for i in range(0, len(listed), batch)]
+    parts.extend(stream.absent(batch))
+    head = stream.head()
+
+    assert join((head, *parts)) == compute_diff(current, incoming)
+    # The head holds the entitlement work only, each part at most `batch` accounts' work.
+    assert head.accounts_added == head.links_added == head.accounts_suspended == ()
+    for part in parts:
+        touched = {link.email for link in (*part.links_added, *part.links_removed)}
+        touched |= {a.email for a in part.accounts_added}
+        touched |= {c.email for c in (*part.accounts_changed, *part.accounts_suspended)}
+        assert len(touched) <= batch
+        assert not part.entitlements_added

@@ -76,6 +76,8 @@ class SimCorp(SimulatedCorp):
     """One simulated corp and how to import it."""
 
     site_page_size: int = 100
+    #: Small, so a full import of a test corp streams its users in several batches (and parts).
+    users_batch: int = 7
     wrap: Callable[[Connector], Connector] | None = None
 
     def run(
@@ -93,7 +95,7 @@ class SimCorp(SimulatedCorp):
 
         async def go(client: SigSciClient) -> ImportResult:
             connector: Connector = SignalSciencesConnector(
-                client, site_page_size=self.site_page_size
+                client, site_page_size=self.site_page_size, users_batch=self.users_batch
             )
             if self.wrap is not None:
                 connector = self.wrap(connector)

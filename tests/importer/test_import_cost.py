@@ -9,12 +9,15 @@ those accounts (and the holders of a site it confirms deleted), whatever the cor
 from __future__ import annotations
 
 import math
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Iterator
+from typing import Any
 
 import pytest
-from import_harness import SimCorp, options, state_of
+from import_harness import SimCorp, assert_matches_sim, options, state_of
 
-from sigsci_iga.domain.model import RepositoryView
+from sigsci_iga.connectors.base import AccountBatches
+from sigsci_iga.domain.diff import Diff
+from sigsci_iga.domain.model import AccountSnapshot, RepositoryView
 from sigsci_iga.store import Repository
 
 USERS = "GET /corps/{corp}/users"
@@ -152,3 +155,56 @@ def test_a_bulk_import_leaves_planner_statistics_for_what_it_loaded(repo: Reposi
         estimate = _planner_rows(repo, table)
         assert estimate is not None, f"no statistics for {table}"
         assert abs(estimate - actual) <= actual * 0.2, (table, estimate, actual)
+
+
+def test_a_full_import_takes_the_users_in_bounded_batches_and_applies_them_in_parts(
+    repo: Repository,
+) -> None:
+    """The memory shape of a full import: no batch, and no part of the diff, holds the corp."""
+    corp = SimCorp.create(users=60, sites=12, seed=9)
+    corp.users_batch = 7
+    batches: list[int] = []
+    parts: list[int] = []
+
+    class Counting:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+            self.kind = inner.kind
+
+        async def stream_accounts(self, into: AccountBatches) -> None:
+            class Into:
+                def begin(self) -> None:
+                    into.begin()
+
+                def batch(self, accounts: list[AccountSnapshot]) -> None:
+                    batches.append(len(accounts))
+                    into.batch(accounts)
+
+            await self.inner.stream_accounts(Into())
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.inner, name)
+
+    corp.wrap = Counting
+    endpoint = corp.register(repo)
+    applied = repo.runs.apply_parts
+
+    def counted_apply(run_id: int, head: Diff, spooled: Iterable[Diff], **kw: Any) -> Any:
+        def each() -> Iterator[Diff]:
+            for part in spooled:
+                parts.append(len({a.email for a in part.accounts_added}))
+                yield part
+
+        return applied(run_id, head, each(), **kw)
+
+    repo.runs.apply_parts = counted_apply  # type: ignore[method-assign]
+
+    result = corp.run(repo, opts=options(mode="full")).ok()
+
+    users = len(corp.state.users)
+    assert batches == [7] * (users // 7) + ([users % 7] if users % 7 else [])
+    assert max(parts) <= 7
+    assert sum(parts) == users == result.accounts_read
+    assert result.diff.summary()["accounts"]["added"] == users
+    assert len(result.diff.accounts_added) == users  # a preview: the whole corp fits in it here
+    assert_matches_sim(repo, endpoint, corp)

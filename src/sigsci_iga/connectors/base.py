@@ -74,6 +74,16 @@ class ConnectionReport:
     credential_max_age_seconds: int | None = None
 
 
+class AccountBatches(Protocol):
+    """Takes a full read's accounts a batch at a time (`StreamingConnector.stream_accounts`)."""
+
+    def begin(self) -> None:
+        """A read (or a retry of it) starts: forget every batch taken so far."""
+
+    def batch(self, accounts: list[AccountSnapshot]) -> None:
+        """The next accounts of the read; raising stops it."""
+
+
 class Connector(Protocol):
     """Reading side of a target."""
 
@@ -181,6 +191,14 @@ class PlannedCall:
     method: str
     path: str
     body: object = None
+
+
+class StreamingConnector(Connector, Protocol):
+    """A connector that can hand over a full read's accounts as they arrive, never all at once."""
+
+    async def stream_accounts(self, into: AccountBatches) -> None:
+        """Every account, once each, in batches; a read that starts again calls `begin` again."""
+        ...
 
 
 class ProvisioningConnector(Connector, Protocol):

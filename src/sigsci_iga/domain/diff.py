@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal, NamedTuple
 
@@ -88,6 +88,9 @@ class Diff:
     entitlements_reactivated: tuple[EntitlementChange, ...] = ()
     links_added: tuple[LinkRef, ...] = ()
     links_removed: tuple[LinkRef, ...] = ()
+    #: The whole diff's `summary()` when this holds only some of its items: an applied full
+    #: import streams its diff through a spool and keeps no more than a preview of it.
+    counted: Mapping[str, Mapping[str, int]] | None = None
 
     def __repr__(self) -> str:
         # Counts, not contents: asyncio's SIGINT handling reprs the task holding an import's
@@ -96,6 +99,8 @@ class Diff:
 
     @property
     def is_empty(self) -> bool:
+        if self.counted is not None:
+            return not any(n for counts in self.counted.values() for n in counts.values())
         return not any(
             (
                 self.accounts_added,
@@ -113,6 +118,8 @@ class Diff:
 
     def summary(self) -> dict[str, dict[str, int]]:
         """Counts per object kind and action, e.g. `{"accounts": {"added": 3, ...}, "Site": ...}`."""
+        if self.counted is not None:
+            return {kind: dict(counts) for kind, counts in self.counted.items()}
 
         def per_type(items: Iterable[NewEntitlement | EntitlementChange], kind: str) -> int:
             return sum(1 for i in items if i.type == kind)
@@ -144,6 +151,8 @@ class Diff:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-compatible dict; `Diff.from_json` reads it back exactly."""
+        if self.counted is not None:
+            raise ValueError("a preview of a diff cannot be stored as the diff")
 
         def account(snapshot: AccountSnapshot) -> dict[str, JsonValue]:
             data = snapshot.to_json()
@@ -253,6 +262,109 @@ def compute_diff(
     return _diff(current, accounts, sites, mode)
 
 
+class FullDiffStream:
+    """A full import's diff computed a batch of accounts at a time, as parts.
+
+    `compute_diff(current, snapshot, mode="full")` needs the whole corp at once; this needs the
+    sites first, then each batch of accounts (`accounts`), then what the read did not list
+    (`absent`), then the entitlement work (`head`). Together the parts are that same diff
+    (`join`), so a corp can be diffed while it is read, without holding it whole.
+    """
+
+    def __init__(self, current: RepositoryView, sites: Iterable[SiteSnapshot]) -> None:
+        self.current = current
+        self._sites: dict[str, SiteSnapshot] = {s.name: s for s in sites}
+        self._seen: set[str] = set()
+        self._needed_sites: set[str] = set()
+        self._needed_roles: set[str] = set()
+
+    def accounts(self, batch: Iterable[AccountSnapshot]) -> Diff:
+        """The work for these accounts, each listed once in the whole read."""
+        work = _AccountWork()
+        held = self.current.accounts
+        no_sites: set[str] = set()
+        for snapshot in batch:
+            email = snapshot.email
+            state = held.get(email)
+            if state is not None:
+                self._seen.add(email)
+            # In a full read no listed site is deleted, and an unlisted one that an account
+            # holds is kept (see `head`): nothing can contradict a deletion.
+            work.account(email, snapshot, state, no_sites)
+        self._needed_sites |= work.needed_sites
+        self._needed_roles |= work.needed_roles
+        return work.diff("full")
+
+    def absent(self, batch_size: int) -> Iterator[Diff]:
+        """The work for the accounts the repository holds that no batch listed, in parts."""
+        work = _AccountWork()
+        count = 0
+        for email, state in self.current.accounts.items():
+            if email in self._seen:
+                continue
+            work.account(email, None, state, set())
+            count += 1
+            if count >= batch_size:
+                yield work.diff("full")
+                work, count = _AccountWork(), 0
+        if count:
+            yield work.diff("full")
+
+    def head(self) -> Diff:
+        """The entitlement work: sites listed or held, roles held, sites gone."""
+        builder = _Builder(self.current)
+        for name, site in self._sites.items():
+            builder.give(_SITE, name, site.display_name)
+        for name, state in self.current.sites.items():
+            gone = name not in self._sites and name not in self._needed_sites
+            if gone and state.status == _ACTIVE_ENT:
+                builder.gone(_SITE, name)
+        for name in self._needed_sites:
+            builder.referenced(_SITE, name, "")
+        for role in self._needed_roles:
+            builder.referenced(_ROLE, role, role)
+        return builder.diff("full")
+
+
+def join(parts: Iterable[Diff], mode: DiffMode = "full") -> Diff:
+    """One diff from disjoint parts (`FullDiffStream`), ordered as `compute_diff` orders it."""
+    lists: dict[str, list[Any]] = {name: [] for name in _LISTS}
+    for part in parts:
+        for name in _LISTS:
+            lists[name].extend(getattr(part, name))
+    ordered: dict[str, Any] = {
+        name: tuple(sorted(items, key=_ORDER[name])) for name, items in lists.items()
+    }
+    return Diff(mode=mode, **ordered)
+
+
+def _by_email(item: AccountSnapshot | AccountChange) -> str:
+    return item.email
+
+
+def _by_key(item: NewEntitlement | EntitlementChange) -> tuple[str, str]:
+    return (item.type, item.value)
+
+
+def _link(item: LinkRef) -> LinkRef:
+    return item
+
+
+_ORDER: dict[str, Any] = {
+    "accounts_added": _by_email,
+    "accounts_changed": _by_email,
+    "accounts_suspended": _by_email,
+    "accounts_reactivated": _by_email,
+    "entitlements_added": _by_key,
+    "entitlements_changed": _by_key,
+    "entitlements_inactivated": _by_key,
+    "entitlements_reactivated": _by_key,
+    "links_added": _link,
+    "links_removed": _link,
+}
+_LISTS = tuple(_ORDER)
+
+
 def compute_partial_diff(
     current: RepositoryView,
     changed_accounts: Mapping[str, AccountSnapshot | None],
@@ -324,6 +436,16 @@ class _Builder:
             change = FieldChange("status", state.status, _INACTIVE_ENT)
             self.inactivated[(kind, value)] = EntitlementChange(kind, value, (change,))
 
+    def diff(self, mode: DiffMode) -> Diff:
+        """The entitlement work alone."""
+        return Diff(
+            mode=mode,
+            entitlements_added=tuple(sorted(self.added.values(), key=_by_key)),
+            entitlements_changed=tuple(sorted(self.changed.values(), key=_by_key)),
+            entitlements_inactivated=tuple(sorted(self.inactivated.values(), key=_by_key)),
+            entitlements_reactivated=tuple(sorted(self.reactivated.values(), key=_by_key)),
+        )
+
 
 class _AccountWork:
     """Collects account and link work, one account at a time."""
@@ -383,10 +505,26 @@ class _AccountWork:
                 self.changed.append(AccountChange(email, tuple(changes)))
             old_sites, old_roles = state.sites, state.roles
         new_roles = frozenset((snapshot.role,))
-        self.links_added.extend(LinkRef(email, _SITE, s) for s in snapshot.sites - old_sites)
+        # tuple.__new__ skips NamedTuple's Python-level constructor (half a million links).
+        link = tuple.__new__
+        self.links_added.extend(
+            link(LinkRef, (email, _SITE, s)) for s in snapshot.sites - old_sites
+        )
         self.links_added.extend(LinkRef(email, _ROLE, r) for r in new_roles - old_roles)
         self.links_removed.extend(LinkRef(email, _SITE, s) for s in old_sites - snapshot.sites)
         self.links_removed.extend(LinkRef(email, _ROLE, r) for r in old_roles - new_roles)
+
+    def diff(self, mode: DiffMode) -> Diff:
+        """The account and link work alone, in the order the accounts came (`join` sorts)."""
+        return Diff(
+            mode=mode,
+            accounts_added=tuple(self.added),
+            accounts_changed=tuple(self.changed),
+            accounts_suspended=tuple(self.suspended),
+            accounts_reactivated=tuple(self.reactivated),
+            links_added=tuple(self.links_added),
+            links_removed=tuple(self.links_removed),
+        )
 
 
 def _diff(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,5 +97,28 @@ def plan_json(diff: Diff, *, limit: int | None = None) -> dict[str, Any]:
         counts[item.action] += 1
         if limit is None or len(items) < limit:
             items.append(item.to_json())
+    if diff.counted is not None:
+        # A preview: its items are some of the diff's, the counts are the whole diff's.
+        counts = _counts_of(diff.counted)
     total = sum(counts.values())
     return {"counts": counts, "total": total, "items": items, "truncated": len(items) < total}
+
+
+_VERBS = {
+    "added": "add",
+    "changed": "change",
+    "suspended": "suspend",
+    "reactivated": "reactivate",
+    "inactivated": "inactivate",
+    "removed": "remove",
+}
+
+
+def _counts_of(summary: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Plan counts per action from a diff's `summary()`."""
+    counts = dict.fromkeys(ACTIONS, 0)
+    for kind, actions in summary.items():
+        noun = {"accounts": "account", "links": "link"}.get(kind, "entitlement")
+        for action, n in actions.items():
+            counts[f"{_VERBS[action]}_{noun}"] += n
+    return counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sigsci_iga.domain.diff import Diff
@@ -61,19 +62,35 @@ def evaluate_thresholds(
     diff: Diff, current_counts: CurrentCounts, thresholds: Thresholds | None = None
 ) -> Verdict:
     """Compare the removals in `diff` with the limits, relative to the current counts."""
+    return evaluate_summary(diff.summary(), current_counts, thresholds)
+
+
+def evaluate_summary(
+    summary: Mapping[str, Mapping[str, int]],
+    current_counts: CurrentCounts,
+    thresholds: Thresholds | None = None,
+) -> Verdict:
+    """`evaluate_thresholds` from a diff's counts (`Diff.summary()`), for a diff not held whole."""
     limits = thresholds or Thresholds()
-    sites_inactivated = sum(
-        1 for e in diff.entitlements_inactivated if e.type == EntitlementType.SITE
-    )
     checks = (
         (
             "accounts to suspend",
             limits.accounts_suspended,
-            len(diff.accounts_suspended),
+            summary["accounts"]["suspended"],
             current_counts.accounts,
         ),
-        ("links to remove", limits.links_removed, len(diff.links_removed), current_counts.links),
-        ("sites to inactivate", limits.sites_inactivated, sites_inactivated, current_counts.sites),
+        (
+            "links to remove",
+            limits.links_removed,
+            summary["links"]["removed"],
+            current_counts.links,
+        ),
+        (
+            "sites to inactivate",
+            limits.sites_inactivated,
+            summary[EntitlementType.SITE.value]["inactivated"],
+            current_counts.sites,
+        ),
     )
     reasons = []
     for label, limit, removed, existing in checks:

@@ -18,41 +18,49 @@ import gc
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sigsci_iga.connectors.base import (
+    AccountBatches,
     ChangeBatch,
     ChangeEvent,
     Connector,
     PageResult,
     require_caller,
 )
-from sigsci_iga.domain.diff import Diff, compute_diff, compute_partial_diff
+from sigsci_iga.domain.diff import Diff, FullDiffStream, compute_diff, compute_partial_diff, join
+from sigsci_iga.domain.emails import email_key
 from sigsci_iga.domain.model import (
     AccountSnapshot,
+    AccountStatus,
     CorpSnapshot,
     CurrentCounts,
     EntitlementStatus,
     EntitlementType,
+    RepositoryView,
     SiteSnapshot,
 )
 from sigsci_iga.domain.thresholds import (
     Thresholds,
     Verdict,
     counts_needed,
+    evaluate_summary,
     evaluate_thresholds,
 )
 from sigsci_iga.errors import ApiError, NotFoundError, SigsciIgaError, UnexpectedResponseError
 from sigsci_iga.importer.screening import (
     CLOCK_SKEW,
     Screening,
+    as_held,
     believable_events,
     known_roles,
     refuse_duplicate_emails,
     screen_account,
     screen_corp,
     screen_site,
+    shown,
 )
+from sigsci_iga.importer.spool import DiffSpool
 from sigsci_iga.store import Checkpoint, Repository, RunRecord
 from sigsci_iga.store.identities import correlation_rule
 
@@ -76,6 +84,8 @@ SITE_FEEDS = "sites"
 PARTIAL_VIEW_LIMIT = 5_000
 
 T = TypeVar("T")
+#: `StreamingConnector.stream_accounts` of the connector at hand.
+StreamAccounts = Callable[[AccountBatches], Awaitable[None]]
 Progress = Callable[[str, int, int | None], None]
 
 
@@ -238,6 +248,10 @@ class Importer:
     async def _full_run(
         self, options: ImportOptions, fallback: str | None, run_id: int
     ) -> ImportResult:
+        # A connector that can hand its accounts over as they arrive (`StreamingConnector`).
+        stream: StreamAccounts | None = getattr(self.connector, "stream_accounts", None)
+        if stream is not None:
+            return await self._streamed_full_run(stream, options, fallback, run_id)
         started = self.clock()
         snapshot = await read_corp(
             self.connector, required_account=options.required_account, progress=self.progress
@@ -275,6 +289,74 @@ class Importer:
             fallback_reason=fallback,
             accounts_read=accounts_read,
             sites_read=sites_read,
+        )
+
+    async def _streamed_full_run(
+        self,
+        stream: StreamAccounts,
+        options: ImportOptions,
+        fallback: str | None,
+        run_id: int,
+    ) -> ImportResult:
+        """A full run that diffs the accounts as they arrive and never holds the corp whole.
+
+        The sites are read first (the accounts' memberships are screened against them); each
+        batch of accounts is screened, diffed and written to a spool on disk; only when the read
+        has ended, whole and believable, are the thresholds decided on the counts and the spool
+        applied part by part in one transaction. A read that fails midway leaves only the spool,
+        which goes with it.
+        """
+        started = self.clock()
+        sites: list[SiteSnapshot] = await _read_all(
+            self.connector.sites_page, "sites", self.progress
+        )
+        view = self.repository.runs.load_view(self.endpoint)
+        read = _StreamedRead(
+            view, sites, known_roles(self.connector), options.required_account, self.progress
+        )
+        try:
+            await stream(read)
+            head = read.finish()
+            summary = read.spool.summary()
+            for kind, counts in head.summary().items():
+                for action, n in counts.items():
+                    summary[kind][action] += n
+            verdict = evaluate_summary(summary, view.counts(), options.thresholds)
+            learned = self.repository.endpoints.get(self.endpoint).checkpoint.membership_feed
+            checkpoint = Checkpoint(
+                last_activity=started - options.overlap, event_ids=(), membership_feed=learned
+            )
+            if options.dry_run or verdict.held:
+                # The plan is kept itemised, so the diff is joined whole for it (see
+                # docs/architecture.md: a held or dry run of a whole corp costs its diff).
+                diff = join((head, *read.spool))
+                run = self._conclude(run_id, diff, verdict, view.version, checkpoint, options)
+            else:
+                self.progress("diff", 1, 1)
+                self.progress("apply", 0, 1)
+                run = self.repository.runs.apply_parts(
+                    run_id,
+                    head,
+                    read.spool,
+                    summary=summary,
+                    base_version=view.version,
+                    checkpoint=checkpoint,
+                    correlation_rule=options.correlation_rule,
+                )
+                self.progress("apply", 1, 1)
+                diff = _preview(head, read.spool, summary)
+        finally:
+            read.spool.close()
+        run = self._noted(run, read.screening)
+        return ImportResult(
+            warnings=tuple(read.screening.warnings),
+            run=run,
+            mode="full",
+            diff=diff,
+            verdict=verdict,
+            fallback_reason=fallback,
+            accounts_read=read.accounts_read,
+            sites_read=len(read.sites),
         )
 
     async def _incremental(self, options: ImportOptions) -> ImportResult:
@@ -572,3 +654,115 @@ def _advance(
     # Every event the next read can return again was in this batch too (same feed, later start).
     keep = {e.id for e in events if e.created >= window}
     return Checkpoint(last_activity=newest, event_ids=tuple(sorted(keep)))
+
+
+#: Items of each kind an applied streamed run keeps as its result's preview of the diff.
+PREVIEW_ITEMS = 1_000
+#: Accounts the repository holds but the read did not list, diffed and spooled per part.
+ABSENT_BATCH = 2_000
+
+
+class _StreamedRead:
+    """A full read's accounts, screened and diffed batch by batch into a spool on disk.
+
+    The same checks as `read_corp` and `screen_corp` make, one batch at a time: the caller must
+    be listed, no email twice, accounts and memberships screened (a skipped account the
+    repository holds stays as it was), memberships only of the sites read.
+    """
+
+    def __init__(
+        self,
+        view: RepositoryView,
+        sites: Sequence[SiteSnapshot],
+        roles: frozenset[str] | None,
+        required_account: str | None,
+        progress: Progress,
+    ) -> None:
+        self.view = view
+        self.raw_sites = sites
+        self.roles = roles
+        self.required = email_key(required_account) if required_account else None
+        self.progress = progress
+        self.spool = DiffSpool()
+        self.begin()
+
+    def begin(self) -> None:
+        self.spool.clear()
+        self.screening = Screening()
+        self.sites = [s for s in self.raw_sites if screen_site(s, self.screening) is not None]
+        self.site_names = frozenset(s.name for s in self.sites)
+        self.diff = FullDiffStream(self.view, self.sites)
+        self.emails: set[str] = set()
+        self.caller_listed = False
+        self.accounts_read = 0
+
+    def batch(self, accounts: list[AccountSnapshot]) -> None:
+        kept: list[AccountSnapshot] = []
+        held = self.view.accounts
+        for account in accounts:
+            key = account.email.lower()
+            if key in self.emails:
+                raise UnexpectedResponseError(
+                    method="GET",
+                    path="accounts",
+                    status=None,
+                    message=f"the accounts list names {shown(key)} twice; "
+                    "the answer cannot be trusted",
+                )
+            self.emails.add(key)
+            self.caller_listed = self.caller_listed or key == self.required
+            screened = screen_account(account, self.roles, self.screening, self.site_names)
+            if screened is None:
+                previous = held.get(key)
+                if previous is None or previous.status == AccountStatus.SUSPENDED:
+                    continue
+                screened = as_held(previous)
+            if not screened.sites <= self.site_names:
+                # A membership of a site that was skipped is no membership the repository holds.
+                screened = replace(screened, sites=screened.sites & self.site_names)
+            kept.append(screened)
+        self.accounts_read += len(kept)
+        self.spool.add(self.diff.accounts(kept))
+        self.progress("accounts", self.accounts_read, None)
+
+    def finish(self) -> Diff:
+        """After the last batch: refuse a list that cannot be the corp's, spool the absent."""
+        if not self.emails or (self.required is not None and not self.caller_listed):
+            # The same refusal `require_caller` gives a listing held whole.
+            require_caller(set(), self.required, path="users")
+        for part in self.diff.absent(ABSENT_BATCH):
+            self.spool.add(part)
+        return self.diff.head()
+
+
+def _preview(head: Diff, spool: DiffSpool, summary: Mapping[str, Mapping[str, int]]) -> Diff:
+    """The first items of a spooled diff of each kind, with the whole diff's counts.
+
+    Parts are read until about `PREVIEW_ITEMS` accounts' work is in, not to the end: at
+    half a million accounts, reading the spool again only for a preview would cost seconds.
+    """
+    read: list[Diff] = [head]
+    accounts = 0
+    for part in spool:
+        read.append(part)
+        accounts += len(part.accounts_added) + len(part.accounts_changed)
+        accounts += len(part.accounts_suspended) + len(part.accounts_reactivated)
+        if accounts >= PREVIEW_ITEMS:
+            break
+    first = join(read)
+    items: dict[str, Any] = {name: getattr(first, name)[:PREVIEW_ITEMS] for name in _ITEM_LISTS}
+    return Diff(mode="full", counted=summary, **items)
+
+
+_ITEM_LISTS = (
+    "accounts_added",
+    "accounts_changed",
+    "accounts_suspended",
+    "accounts_reactivated",
+    "entitlements_added",
+    "entitlements_changed",
+    "entitlements_inactivated",
+    "entitlements_reactivated",
+    "links_added",
+    "links_removed",
+)

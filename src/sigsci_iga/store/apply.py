@@ -6,6 +6,7 @@ per-row SELECT, so a 50k-account / 500k-link initial import stays a matter of se
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -254,8 +255,9 @@ _HISTORY_COLUMNS = (
     "task_id",
 )
 # Up to this many accounts, links are resolved with an IN list instead of reading every account
-# of the endpoint: a provisioning task touches one account of perhaps 50k.
-_SMALL_LINK_SET = 500
+# of the endpoint: a provisioning task touches one account of perhaps 50k, and a part of a
+# spooled diff a few thousand (reading every account for each part would be quadratic).
+_SMALL_LINK_SET = 5_000
 
 
 class _History:
@@ -312,6 +314,7 @@ class _History:
 
     def flush(self, conn: Connection) -> None:
         _insert_tuples(conn, history, _HISTORY_COLUMNS, self.rows)
+        self.rows = []
 
 
 def apply_diff(
@@ -331,14 +334,55 @@ def apply_diff(
     several tasks' outcomes applied at once name theirs in `task_of`, by history object key
     (the email, or `Type:value` for an entitlement).
     """
+    return apply_diff_parts(
+        conn,
+        endpoint_id,
+        diff,
+        (),
+        links_added=len(diff.links_added),
+        run_id=run_id,
+        expected_version=expected_version,
+        now=now,
+        task_id=task_id,
+        task_of=task_of,
+    )
+
+
+def apply_diff_parts(
+    conn: Connection,
+    endpoint_id: int,
+    head: Diff,
+    parts: Iterable[Diff],
+    *,
+    links_added: int,
+    run_id: int | None,
+    expected_version: int,
+    now: datetime,
+    task_id: int | None = None,
+    task_of: Mapping[str, int] | None = None,
+) -> int:
+    """Apply a diff given as `head` (all its entitlement work) and `parts` (account work).
+
+    A part is applied and forgotten before the next is read, so a diff spooled in parts (see
+    `importer.spool`) never needs to be held whole; `links_added` is the total over all of
+    them, which decides whether the links are loaded in bulk. Same transaction rules and
+    history as `apply_diff`.
+    """
     version = bump_version(conn, endpoint_id, expected_version)
     types = ensure_types(conn, endpoint_id)
     record = _History(conn, endpoint_id, run_id, now, task_id, task_of)
-    _apply_entitlements(conn, diff, types, record)
-    _apply_accounts(conn, endpoint_id, diff, record)
-    _apply_links(conn, endpoint_id, diff, types, record)
-    record.flush(conn)
-    loaded = len(diff.accounts_added) + len(diff.links_added) + len(diff.links_removed)
+    _apply_entitlements(conn, head, types, record)
+    value_ids: dict[tuple[str, str], int] | None = None
+    loaded = 0
+    with _bulk_link_load(conn, links_added):
+        for part in itertools.chain((head,), parts):
+            _apply_accounts(conn, endpoint_id, part, record)
+            if part.links_added or part.links_removed:
+                if value_ids is None:
+                    value_ids = _value_ids(conn, types)
+                _apply_links(conn, endpoint_id, part, value_ids, record)
+            record.flush(conn)
+            loaded += len(part.accounts_added) + len(part.links_added) + len(part.links_removed)
     if loaded >= ANALYZE_AFTER_ROWS:
         analyze(conn, _ANALYZED_TABLES)
     return version
@@ -452,20 +496,10 @@ def _apply_accounts(conn: Connection, endpoint_id: int, diff: Diff, record: _His
             record.add("account", change.email, c.field, dump(c.old), dump(c.new))
 
 
-def _apply_links(
-    conn: Connection, endpoint_id: int, diff: Diff, types: Mapping[str, int], record: _History
-) -> None:
-    if not diff.links_added and not diff.links_removed:
-        return
-    wanted = {link.email for link in (*diff.links_added, *diff.links_removed)}
-    account_query = sa.select(accounts.c.email, accounts.c.id).where(
-        accounts.c.endpoint_id == endpoint_id
-    )
-    if len(wanted) <= _SMALL_LINK_SET:
-        account_query = account_query.where(accounts.c.email.in_(sorted(wanted)))
-    account_ids: dict[str, int] = {email: id_ for email, id_ in conn.execute(account_query)}
+def _value_ids(conn: Connection, types: Mapping[str, int]) -> dict[tuple[str, str], int]:
+    """Every entitlement value's id, by (type name, value)."""
     type_names = {id_: name for name, id_ in types.items()}
-    value_ids: dict[tuple[str, str], int] = {
+    return {
         (type_names[type_id], value): id_
         for id_, type_id, value in conn.execute(
             sa.select(
@@ -473,6 +507,22 @@ def _apply_links(
             ).where(entitlement_values.c.type_id.in_(list(types.values())))
         )
     }
+
+
+def _apply_links(
+    conn: Connection,
+    endpoint_id: int,
+    diff: Diff,
+    value_ids: Mapping[tuple[str, str], int],
+    record: _History,
+) -> None:
+    wanted = {link.email for link in (*diff.links_added, *diff.links_removed)}
+    account_query = sa.select(accounts.c.email, accounts.c.id).where(
+        accounts.c.endpoint_id == endpoint_id
+    )
+    if len(wanted) <= _SMALL_LINK_SET:
+        account_query = account_query.where(accounts.c.email.in_(sorted(wanted)))
+    account_ids: dict[str, int] = {email: id_ for email, id_ in conn.execute(account_query)}
     if diff.links_removed:
         _delete_links(
             conn,
@@ -491,18 +541,17 @@ def _apply_links(
                 owner_key=link_key(link.email, link.type, link.value),
             )
     if diff.links_added:
-        with _bulk_link_load(conn, len(diff.links_added)):
-            _insert_tuples(
-                conn,
-                account_entitlements,
-                ("account_id", "value_id"),
-                # In primary-key order, so the index grows at its right edge.
-                sorted(
-                    (account_ids[link.email], value_ids[(link.type, link.value)])
-                    for link in diff.links_added
-                ),
-                binary_types=("int4", "int4"),
-            )
+        _insert_tuples(
+            conn,
+            account_entitlements,
+            ("account_id", "value_id"),
+            # In primary-key order, so the index grows at its right edge.
+            sorted(
+                (account_ids[link.email], value_ids[(link.type, link.value)])
+                for link in diff.links_added
+            ),
+            binary_types=("int4", "int4"),
+        )
         added_accounts = {a.email for a in diff.accounts_added}
         for link in diff.links_added:
             if link.email not in added_accounts:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import os
 import socket
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ from sigsci_iga.domain.diff import Diff
 from sigsci_iga.domain.model import CurrentCounts, RepositoryView
 from sigsci_iga.errors import RecordNotFoundError, RunStateError
 from sigsci_iga.store import identities as identity_store
-from sigsci_iga.store.apply import apply_diff
+from sigsci_iga.store.apply import apply_diff, apply_diff_parts
 from sigsci_iga.store.db import Database
 from sigsci_iga.store.endpoints import find_endpoint_id, write_checkpoint
 from sigsci_iga.store.records import (
@@ -221,6 +221,53 @@ class Runs:
                     status="succeeded",
                     finished_at=now,
                     counts=diff.summary(),
+                    base_version=base_version,
+                    applied_version=version,
+                )
+            )
+        return self.get(run_id)
+
+    def apply_parts(
+        self,
+        run_id: int,
+        head: Diff,
+        parts: Iterable[Diff],
+        *,
+        summary: Mapping[str, Mapping[str, int]],
+        base_version: int,
+        checkpoint: Checkpoint | None = None,
+        correlation_rule: str | None = None,
+    ) -> RunRecord:
+        """`apply` for a diff given in parts (see `store.apply.apply_diff_parts`), atomically.
+
+        `summary` is the whole diff's counts, recorded with the run; every part is applied in
+        the one transaction, and the endpoint's accounts are all correlated.
+        """
+        rule = identity_store.correlation_rule(correlation_rule) if correlation_rule else None
+        with self._db.write() as conn:
+            endpoint_id = self._running(conn, run_id)
+            now = _now()
+            version = apply_diff_parts(
+                conn,
+                endpoint_id,
+                head,
+                parts,
+                links_added=summary["links"]["added"],
+                run_id=run_id,
+                expected_version=base_version,
+                now=now,
+            )
+            if checkpoint is not None:
+                write_checkpoint(conn, endpoint_id, checkpoint)
+            if rule is not None:
+                identity_store.correlate(conn, endpoint_id, rule)
+            conn.execute(
+                import_runs.update()
+                .where(import_runs.c.id == run_id)
+                .values(
+                    status="succeeded",
+                    finished_at=now,
+                    counts=_counts(summary),
                     base_version=base_version,
                     applied_version=version,
                 )

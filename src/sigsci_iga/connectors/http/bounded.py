@@ -9,6 +9,8 @@ it is decoded, chunk by chunk, so an oversized one is refused as soon as it pass
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Protocol
 
 import httpx
 
@@ -20,6 +22,16 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 
 
+class BodySink(Protocol):
+    """Takes a body as it is decoded, instead of it being kept (a users list of 690 MB)."""
+
+    def feed(self, chunk: bytes) -> None:
+        """The next decoded bytes; raising stops the read."""
+
+    def end(self) -> None:
+        """The body is complete."""
+
+
 async def send_bounded(
     http: httpx.AsyncClient,
     request: httpx.Request,
@@ -27,17 +39,24 @@ async def send_bounded(
     deadline: float,
     max_body_bytes: int,
     shown: str,
+    sink_for: Callable[[httpx.Response], BodySink | None] | None = None,
 ) -> httpx.Response:
     """Send `request` and read its body whole, within `deadline` seconds and `max_body_bytes`.
 
     A missed deadline is a `TransientError` (a slow server may recover), an oversized or
     undecodable body an `UnexpectedResponseError`; transport errors propagate as httpx raises
     them. The response returned holds the decoded body and no content-encoding header.
+
+    `sink_for` may take the body of a response (given its status and headers) as it arrives:
+    the cap then bounds what is streamed through the sink, the time the sink takes is not
+    counted against `deadline`, and the response returned is empty.
     """
     method = request.method
+    loop = asyncio.get_running_loop()
     try:
-        async with asyncio.timeout(deadline):
+        async with asyncio.timeout(deadline) as limit:
             response = await http.send(request, stream=True)
+            sink = sink_for(response) if sink_for is not None else None
             try:
                 chunks: list[bytes] = []
                 size = 0
@@ -51,7 +70,22 @@ async def send_bounded(
                             message=f"body larger than {max_body_bytes} bytes once decoded "
                             "(SIGSCI_IGA_MAX_BODY_BYTES); refused",
                         )
-                    chunks.append(chunk)
+                    if sink is None:
+                        chunks.append(chunk)
+                        continue
+                    # The deadline bounds the server's time, not ours: what the sink spends
+                    # on a chunk (decoding, diffing, spooling) moves the deadline as far.
+                    began = loop.time()
+                    sink.feed(chunk)
+                    when = limit.when()
+                    if when is not None:
+                        limit.reschedule(when + loop.time() - began)
+                if sink is not None:
+                    began = loop.time()
+                    sink.end()
+                    when = limit.when()
+                    if when is not None:
+                        limit.reschedule(when + loop.time() - began)
             except httpx.DecodingError:
                 raise UnexpectedResponseError(
                     method=method,

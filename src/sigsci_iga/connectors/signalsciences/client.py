@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from sigsci_iga.connectors.http.bounded import DEFAULT_MAX_BODY_BYTES, send_bounded
+from sigsci_iga.connectors.http.bounded import DEFAULT_MAX_BODY_BYTES, BodySink, send_bounded
 from sigsci_iga.connectors.http.calls import USER_AGENT, CallObserver, CallRecord, record_call
 from sigsci_iga.connectors.http.limits import RequestLimiter
 from sigsci_iga.connectors.http.responses import (
@@ -35,7 +35,13 @@ from sigsci_iga.connectors.http.responses import (
 )
 from sigsci_iga.connectors.http.segments import check_segment, check_sent_path
 from sigsci_iga.connectors.signalsciences.backoff import ReadRetry
-from sigsci_iga.connectors.signalsciences.decode import UserRow, decode_users
+from sigsci_iga.connectors.signalsciences.decode import (
+    BATCH_USERS,
+    UserRow,
+    UsersReader,
+    UsersSink,
+    decode_users,
+)
 from sigsci_iga.connectors.signalsciences.models import (
     ActivityEvent,
     Corp,
@@ -112,6 +118,8 @@ class Reply:
 
 #: Turns a 2xx response into its value: (method, shown path, response) -> body.
 BodyParser = Callable[[str, str, httpx.Response], Any]
+#: Takes a 2xx body as it arrives instead of it being kept: (method, shown path, response).
+BodyStream = Callable[[str, str, httpx.Response], BodySink]
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -271,6 +279,7 @@ class SigSciClient:
         form: Mapping[str, str] | None = None,
         authenticated: bool = True,
         parse: BodyParser | None = None,
+        stream: BodyStream | None = None,
     ) -> Reply:
         shown = path
         if params:
@@ -290,6 +299,9 @@ class SigSciClient:
                     deadline=self._deadline,
                     max_body_bytes=self._max_body_bytes,
                     shown=shown,
+                    sink_for=None
+                    if stream is None
+                    else lambda r: stream(method, shown, r) if r.is_success else None,
                 )
             except ApiError as exc:
                 self._notify(
@@ -307,7 +319,9 @@ class SigSciClient:
         if failure is None:
             # A truncated or non-JSON 2xx is a failed call too, for observers as for callers.
             try:
-                if parse is None:
+                if stream is not None:
+                    body = None  # the sink took it as it arrived
+                elif parse is None:
                     body = decode_json(method, shown, response)
                 else:
                     body = parse(method, shown, response)
@@ -334,13 +348,14 @@ class SigSciClient:
         params: Mapping[str, str | int] | None = None,
         json_body: Any = None,
         parse: BodyParser | None = None,
+        stream: BodyStream | None = None,
     ) -> Reply:
         """Send one call, logging in first for a password session and once more if it expired."""
         if self._token is None and self._session_token is None:
             await self.login()
         try:
             return await self._send_once(
-                method, path, params=params, json_body=json_body, parse=parse
+                method, path, params=params, json_body=json_body, parse=parse, stream=stream
             )
         except AuthError:
             if self._token is not None or self._password is None:
@@ -348,7 +363,7 @@ class SigSciClient:
             # Session tokens can expire early; log in again once, as the official sample does.
             await self.login()
             return await self._send_once(
-                method, path, params=params, json_body=json_body, parse=parse
+                method, path, params=params, json_body=json_body, parse=parse, stream=stream
             )
 
     async def _read(
@@ -358,6 +373,7 @@ class SigSciClient:
         params: Mapping[str, str | int] | None = None,
         shape: str = "object",
         parse: BodyParser | None = None,
+        stream: BodyStream | None = None,
     ) -> Any:
         """GET with retries; returns the parsed body checked against the expected envelope."""
         retry = self._retry
@@ -366,7 +382,7 @@ class SigSciClient:
         throttled_since: float | None = None
         while True:
             try:
-                reply = await self._request("GET", path, params=params, parse=parse)
+                reply = await self._request("GET", path, params=params, parse=parse, stream=stream)
             except RateLimitedError as exc:
                 now = self._clock()
                 throttled_since = now if throttled_since is None else throttled_since
@@ -391,7 +407,7 @@ class SigSciClient:
                     raise
                 await self._sleep(retry.failure_wait(failures, exc.retry_after, self._rng))
                 continue
-            if parse is not None:
+            if parse is not None or stream is not None:
                 return reply.body
             shown = path + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
             return expect_shape("GET", shown, reply.status, reply.body, shape)
@@ -462,6 +478,36 @@ class SigSciClient:
         params = {"expand": "memberships"} if expand_memberships else None
         users: list[UserRow] = await self._read(path, params=params, parse=decode_users)
         return users
+
+    async def stream_users(
+        self,
+        sink: UsersSink,
+        *,
+        begin: Callable[[], None],
+        batch_users: int = BATCH_USERS,
+        expand_memberships: bool = True,
+    ) -> None:
+        """All corp users in one call, handed to `sink` in batches as the body arrives.
+
+        The body is never held whole. A failed read that is retried starts again from the
+        first user: `begin` is called before each attempt's first batch, and the caller must
+        forget what earlier attempts handed on.
+        """
+        path = self._corp_path("users")
+        params = {"expand": "memberships"} if expand_memberships else None
+
+        def reader(method: str, shown: str, response: httpx.Response) -> UsersReader:
+            begin()
+            return UsersReader(
+                method,
+                shown,
+                response.status_code,
+                sink,
+                content_type=response.headers.get("content-type", ""),
+                batch_users=batch_users,
+            )
+
+        await self._read(path, params=params, stream=reader)
 
     async def get_user(self, email: str, *, expand_memberships: bool = True) -> User:
         """One user, named as the server spells the email (some servers match it exactly)."""

@@ -7,6 +7,7 @@ import json
 from datetime import datetime
 
 from sigsci_iga.connectors.base import (
+    AccountBatches,
     AddToSite,
     ChangeBatch,
     ChangeEvent,
@@ -25,7 +26,7 @@ from sigsci_iga.connectors.signalsciences.client import (
     SigSciClient,
     SiteCursor,
 )
-from sigsci_iga.connectors.signalsciences.decode import UserRow
+from sigsci_iga.connectors.signalsciences.decode import BATCH_USERS, UserRow
 from sigsci_iga.connectors.signalsciences.models import ActivityEvent, Site, User, UserStatus
 from sigsci_iga.connectors.signalsciences.paths import api_path
 from sigsci_iga.domain.model import SERVER_EMAIL, AccountSnapshot, CorpRole, SiteSnapshot
@@ -101,10 +102,16 @@ class SignalSciencesConnector:
     known_roles: frozenset[str] = frozenset(role.value for role in CorpRole)
 
     def __init__(
-        self, client: SigSciClient, *, site_page_size: int = DEFAULT_SITE_PAGE_SIZE
+        self,
+        client: SigSciClient,
+        *,
+        site_page_size: int = DEFAULT_SITE_PAGE_SIZE,
+        users_batch: int = BATCH_USERS,
     ) -> None:
         self.client = client
         self.site_page_size = site_page_size
+        #: Users a streamed full read hands on at once (see `stream_accounts`).
+        self.users_batch = users_batch
 
     async def validate(self, caller: str | None) -> ConnectionReport:
         """Read the corp, the caller and the site list; any failure raises from the error tree.
@@ -154,6 +161,18 @@ class SignalSciencesConnector:
         while users:
             accounts.append(account_from_user(users.pop(), names))
         return PageResult(accounts, None, [a.email for a in accounts])
+
+    async def stream_accounts(self, into: AccountBatches) -> None:
+        """Every account, handed to `into` in batches as the users list arrives (never whole)."""
+        names: dict[str, str] = {}
+
+        def begin() -> None:
+            into.begin()
+
+        def take(users: list[UserRow]) -> None:
+            into.batch([account_from_user(user, names) for user in users])
+
+        await self.client.stream_users(take, begin=begin, batch_users=self.users_batch)
 
     async def sites_page(self, cursor: str | None) -> PageResult[SiteSnapshot]:
         at = SiteCursor() if cursor is None else SiteCursor(**json.loads(cursor))
