@@ -25,7 +25,7 @@ END = "<!-- command-reference: end -->"
 
 
 def command_tree() -> Any:
-    """The click command `sigsci-iga` runs, the simulator mounted as `main()` mounts it."""
+    """The click command `sigsci-iga` runs; `walk` builds each lazy sub-command it looks up."""
     return typer.main.get_command(cli_module.app)
 
 

@@ -1,8 +1,7 @@
 """The `sigsci-iga` command run in-process (Typer's CliRunner), with exactly the given settings.
 
 In-process runs take milliseconds where a child process takes half a second, so tables of many
-inputs can go through the real command. `main()` mounts `sim` on the same Typer app, so it is
-mounted here once too.
+inputs can go through the real command.
 """
 
 from __future__ import annotations
