@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +95,21 @@ def test_an_unknown_correlation_rule_is_refused_before_identities_are_written(
 
     assert "bogus" in line
     assert json.loads(imported_corp.run("identities", "list", "--json").stdout) == []
+
+
+def test_a_reader_that_closes_the_pipe_early_ends_the_listing_quietly(
+    imported_corp: ImportedCorp,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIGSCI")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sigsci_iga", "accounts", "list", "--json"],
+        env={**env, **imported_corp.env},
+        cwd=imported_corp.directory,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    process.stdout.close()  # as `| head -0` would, before the first row is written
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 0
+    assert errors == b""

@@ -292,3 +292,13 @@ def test_a_timing_needs_exactly_one_of_cron_and_interval() -> None:
         Timing("UTC", ANCHOR)
     with pytest.raises(InvalidInputError):
         Timing("UTC", ANCHOR, cron="* * * * *", interval_seconds=60)
+
+
+def test_an_hourly_job_fires_in_both_passes_of_the_repeated_hour_fire_by_fire() -> None:
+    # New York, 1 November 2026: 01:00 EDT, then 01:00 EST an hour later. Two times of one zone
+    # compare by wall clock, so the second pass once looked no later than the first.
+    timing = cron("0 * * * *", "America/New_York")
+    start = datetime(2026, 11, 1, 3, 30, tzinfo=UTC)  # 23:30 EDT
+    fires = walked(timing, start, start + timedelta(hours=4))
+    assert [t.astimezone(UTC).hour for t in fires] == [4, 5, 6, 7]
+    assert timing.due(start, start + timedelta(hours=4), limit=4).total == 4

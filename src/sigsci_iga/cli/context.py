@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import typer
 
 from sigsci_iga import app
 from sigsci_iga.cli.output import fail, print_traceback
@@ -72,6 +76,12 @@ def session() -> Iterator[app.AppContext]:
         yield ctx
     except SigsciIgaError as exc:
         end(exc)
+    except BrokenPipeError:
+        # The reader of our output closed it (`accounts list --json | head`): stop quietly and
+        # successfully, as ripgrep does, rather than report what the reader chose. Standard
+        # output now goes nowhere, so the interpreter's last flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except Exception as exc:
         if CliState.debug:
             raise

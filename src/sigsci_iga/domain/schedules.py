@@ -294,7 +294,9 @@ class _Walk:
     """
 
     def __init__(self, cron: str, moment: datetime, zone: ZoneInfo, *, reverse: bool) -> None:
-        self._moment = moment
+        # Compared in UTC: two times of one zone compare by wall clock, fold ignored, so the
+        # repeated hour's second pass (01:00 EST after 01:00 EDT) would not count as later.
+        self._moment = moment.astimezone(UTC)
         self._reverse = reverse
         start = moment.astimezone(zone)
         if reverse:
@@ -308,5 +310,6 @@ class _Walk:
     def __next__(self) -> datetime:
         while True:
             candidate = next(self._cron)
-            if (candidate <= self._moment) if self._reverse else (candidate > self._moment):
+            absolute = candidate.astimezone(UTC)
+            if (absolute <= self._moment) if self._reverse else (absolute > self._moment):
                 return candidate
