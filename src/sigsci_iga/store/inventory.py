@@ -64,10 +64,6 @@ class Inventory:
             filters.append(accounts.c.email == email_key(email))
         if after is not None:
             filters.append(accounts.c.email > after)
-        if role is not None:
-            filters.append(accounts.c.role == role)
-        if status is not None:
-            filters.append(accounts.c.status == status)
         if correlated is not None:
             filters.append(
                 accounts.c.identity_id.is_not(None)
@@ -76,10 +72,7 @@ class Inventory:
             )
         with self._db.read() as conn:
             endpoint_id = find_endpoint_id(conn, endpoint)
-            if site is not None:
-                filters.append(
-                    accounts.c.id.in_(_holders(endpoint_id, EntitlementType.SITE.value, site))
-                )
+            filters += _filters(endpoint_id, site=site, role=role, status=status)
             return account_records(conn, endpoint, endpoint_id, filters, limit=limit)
 
     def iter_accounts(
@@ -96,17 +89,9 @@ class Inventory:
         The first accounts come after one page's queries, whatever the size of the endpoint,
         and no more than a page is held at once.
         """
-        filters: list[sa.ColumnElement[bool]] = []
-        if role is not None:
-            filters.append(accounts.c.role == role)
-        if status is not None:
-            filters.append(accounts.c.status == status)
         with self._db.read(snapshot=True) as conn:
             endpoint_id = find_endpoint_id(conn, endpoint)
-            if site is not None:
-                filters.append(
-                    accounts.c.id.in_(_holders(endpoint_id, EntitlementType.SITE.value, site))
-                )
+            filters = _filters(endpoint_id, site=site, role=role, status=status)
             after: list[sa.ColumnElement[bool]] = []
             while True:
                 page = account_records(
@@ -133,32 +118,21 @@ class Inventory:
         sites: the first page holds `first_page` accounts, so the first are out before a large
         page is read; the others `page_size`.
         """
-        filters: list[sa.ColumnElement[bool]] = []
-        if role is not None:
-            filters.append(accounts.c.role == role)
-        if status is not None:
-            filters.append(accounts.c.status == status)
         with self._db.read(snapshot=True) as conn:
             if conn.dialect.name == "postgresql":
                 # A page's estimated cost passes the JIT threshold, and compiling it took
                 # seconds for a query that runs in a tenth of one.
                 conn.exec_driver_sql("SET LOCAL jit = off")
             endpoint_id = find_endpoint_id(conn, endpoint)
-            if site is not None:
-                filters.append(
-                    accounts.c.id.in_(_holders(endpoint_id, EntitlementType.SITE.value, site))
-                )
+            filters = _filters(endpoint_id, site=site, role=role, status=status)
+            active_sites = _values_of(
+                endpoint_id,
+                EntitlementType.SITE.value,
+                entitlement_values.c.id,
+                entitlement_values.c.value,
+            ).where(entitlement_values.c.status == EntitlementStatus.ACTIVE.value)
             site_names: dict[int, str] = {
-                value_id: str(value)
-                for value_id, value in conn.execute(
-                    sa.select(entitlement_values.c.id, entitlement_values.c.value)
-                    .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
-                    .where(
-                        entitlement_types.c.endpoint_id == endpoint_id,
-                        entitlement_types.c.name == EntitlementType.SITE.value,
-                        entitlement_values.c.status == EntitlementStatus.ACTIVE.value,
-                    )
-                )
+                value_id: str(value) for value_id, value in conn.execute(active_sites)
             }
             after: list[sa.ColumnElement[bool]] = []
             size = first_page
@@ -199,14 +173,8 @@ class Inventory:
         """Whether the endpoint has entitlement value `value` of `type`, in any status."""
         with self._db.read() as conn:
             endpoint_id = find_endpoint_id(conn, endpoint)
-            query = (
-                sa.select(entitlement_values.c.id)
-                .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
-                .where(
-                    entitlement_types.c.endpoint_id == endpoint_id,
-                    entitlement_types.c.name == type,
-                    entitlement_values.c.value == value,
-                )
+            query = _values_of(endpoint_id, type, entitlement_values.c.id).where(
+                entitlement_values.c.value == value
             )
             return conn.execute(query).first() is not None
 
@@ -217,13 +185,8 @@ class Inventory:
         wanted = sorted(set(values))
         with self._db.read() as conn:
             endpoint_id = find_endpoint_id(conn, endpoint)
-            of_type = (
-                sa.select(entitlement_values.c.value, entitlement_values.c.status)
-                .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
-                .where(
-                    entitlement_types.c.endpoint_id == endpoint_id,
-                    entitlement_types.c.name == type,
-                )
+            of_type = _values_of(
+                endpoint_id, type, entitlement_values.c.value, entitlement_values.c.status
             )
             found = {
                 value: status
@@ -327,6 +290,31 @@ class Inventory:
 
 def _load(value: str | None) -> Any:
     return None if value is None else json.loads(value)
+
+
+def _filters(
+    endpoint_id: int, *, site: str | None, role: str | None, status: str | None
+) -> list[sa.ColumnElement[bool]]:
+    """The conditions on accounts that the listings' `site`, `role` and `status` filters name."""
+    filters: list[sa.ColumnElement[bool]] = []
+    if role is not None:
+        filters.append(accounts.c.role == role)
+    if status is not None:
+        filters.append(accounts.c.status == status)
+    if site is not None:
+        filters.append(accounts.c.id.in_(_holders(endpoint_id, EntitlementType.SITE.value, site)))
+    return filters
+
+
+def _values_of(endpoint_id: int, type_name: str, *columns: Any) -> sa.Select[Any]:
+    """`columns` of the endpoint's values of one entitlement type."""
+    return (
+        sa.select(*columns)
+        .join(entitlement_types, entitlement_types.c.id == entitlement_values.c.type_id)
+        .where(
+            entitlement_types.c.endpoint_id == endpoint_id, entitlement_types.c.name == type_name
+        )
+    )
 
 
 def _holders(endpoint_id: int, type_name: str, value: str) -> sa.Select[Any]:
